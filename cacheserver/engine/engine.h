@@ -1,0 +1,145 @@
+// Engine: the storage interface of a cache node. It knows keys, values, client flags, TTLs,
+// CAS uniques, staleness and "win" tokens (for stale-while-revalidate), never protocol
+// commands: cacheserver/process maps commands onto these calls.
+//
+// Thread-safety: every method may be called from any thread at any time.
+// Item views handed to a visitor are valid only during the visit; the visitor runs while the
+// engine holds the item's shard lock, so it must be short and must not call the engine.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/function_ref.h"
+
+namespace cachetier::engine {
+
+// TTLs follow memcached: 0 never expires, 1..30 days is relative, larger is absolute unix time,
+// negative is already expired. resolve_exptime turns such a value into absolute unix seconds,
+// 0 meaning never and kExpiredNow meaning already expired.
+inline constexpr int64_t kRelativeTtlLimit = 60 * 60 * 24 * 30;
+inline constexpr int64_t kExpiredNow = -1;
+int64_t resolve_exptime(int64_t raw, int64_t now);
+
+struct ItemView {
+  std::string_view key;
+  std::string_view value;
+  uint32_t client_flags = 0;
+  uint64_t cas = 0;
+  int64_t exptime = 0;      // absolute unix seconds, 0 = never
+  int64_t last_access = 0;  // unix seconds
+  bool fetched_before = false;
+  // Lookup outcome for stale-while-revalidate (meta X/W/Z flags).
+  bool stale = false;
+  bool won = false;
+  bool win_already_sent = false;
+};
+
+struct LookupOptions {
+  bool bump = true;               // count as a use for LRU
+  bool update_exptime = false;    // gat / touch / mg T
+  int64_t exptime = 0;            // resolved
+  bool vivify = false;            // mg N: on a miss create an empty placeholder; caller wins
+  int64_t vivify_exptime = 0;     // resolved
+  bool recache = false;           // mg R: win if the remaining TTL is below recache_below
+  int64_t recache_below = 0;
+};
+
+struct LookupResult {
+  bool hit = false;
+  bool expired = false;  // the key was there but had expired (memcached's get_expired)
+  bool stale = false;    // marked stale by an invalidation
+  bool won = false;      // this caller won the right to recache
+  bool win_already_sent = false;
+};
+
+using ItemVisitor = FunctionRef<void(const ItemView&)>;
+
+enum class StoreMode : uint8_t { kSet, kAdd, kReplace, kAppend, kPrepend };
+
+enum class EngineStatus : uint8_t {
+  kOk, kNotFound, kNotStored, kExists, kNonNumeric, kTooLarge, kNoMemory,
+};
+
+struct StoreRequest {
+  StoreMode mode = StoreMode::kSet;
+  std::string_view key;
+  std::string_view value;
+  uint32_t client_flags = 0;
+  int64_t exptime = 0;        // resolved
+  uint64_t compare_cas = 0;   // non-zero: store only if the item's CAS matches
+  uint64_t new_cas = 0;       // non-zero: the stored item takes this CAS
+  bool invalidate = false;    // with compare_cas: an older CAS stores the value but marks it stale
+  bool vivify = false;        // append/prepend on a miss creates the item
+  int64_t vivify_exptime = 0; // resolved
+};
+
+struct StoreResult {
+  EngineStatus status = EngineStatus::kOk;
+  uint64_t cas = 0;
+  uint64_t size = 0;  // value size after the store
+};
+
+struct DeleteRequest {
+  std::string_view key;
+  uint64_t compare_cas = 0;
+  uint64_t new_cas = 0;
+  bool invalidate = false;      // mark stale instead of removing
+  bool update_exptime = false;  // with invalidate
+  int64_t exptime = 0;
+  bool drop_value = false;      // keep the item, empty its value
+};
+
+struct ArithRequest {
+  std::string_view key;
+  bool incr = true;
+  uint64_t delta = 1;
+  uint64_t compare_cas = 0;
+  uint64_t new_cas = 0;
+  bool vivify = false;  // on a miss create the item holding `initial`
+  int64_t vivify_exptime = 0;
+  uint64_t initial = 0;
+  bool update_exptime = false;
+  int64_t exptime = 0;
+};
+
+struct ArithResult {
+  EngineStatus status = EngineStatus::kOk;
+  uint64_t value = 0;
+  uint64_t cas = 0;
+  int64_t exptime = 0;
+};
+
+struct EngineStats {
+  uint64_t curr_items = 0;
+  uint64_t total_items = 0;
+  uint64_t bytes = 0;          // item bytes as memcached counts them (header + key + value)
+  uint64_t memory_used = 0;    // everything charged to the limit: items, allocator rounding, index
+  uint64_t limit = 0;
+  uint64_t hash_bytes = 0;
+  uint64_t evictions = 0;
+  uint64_t evicted_unfetched = 0;
+  uint64_t expired_unfetched = 0;
+  uint64_t reclaimed = 0;      // expired items freed by the background reclaimer
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Looks up key; on a hit calls visit(view) under the item's lock, then returns.
+  virtual LookupResult lookup(std::string_view key, const LookupOptions& opts,
+                              ItemVisitor visit) = 0;
+  virtual StoreResult store(const StoreRequest& req) = 0;
+  virtual StoreResult remove(const DeleteRequest& req) = 0;
+  virtual ArithResult arith(const ArithRequest& req) = 0;
+  // Invalidates every item stored before `at` (unix seconds) once `at` has come.
+  virtual void flush(int64_t at) = 0;
+  // Frees up to `budget` buckets' worth of expired items; returns how many it freed.
+  virtual size_t reclaim_expired(size_t budget) = 0;
+  virtual EngineStats stats() const = 0;
+  virtual const Clock& clock() const = 0;
+};
+
+}  // namespace cachetier::engine

@@ -1,0 +1,52 @@
+// process: joins the memcache codec to the storage engine. handle() executes one decoded
+// request against the engine and appends the response to `out`. No I/O, no libuv: the server
+// owns sockets, this layer owns command semantics (memcached's doc/protocol.txt).
+#pragma once
+
+#include <atomic>
+#include <string_view>
+
+#include "cacheserver/engine/engine.h"
+#include "common/buffer.h"
+#include "common/counter.h"
+#include "protocol/memcache/request.h"
+
+namespace cachetier::process {
+
+// Per-worker command counters (memcached's names); one writer thread each.
+struct Counters {
+  Counter cmd_get, cmd_set, cmd_touch, cmd_flush;
+  Counter get_hits, get_misses, get_expired;
+  Counter delete_hits, delete_misses;
+  Counter incr_hits, incr_misses, decr_hits, decr_misses;
+  Counter cas_hits, cas_misses, cas_badval;
+  Counter touch_hits, touch_misses;
+};
+
+// Writes the server-wide part of `stats [arg]` (the server knows connections, threads, ...).
+class StatsSource {
+ public:
+  virtual ~StatsSource() = default;
+  // Appends "STAT name value" lines for `arg` (empty = general); returns false for an unknown
+  // arg. The caller appends END.
+  virtual bool write_stats(std::string_view arg, ByteBuffer& out) = 0;
+};
+
+struct Context {
+  engine::Engine& engine;
+  Counters& counters;
+  StatsSource* stats = nullptr;
+  std::atomic<int>* verbosity = nullptr;
+  // A retrieval that grows `out` beyond this stops with kOutputOverflow.
+  size_t output_limit = 64u << 20;
+};
+
+enum class Action {
+  kContinue,
+  kClose,           // quit: close after flushing what is already in `out`
+  kOutputOverflow,  // the response would exceed Context::output_limit; an error line was written
+};
+
+Action handle(const memcache::Request& req, Context& ctx, ByteBuffer& out);
+
+}  // namespace cachetier::process

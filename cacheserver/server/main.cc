@@ -1,0 +1,116 @@
+// cacheserver: one cache node. Flags follow memcached's where they overlap.
+#include <malloc.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "cacheserver/engine/lru_engine.h"
+#include "cacheserver/server/server.h"
+#include "common/clock.h"
+#include "common/version.h"
+
+namespace {
+
+// Parses "64", "64m", "512k", "1g" (bare numbers in `unit` bytes). Returns false on garbage.
+bool parse_size(const std::string& s, size_t unit, size_t& out) {
+  if (s.empty()) return false;
+  size_t i = 0;
+  unsigned long long v = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    v = v * 10 + static_cast<unsigned>(s[i] - '0');
+    if (v > (1ull << 40)) return false;
+    ++i;
+  }
+  if (i == 0) return false;
+  size_t mult = unit;
+  if (i < s.size()) {
+    if (i + 1 != s.size()) return false;
+    switch (s[i]) {
+      case 'k': case 'K': mult = 1024; break;
+      case 'm': case 'M': mult = 1024 * 1024; break;
+      case 'g': case 'G': mult = size_t{1} << 30; break;
+      default: return false;
+    }
+  }
+  out = static_cast<size_t>(v) * mult;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cachetier::server::ServerConfig cfg;
+  cfg.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string memory = "64", item_size = "1m", conn_output = "64m";
+  int verbose_count = 0;
+  int udp_port = 0;
+
+  CLI::App app{"cacheserver: a memcached-compatible, memory-bounded cache node"};
+  app.set_version_flag("--version", "cacheserver " CACHETIER_VERSION);
+  app.add_option("-p,--port", cfg.port, "TCP port to listen on (0 = ephemeral)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("-l,--listen", cfg.listen, "interface to listen on")->capture_default_str();
+  app.add_option("-t,--threads", cfg.threads, "worker threads (default: number of cores)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("-m,--memory-limit", memory, "memory limit in MB (k/m/g suffixes allowed)")
+      ->capture_default_str();
+  app.add_option("-c,--conn-limit", cfg.conn_limit, "max simultaneous connections")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("-I,--max-item-size", item_size, "max item value size (k/m suffixes)")
+      ->capture_default_str();
+  app.add_option("-U,--udp-port", udp_port, "UDP port; only 0 (off) is supported")
+      ->check(CLI::Range(0, 0));
+  app.add_option("--max-line", cfg.max_line, "longest command line accepted, bytes")
+      ->check(CLI::Range(size_t{256}, size_t{1} << 24))
+      ->capture_default_str();
+  app.add_option("--max-conn-output", conn_output,
+                 "output a single connection may buffer before it is closed (k/m suffixes)")
+      ->capture_default_str();
+  app.add_flag("-v,--verbose", verbose_count, "verbose logging (repeat for more)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "cacheserver: %s\nRun with --help for the options.\n", e.what());
+    return 2;
+  }
+  cfg.verbose = verbose_count;
+  if (!parse_size(memory, 1024 * 1024, cfg.memory_limit) || cfg.memory_limit < (1u << 20)) {
+    std::fprintf(stderr, "cacheserver: bad --memory-limit '%s' (want MB >= 1, e.g. 64 or 1g)\n",
+                 memory.c_str());
+    return 2;
+  }
+  if (!parse_size(item_size, 1, cfg.max_item_size) || cfg.max_item_size < 1024 ||
+      cfg.max_item_size > cfg.memory_limit / 2 || cfg.max_item_size > (1u << 30)) {
+    std::fprintf(stderr,
+                 "cacheserver: bad --max-item-size '%s' (want 1k .. half the memory limit)\n",
+                 item_size.c_str());
+    return 2;
+  }
+  if (!parse_size(conn_output, 1, cfg.output_limit) || cfg.output_limit < (64u << 10)) {
+    std::fprintf(stderr, "cacheserver: bad --max-conn-output '%s' (want >= 64k)\n",
+                 conn_output.c_str());
+    return 2;
+  }
+  cfg.output_high_water = std::min(cfg.output_high_water, cfg.output_limit / 2);
+
+  // Few malloc arenas: per-thread arenas would each keep their own free memory and let RSS
+  // drift past the limit.
+  mallopt(M_ARENA_MAX, 2);
+
+  cachetier::SystemClock clock;
+  cachetier::engine::LruEngineConfig ecfg;
+  ecfg.memory_limit = cfg.memory_limit;
+  cachetier::engine::LruEngine engine(ecfg, clock);
+  engine.start_reclaimer();
+  cachetier::server::Server server(cfg, engine);
+  return server.run();
+}

@@ -1,0 +1,80 @@
+// Server: the network side of a cache node. The main thread owns the listening socket and
+// signals; N worker threads each own a libuv loop and the connections handed to them.
+//
+//   main loop:  poll(listen fd) -> accept4 -> round-robin -> worker queue + uv_async_send
+//   worker:     read -> decoder.feed -> process::handle -> out buffer
+//               ... after the whole read batch: ONE write of everything in `out`
+//
+// Backpressure: a connection whose unsent output passes `output_high_water` stops reading
+// (and parsing) until the output drains, so a client that sends but never reads holds at most
+// about that much memory. A single response larger than `output_limit` closes the connection.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cacheserver/engine/engine.h"
+#include "cacheserver/process/process.h"
+
+namespace cachetier::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1";
+  int port = 11211;  // 0 = ephemeral; the chosen port is printed on stdout
+  int threads = 4;
+  int conn_limit = 1024;
+  size_t memory_limit = 64u << 20;
+  size_t max_item_size = 1u << 20;
+  size_t max_line = 64u << 10;
+  size_t output_high_water = 1u << 20;
+  size_t output_limit = 64u << 20;
+  int verbose = 0;
+};
+
+class Worker;
+
+class Server final : public process::StatsSource {
+ public:
+  // `engine` must outlive the server.
+  Server(const ServerConfig& config, engine::Engine& engine);
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds, starts the workers and serves until SIGTERM or SIGINT; then stops accepting,
+  // lets every connection flush what it already has, and returns 0. Returns non-zero if the
+  // listening socket cannot be set up.
+  int run();
+
+  bool write_stats(std::string_view arg, ByteBuffer& out) override;
+
+  // Called by workers.
+  void connection_closed() { curr_connections_.fetch_sub(1, std::memory_order_relaxed); }
+  const ServerConfig& config() const { return config_; }
+  engine::Engine& engine() { return engine_; }
+  std::atomic<int>& verbosity() { return verbosity_; }
+
+ private:
+  int open_listener();
+  void on_acceptable();
+  void begin_shutdown();
+
+  ServerConfig config_;
+  engine::Engine& engine_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  int listen_fd_ = -1;
+  int bound_port_ = 0;
+  size_t next_worker_ = 0;
+  int64_t started_at_ = 0;
+  std::atomic<int> verbosity_{0};
+  std::atomic<uint64_t> curr_connections_{0};
+  std::atomic<uint64_t> total_connections_{0};
+  std::atomic<uint64_t> rejected_connections_{0};
+  struct Loop;
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace cachetier::server
