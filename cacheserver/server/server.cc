@@ -114,7 +114,8 @@ struct Connection {
   bool writing = false;
   bool paused = false;  // reading stopped for backpressure
   bool closing = false;
-  bool close_after_write = false;
+  bool close_after_write = false;  // quit or a fatal error: parse nothing more
+  bool draining = false;           // server stopping: read nothing more, finish what was read
   Connection* prev = nullptr;
   Connection* next = nullptr;
 
@@ -184,7 +185,7 @@ void Worker::on_wake() {
     for (Connection* c = conns_; c != nullptr;) {
       Connection* next = c->next;
       uv_read_stop(c->stream());
-      c->close_after_write = true;
+      c->draining = true;
       c->flush();
       c = next;
     }
@@ -275,45 +276,50 @@ void Connection::process_buffered() {
 }
 
 void Connection::flush() {
-  if (closing || writing) return;
-  if (!out.empty()) {
-    uv_buf_t b = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
-    int n = uv_try_write(stream(), &b, 1);
-    if (n < 0 && n != UV_EAGAIN) {
-      close();
-      return;
-    }
-    if (n > 0) {
-      worker.bytes_written().add(static_cast<uint64_t>(n));
-      out.consume(static_cast<size_t>(n));
-    }
-  }
-  if (!out.empty()) {
-    inflight.swap(out);
-    writing = true;
-    uv_buf_t b = uv_buf_init(inflight.data(), static_cast<unsigned>(inflight.size()));
-    uv_write(&wreq, stream(), &b, 1, [](uv_write_t* w, int status) {
-      auto* c = static_cast<Connection*>(w->handle->data);
-      c->writing = false;
-      if (status < 0) {
-        c->close();
+  for (;;) {
+    if (closing || writing) return;
+    if (!out.empty()) {
+      uv_buf_t b = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+      int n = uv_try_write(stream(), &b, 1);
+      if (n < 0 && n != UV_EAGAIN) {
+        close();
         return;
       }
-      c->worker.bytes_written().add(c->inflight.size());
-      c->inflight.clear();
-      if (c->inflight.capacity() > kKeepBufferBytes) c->inflight.release();
-      if (c->paused && c->out.size() < c->worker.server().config().output_high_water) {
-        c->paused = false;
-        c->process_buffered();
-        if (c->closing) return;
-        if (!c->paused && !c->close_after_write && !c->worker.stopping()) c->start_reading();
+      if (n > 0) {
+        worker.bytes_written().add(static_cast<uint64_t>(n));
+        out.consume(static_cast<size_t>(n));
       }
-      c->flush();
-    });
-    return;
+    }
+    if (!out.empty()) {
+      // The kernel is full: hand the rest to libuv and continue in the write callback.
+      inflight.swap(out);
+      writing = true;
+      uv_buf_t b = uv_buf_init(inflight.data(), static_cast<unsigned>(inflight.size()));
+      uv_write(&wreq, stream(), &b, 1, [](uv_write_t* w, int status) {
+        auto* c = static_cast<Connection*>(w->handle->data);
+        c->writing = false;
+        if (status < 0) {
+          c->close();
+          return;
+        }
+        c->worker.bytes_written().add(c->inflight.size());
+        c->inflight.clear();
+        if (c->inflight.capacity() > kKeepBufferBytes) c->inflight.release();
+        c->flush();
+      });
+      return;
+    }
+    // All output is with the kernel. A connection paused for backpressure parses what it
+    // already has, and reads again when that did not fill the output once more.
+    if (!paused) break;
+    paused = false;
+    process_buffered();
+    if (closing) return;
+    if (!paused && !close_after_write && !draining) start_reading();
+    if (out.empty()) break;
   }
   if (out.capacity() > kKeepBufferBytes) out.release();
-  if (close_after_write) close();
+  if (close_after_write || draining) close();
 }
 
 void Connection::close() {

@@ -1,0 +1,55 @@
+# cachetier: the two commands of the README, plus their parts.
+#   make demo   deps + build + start a cacheserver, use it with a real client, print its stats
+#   make test   deps + release build + asan build + every test in both
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+JOBS ?= $(shell nproc)
+
+# Every Debian package the build, the tests and the demo need.
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
+	libuv1-dev libxxhash-dev libmsgpack-dev catch2 libbenchmark-dev \
+	libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev \
+	memcached libmemcached-tools python3 python3-pymemcache \
+	clang-format clang-tidy valgrind
+
+.PHONY: deps build build-asan build-tsan test test-release test-asan demo bench format clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$(echo ' '$$missing)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "make deps: all packages present"; fi
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+build-tsan: deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan -j $(JOBS)
+
+test-release: build
+	ctest --preset release -j 2
+
+test-asan: build-asan
+	CACHETIER_SANITIZED=asan ctest --preset asan -j 2
+
+test: test-release test-asan
+
+demo: build
+	bash scripts/demo.sh build/release/cacheserver/cacheserver
+
+bench: build
+	bash bench/compare/memcached_compare.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf build

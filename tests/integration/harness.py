@@ -1,0 +1,154 @@
+"""Shared helpers for integration tests: start a real cacheserver on an ephemeral loopback
+port, talk to it over raw sockets, stop it by pid. Run with Debian's /usr/bin/python3."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+BIN = os.environ.get("CACHESERVER_BIN", "cacheserver")
+
+
+class Server:
+    def __init__(self, *args, expect_exit=0):
+        self.proc = subprocess.Popen(
+            [BIN, "-p", "0", "-l", "127.0.0.1", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on [^ ]*:(\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("server did not start: %r %r" % (line, self.proc.stderr.read()))
+        self.port = int(m.group(1))
+        self.expect_exit = expect_exit
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, timeout=10):
+        """SIGTERM by pid; returns the exit code."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError("server did not exit within %ss of SIGTERM" % timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        code = self.stop()
+        if exc[0] is None:
+            assert code == self.expect_exit, "server exit code %r" % code
+
+    def connect(self, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return Conn(s)
+
+    def stats(self, arg=""):
+        c = self.connect()
+        c.send(("stats %s\r\n" % arg).strip().encode() + b"\r\n" if arg else b"stats\r\n")
+        out = {}
+        while True:
+            line = c.line()
+            if line == b"END":
+                break
+            _, k, v = line.decode().split(" ", 2)
+            out[k] = v
+        c.close()
+        return out
+
+
+class Conn:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        d = self.sock.recv(1 << 20)
+        if not d:
+            raise EOFError("connection closed by server")
+        self.buf += d
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def get(self, key):
+        self.send(b"get " + key + b"\r\n")
+        line = self.line()
+        if line == b"END":
+            return None
+        n = int(line.split()[3])
+        val = self.exact(n + 2)[:-2]
+        assert self.line() == b"END"
+        return val
+
+    def closed_by_peer(self, timeout=5):
+        """True if the server closes the connection within timeout (after any pending data)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                d = self.sock.recv(1 << 20)
+                if not d:
+                    return True
+                self.buf += d
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def run(tests):
+    """Runs test functions, prints a summary line, exits non-zero on any failure."""
+    failed = 0
+    for t in tests:
+        start = time.time()
+        try:
+            t()
+            print("PASS %s (%.2fs)" % (t.__name__, time.time() - start), flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure
+            failed += 1
+            print("FAIL %s: %r" % (t.__name__, e), flush=True)
+            import traceback
+            traceback.print_exc()
+    print("%d passed, %d failed" % (len(tests) - failed, failed))
+    sys.exit(1 if failed else 0)

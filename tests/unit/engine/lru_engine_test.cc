@@ -1,0 +1,361 @@
+// LruEngine: semantics with a manual clock, memory accounting, eviction quality.
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <list>
+#include <optional>
+#include <set>
+#include <random>
+#include <string>
+#include <unordered_map>
+
+#include "cacheserver/engine/lru_engine.h"
+
+using namespace cachetier;
+using namespace cachetier::engine;
+
+namespace {
+
+constexpr int64_t kStart = 1'700'000'000;
+
+struct Fixture {
+  ManualClock clock{kStart};
+  LruEngine engine;
+  explicit Fixture(size_t limit = 8 << 20, size_t buckets = 64)
+      : engine(LruEngineConfig{limit, 6, buckets}, clock) {}
+
+  StoreResult set(std::string_view k, std::string_view v, int64_t exptime = 0,
+                  StoreMode mode = StoreMode::kSet, uint32_t flags = 0) {
+    StoreRequest r;
+    r.mode = mode;
+    r.key = k;
+    r.value = v;
+    r.client_flags = flags;
+    r.exptime = resolve_exptime(exptime, clock.now());
+    return engine.store(r);
+  }
+  std::optional<std::string> get(std::string_view k, LookupOptions o = {}) {
+    std::optional<std::string> out;
+    auto r = engine.lookup(k, o, [&](const ItemView& v) { out = std::string(v.value); });
+    CHECK(r.hit == out.has_value());
+    return out;
+  }
+  ItemView view(std::string_view k) {
+    ItemView copy;
+    engine.lookup(k, {}, [&](const ItemView& v) { copy = v; });
+    return copy;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("set, get, add, replace, append, prepend", "[engine]") {
+  Fixture f;
+  CHECK(f.set("k", "v1").status == EngineStatus::kOk);
+  CHECK(f.get("k") == "v1");
+  CHECK(f.set("k", "x", 0, StoreMode::kAdd).status == EngineStatus::kNotStored);
+  CHECK(f.set("n", "x", 0, StoreMode::kReplace).status == EngineStatus::kNotStored);
+  CHECK(f.set("k", "v2", 0, StoreMode::kReplace).status == EngineStatus::kOk);
+  CHECK(f.set("k", "++", 0, StoreMode::kAppend).status == EngineStatus::kOk);
+  CHECK(f.set("k", "--", 0, StoreMode::kPrepend).status == EngineStatus::kOk);
+  CHECK(f.get("k") == "--v2++");
+  CHECK(f.set("missing", "x", 0, StoreMode::kAppend).status == EngineStatus::kNotStored);
+  CHECK_FALSE(f.get("missing"));
+  // Client flags are 32-bit and survive append.
+  f.set("fl", "a", 0, StoreMode::kSet, 0xFFFFFFFFu);
+  f.set("fl", "b", 0, StoreMode::kAppend, 1);
+  CHECK(f.view("fl").client_flags == 0xFFFFFFFFu);
+  CHECK(f.engine.stats().curr_items == 2);
+}
+
+TEST_CASE("CAS uniques", "[engine]") {
+  Fixture f;
+  uint64_t c1 = f.set("k", "a").cas;
+  uint64_t c2 = f.set("k", "b").cas;
+  CHECK(c1 != c2);
+  CHECK(f.view("k").cas == c2);
+  StoreRequest r;
+  r.key = "k";
+  r.value = "c";
+  r.compare_cas = c1;
+  CHECK(f.engine.store(r).status == EngineStatus::kExists);
+  r.compare_cas = c2;
+  CHECK(f.engine.store(r).status == EngineStatus::kOk);
+  CHECK(f.get("k") == "c");
+  r.key = "nope";
+  CHECK(f.engine.store(r).status == EngineStatus::kNotFound);
+  // Uniques stay distinct across shards.
+  std::set<uint64_t> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(f.set("u" + std::to_string(i), "x").cas);
+  CHECK(seen.size() == 1000);
+}
+
+TEST_CASE("incr and decr on 64-bit unsigned", "[engine]") {
+  Fixture f;
+  ArithRequest a;
+  a.key = "n";
+  CHECK(f.engine.arith(a).status == EngineStatus::kNotFound);
+  f.set("n", "18446744073709551615");
+  a.delta = 2;
+  auto r = f.engine.arith(a);
+  CHECK(r.status == EngineStatus::kOk);
+  CHECK(r.value == 1);  // wraps
+  a.incr = false;
+  a.delta = 5;
+  CHECK(f.engine.arith(a).value == 0);  // floors at 0
+  f.set("n", "100");
+  a.delta = 1;
+  CHECK(f.engine.arith(a).value == 99);  // shorter value
+  CHECK(f.get("n") == "99");
+  f.set("s", "abc");
+  a.key = "s";
+  CHECK(f.engine.arith(a).status == EngineStatus::kNonNumeric);
+  f.set("s", "12 ");  // trailing spaces (an old decr) are accepted
+  a.incr = true;
+  CHECK(f.engine.arith(a).value == 13);
+  f.set("big", "123456789012345678901");  // 21 digits
+  a.key = "big";
+  CHECK(f.engine.arith(a).status == EngineStatus::kNonNumeric);
+  // Vivify on a miss.
+  ArithRequest v;
+  v.key = "fresh";
+  v.vivify = true;
+  v.initial = 7;
+  CHECK(f.engine.arith(v).value == 7);
+  CHECK(f.get("fresh") == "7");
+}
+
+TEST_CASE("TTL rules and lazy expiry", "[engine][ttl]") {
+  Fixture f;
+  CHECK(resolve_exptime(0, kStart) == 0);
+  CHECK(resolve_exptime(10, kStart) == kStart + 10);
+  CHECK(resolve_exptime(kRelativeTtlLimit, kStart) == kStart + kRelativeTtlLimit);
+  CHECK(resolve_exptime(kRelativeTtlLimit + 1, kStart) == kExpiredNow);  // absolute, in the past
+  CHECK(resolve_exptime(kStart + 100, kStart) == kStart + 100);
+  CHECK(resolve_exptime(-1, kStart) == kExpiredNow);
+
+  f.set("never", "x", 0);
+  f.set("short", "x", 10);
+  f.set("abs", "x", kStart + 20);
+  f.set("neg", "x", -1);
+  CHECK_FALSE(f.get("neg"));
+  CHECK(f.get("short"));
+  f.clock.advance(10);
+  auto r = f.engine.lookup("short", {}, [](const ItemView&) {});
+  CHECK_FALSE(r.hit);
+  CHECK(r.expired);
+  CHECK(f.get("abs"));
+  f.clock.advance(10);
+  CHECK_FALSE(f.get("abs"));
+  f.clock.advance(365 * 24 * 3600);
+  CHECK(f.get("never"));
+}
+
+TEST_CASE("touch and gat update the TTL", "[engine][ttl]") {
+  Fixture f;
+  f.set("k", "x", 5);
+  LookupOptions o;
+  o.update_exptime = true;
+  o.exptime = resolve_exptime(100, f.clock.now());
+  CHECK(f.get("k", o));
+  f.clock.advance(50);
+  CHECK(f.get("k"));
+  f.clock.advance(51);
+  CHECK_FALSE(f.get("k"));
+}
+
+TEST_CASE("background reclaim frees expired memory without access", "[engine][ttl]") {
+  Fixture f;
+  size_t base = f.engine.stats().memory_used;
+  for (int i = 0; i < 2000; ++i) f.set("k" + std::to_string(i), std::string(100, 'x'), 5);
+  f.set("keep", "x", 0);
+  CHECK(f.engine.stats().memory_used > base + 2000 * 100);
+  f.clock.advance(6);
+  size_t freed = 0;
+  for (int i = 0; i < 100 && freed < 2000; ++i) freed += f.engine.reclaim_expired(1 << 16);
+  CHECK(freed == 2000);
+  auto st = f.engine.stats();
+  CHECK(st.curr_items == 1);
+  CHECK(st.reclaimed == 2000);
+  CHECK(st.expired_unfetched == 2000);
+  CHECK(st.memory_used == base + LruEngine::item_cost(4, 1));
+}
+
+TEST_CASE("flush_all now and with a delay", "[engine]") {
+  Fixture f;
+  size_t base = f.engine.stats().memory_used;
+  f.set("a", "1");
+  f.set("b", "2");
+  f.engine.flush(f.clock.now());
+  CHECK_FALSE(f.get("a"));
+  CHECK(f.engine.stats().curr_items == 0);
+  CHECK(f.engine.stats().memory_used == base);
+
+  f.set("c", "3");
+  f.engine.flush(f.clock.now() + 10);
+  CHECK(f.get("c"));  // not yet
+  f.clock.advance(10);
+  CHECK_FALSE(f.get("c"));
+  f.set("d", "4");  // stored after the flush took effect
+  CHECK(f.get("d"));
+}
+
+TEST_CASE("delete, invalidate and win tokens", "[engine][meta]") {
+  Fixture f;
+  f.set("k", "v");
+  DeleteRequest d;
+  d.key = "k";
+  d.invalidate = true;
+  CHECK(f.engine.remove(d).status == EngineStatus::kOk);
+  ItemView first = f.view("k");
+  CHECK(first.stale);
+  CHECK(first.won);
+  ItemView second = f.view("k");
+  CHECK(second.stale);
+  CHECK_FALSE(second.won);
+  CHECK(second.win_already_sent);
+  DeleteRequest gone;
+  gone.key = "k";
+  CHECK(f.engine.remove(gone).status == EngineStatus::kOk);
+  CHECK(f.engine.remove(gone).status == EngineStatus::kNotFound);
+
+  // Vivify: the first miss wins and creates a placeholder.
+  LookupOptions o;
+  o.vivify = true;
+  o.vivify_exptime = resolve_exptime(30, f.clock.now());
+  bool won = false, seen_z = false;
+  f.engine.lookup("lease", o, [&](const ItemView& v) { won = v.won; });
+  f.engine.lookup("lease", o, [&](const ItemView& v) { seen_z = v.win_already_sent; });
+  CHECK(won);
+  CHECK(seen_z);
+
+  // Recache: a TTL below the threshold hands out one win.
+  f.set("r", "v", 10);
+  LookupOptions rc;
+  rc.recache = true;
+  rc.recache_below = 30;
+  bool w1 = false, w2 = true;
+  f.engine.lookup("r", rc, [&](const ItemView& v) { w1 = v.won; });
+  f.engine.lookup("r", rc, [&](const ItemView& v) { w2 = v.won; });
+  CHECK(w1);
+  CHECK_FALSE(w2);
+}
+
+TEST_CASE("memory limit is a real bound and eviction is LRU", "[engine][memory]") {
+  const size_t limit = 4 << 20;
+  Fixture f(limit, 16);
+  std::string value(1000, 'v');
+  for (int i = 0; i < 20000; ++i) {
+    REQUIRE(f.set("key" + std::to_string(i), value).status == EngineStatus::kOk);
+    if (i % 10 == 0) f.get("key0");  // keep one old key hot
+    auto st = f.engine.stats();
+    REQUIRE(st.memory_used <= limit);
+  }
+  auto st = f.engine.stats();
+  CHECK(st.evictions > 10000);
+  CHECK(st.memory_used > limit * 9 / 10);
+  CHECK(f.get("key0"));       // hot key survived
+  CHECK(f.get("key19999"));   // newest survived
+  CHECK_FALSE(f.get("key1")); // cold old key is gone
+  // Everything charged is given back.
+  f.engine.flush(f.clock.now());
+  CHECK(f.engine.stats().memory_used < 64 * 1024);
+}
+
+TEST_CASE("an item larger than the whole budget is refused", "[engine][memory]") {
+  Fixture f(1 << 20, 16);
+  CHECK(f.set("huge", std::string(2 << 20, 'x')).status == EngineStatus::kNoMemory);
+  CHECK(f.set("ok", "x").status == EngineStatus::kOk);
+}
+
+TEST_CASE("per-item overhead", "[engine][memory]") {
+  // Documented in docs/architecture.md: 50-byte header + glibc's 8-byte chunk header, rounded
+  // to 16 bytes.
+  CHECK(LruEngine::item_cost(10, 100) == 176);
+  CHECK(LruEngine::item_cost(1, 0) == 64);
+}
+
+namespace {
+// Exact LRU over the same byte costs: the reference for the hit-ratio requirement.
+class ExactLru {
+ public:
+  explicit ExactLru(size_t budget) : budget_(budget) {}
+  bool access(const std::string& key, size_t cost) {
+    auto it = map_.find(key);
+    if (it != map_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return true;
+    }
+    while (used_ + cost > budget_ && !order_.empty()) {
+      used_ -= order_.back().second;
+      map_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    order_.emplace_front(key, cost);
+    map_[key] = order_.begin();
+    used_ += cost;
+    return false;
+  }
+
+ private:
+  size_t budget_, used_ = 0;
+  std::list<std::pair<std::string, size_t>> order_;
+  std::unordered_map<std::string, std::list<std::pair<std::string, size_t>>::iterator> map_;
+};
+}  // namespace
+
+TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") {
+  const size_t keys = 100000;
+  const size_t value_len = 100;
+  const size_t key_len = 10;  // "k" + 9 digits
+  const size_t cost = LruEngine::item_cost(key_len, value_len);
+  const size_t limit = keys / 10 * cost;  // about a tenth of the key space fits
+  ManualClock clock(kStart);
+  LruEngine engine(LruEngineConfig{limit, 6, 16}, clock);
+
+  // Zipf sampler by inverse CDF over precomputed weights; one fixed request sequence.
+  std::vector<double> cdf(keys);
+  double sum = 0;
+  for (size_t i = 0; i < keys; ++i) cdf[i] = (sum += 1.0 / std::pow(double(i + 1), 0.99));
+  for (double& c : cdf) c /= sum;
+  std::mt19937_64 rng(12345);
+  std::uniform_real_distribution<double> u(0, 1);
+  const size_t requests = 1000000, warmup = 200000;
+  std::vector<uint32_t> seq(requests);
+  for (auto& r : seq) {
+    r = static_cast<uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
+  }
+  // Keys are scattered so that popular ranks do not line up with shards.
+  auto name = [](size_t rank) {
+    char b[16];
+    std::snprintf(b, sizeof(b), "k%09zu", (rank * 2654435761u) % 1000000000u);
+    return std::string(b);
+  };
+
+  std::string value(value_len, 'x');
+  size_t engine_hits = 0;
+  for (size_t i = 0; i < requests; ++i) {
+    std::string k = name(seq[i]);
+    bool hit = engine.lookup(k, {}, [](const ItemView&) {}).hit;
+    if (!hit) {
+      StoreRequest s;
+      s.key = k;
+      s.value = value;
+      engine.store(s);
+    }
+    if (i >= warmup) engine_hits += hit;
+  }
+  // Same byte budget for the reference: the limit less what the engine spent on its index.
+  ExactLru exact(limit - engine.stats().hash_bytes);
+  size_t exact_hits = 0;
+  for (size_t i = 0; i < requests; ++i) {
+    bool hit = exact.access(name(seq[i]), cost);
+    if (i >= warmup) exact_hits += hit;
+  }
+  double measured = double(engine_hits) / double(requests - warmup);
+  double reference = double(exact_hits) / double(requests - warmup);
+  INFO("engine hit ratio " << measured << ", exact LRU " << reference);
+  CHECK(reference > 0.3);
+  CHECK(std::abs(measured - reference) <= 0.02);
+}
