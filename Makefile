@@ -1,6 +1,6 @@
 # cachetier: the two commands of the README, plus their parts.
 #   make demo   deps + build + start a cacheserver, use it with a real client, print its stats
-#   make test   deps + release build + asan build + every test in both
+#   make test   deps + release, ASan+UBSan and TSan builds + every test in each
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= $(shell nproc)
@@ -12,7 +12,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	memcached libmemcached-tools python3 python3-pymemcache \
 	clang-format clang-tidy valgrind
 
-.PHONY: deps build build-asan build-tsan test test-release test-asan demo bench format clean
+.PHONY: deps build build-asan build-tsan test test-release test-asan test-tsan demo bench format clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,7 +40,10 @@ test-release: build
 test-asan: build-asan
 	CACHETIER_SANITIZED=asan ctest --preset asan -j 2
 
-test: test-release test-asan
+test-tsan: build-tsan
+	CACHETIER_SANITIZED=tsan ctest --preset tsan -j 2
+
+test: test-release test-asan test-tsan
 
 demo: build
 	bash scripts/demo.sh build/release/cacheserver/cacheserver

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 BIN = os.environ.get("CACHESERVER_BIN", "cacheserver")
@@ -16,16 +17,22 @@ SANITIZED = os.environ.get("CACHETIER_SANITIZED", "")
 
 class Server:
     def __init__(self, *args, expect_exit=0):
+        # stderr goes to a file (a pipe nobody reads could fill up with sanitizer reports).
+        self.errfile = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [BIN, "-p", "0", "-l", "127.0.0.1", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=self.errfile, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on [^ ]*:(\d+)", line)
         if not m:
             self.proc.kill()
-            raise RuntimeError("server did not start: %r %r" % (line, self.proc.stderr.read()))
+            raise RuntimeError("server did not start: %r %r" % (line, self.stderr()))
         self.port = int(m.group(1))
         self.expect_exit = expect_exit
+
+    def stderr(self):
+        self.errfile.seek(0)
+        return self.errfile.read()
 
     @property
     def pid(self):
@@ -60,7 +67,8 @@ class Server:
     def __exit__(self, *exc):
         code = self.stop()
         if exc[0] is None:
-            assert code == self.expect_exit, "server exit code %r" % code
+            assert code == self.expect_exit, "server exit code %r, stderr:\n%s" % (
+                code, self.stderr()[-20000:])
 
     def connect(self, timeout=10):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)

@@ -144,7 +144,8 @@ def test_idle_connections_are_cheap():
         time.sleep(0.3)
         per_conn = (srv.rss_kb() - before) * 1024 / 1000
         check(int(srv.stats()["curr_connections"]) >= 1000, "connections open")
-        check(per_conn < 4096, "an idle connection costs %.0f bytes" % per_conn)
+        if not SANITIZED:  # sanitizers' shadow memory makes RSS per connection meaningless
+            check(per_conn < 4096, "an idle connection costs %.0f bytes" % per_conn)
         print("  idle connection cost: %.0f bytes" % per_conn)
         for c in conns:
             c.close()
@@ -181,7 +182,7 @@ def test_sigterm_finishes_in_flight_and_exits_0():
     except EOFError:
         pass
     code = srv.proc.wait(10)
-    check(code == 0, "exit code %d after SIGTERM" % code)
+    check(code == 0, "exit code %d after SIGTERM, stderr:\n%s" % (code, srv.stderr()[-20000:]))
     check(got == 50, "only %d of 50 in-flight replies arrived" % got)
     try:
         socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
