@@ -30,7 +30,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
   bool is_ok() const { return std::holds_alternative<T>(v_); }
   const T& value() const { return std::get<T>(v_); }
@@ -53,12 +53,12 @@ class Result {
 
 // Debug-only check of an invariant; never for network input.
 #ifndef NDEBUG
-#define CT_ASSERT(cond)                                                           \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
+#define CT_ASSERT(cond)                                                                   \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "assertion failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                               \
-    }                                                                             \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (0)
 #else
 #define CT_ASSERT(cond) ((void)0)

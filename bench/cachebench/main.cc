@@ -41,17 +41,20 @@ struct Options {
 };
 
 uint64_t now_ns() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now().time_since_epoch())
-          .count());
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
 }
 
 struct Totals {
   uint64_t sets = 0, gets = 0, hits = 0, misses = 0, errors = 0, bytes = 0;
   LatencyHistogram set_lat, get_lat;
   void merge(const Totals& o) {
-    sets += o.sets; gets += o.gets; hits += o.hits; misses += o.misses; errors += o.errors;
+    sets += o.sets;
+    gets += o.gets;
+    hits += o.hits;
+    misses += o.misses;
+    errors += o.errors;
     bytes += o.bytes;
     set_lat.merge(o.set_lat);
     get_lat.merge(o.get_lat);
@@ -81,7 +84,8 @@ struct Client {
 
 class Worker {
  public:
-  Worker(const Options& o, int index) : o_(o), rng_(0x9e3779b9u * (index + 1)), value_(o.data_size, 'x') {
+  Worker(const Options& o, int index)
+      : o_(o), rng_(0x9e3779b9u * (index + 1)), value_(o.data_size, 'x') {
     for (size_t i = 0; i < value_.size(); ++i) value_[i] = static_cast<char>('a' + i % 26);
     seq_ = o.key_min + static_cast<uint64_t>(index) * 7919;
   }
@@ -102,8 +106,9 @@ class Worker {
     uv_timer_init(&loop_, &timer_);
     timer_.data = this;
     if (o_.test_time > 0) {
-      uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->stop(); },
-                     static_cast<uint64_t>(o_.test_time) * 1000, 0);
+      uv_timer_start(
+          &timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->stop(); },
+          static_cast<uint64_t>(o_.test_time) * 1000, 0);
     }
     started_ = now_ns();
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -178,8 +183,8 @@ class Worker {
 
   std::string next_key(char pattern) {
     uint64_t span = o_.key_max - o_.key_min + 1;
-    uint64_t k = pattern == 'S' ? o_.key_min + (seq_++ - o_.key_min) % span
-                                : o_.key_min + rng_() % span;
+    uint64_t k =
+        pattern == 'S' ? o_.key_min + (seq_++ - o_.key_min) % span : o_.key_min + rng_() % span;
     return o_.key_prefix + std::to_string(k);
   }
 
@@ -187,8 +192,8 @@ class Worker {
     if (c->closed) return;
     while (!stopping_ && c->inflight.size() < static_cast<size_t>(o_.pipeline) &&
            (o_.requests == 0 || c->issued < o_.requests)) {
-      bool is_get = o_.sets == 0 || (o_.gets > 0 && (c->seq % uint64_t(o_.sets + o_.gets)) >=
-                                                        uint64_t(o_.sets));
+      bool is_get = o_.sets == 0 ||
+                    (o_.gets > 0 && (c->seq % uint64_t(o_.sets + o_.gets)) >= uint64_t(o_.sets));
       c->seq++;
       c->issued++;
       std::string key = next_key(is_get ? o_.get_pattern : o_.set_pattern);
@@ -238,13 +243,16 @@ class Worker {
       if (c->inflight.empty()) close(c.get());
     }
     // Replies still missing 5 s after the end count as errors.
-    uv_timer_start(&timer_, [](uv_timer_t* t) {
-      auto* w = static_cast<Worker*>(t->data);
-      for (auto& c : w->clients_) {
-        w->totals_.errors += c->inflight.size();
-        w->close(c.get());
-      }
-    }, 5000, 0);
+    uv_timer_start(
+        &timer_,
+        [](uv_timer_t* t) {
+          auto* w = static_cast<Worker*>(t->data);
+          for (auto& c : w->clients_) {
+            w->totals_.errors += c->inflight.size();
+            w->close(c.get());
+          }
+        },
+        5000, 0);
   }
 
   const Options& o_;
@@ -271,16 +279,27 @@ int main(int argc, char** argv) {
   std::string ratio = "1:10", pattern = "R:R";
   CLI::App app{"cachebench: memtier_benchmark-style load generator (memcache_text)"};
   app.add_option("-s,--server", o.server, "server address")->capture_default_str();
-  app.add_option("-p,--port", o.port, "server port")->check(CLI::Range(1, 65535))->capture_default_str();
-  app.add_option("-t,--threads", o.threads, "threads")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_option("-c,--clients", o.clients, "connections per thread")->check(CLI::Range(1, 10000))->capture_default_str();
-  app.add_option("--pipeline", o.pipeline, "requests in flight per connection")->check(CLI::Range(1, 10000))->capture_default_str();
+  app.add_option("-p,--port", o.port, "server port")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("-t,--threads", o.threads, "threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("-c,--clients", o.clients, "connections per thread")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--pipeline", o.pipeline, "requests in flight per connection")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   app.add_option("--ratio", ratio, "set:get ratio")->capture_default_str();
-  app.add_option("--key-pattern", pattern, "set:get key pattern, R (uniform) or S (sequential)")->capture_default_str();
+  app.add_option("--key-pattern", pattern, "set:get key pattern, R (uniform) or S (sequential)")
+      ->capture_default_str();
   app.add_option("--key-minimum", o.key_min, "smallest key id")->capture_default_str();
   app.add_option("--key-maximum", o.key_max, "largest key id")->capture_default_str();
   app.add_option("--key-prefix", o.key_prefix, "key prefix")->capture_default_str();
-  app.add_option("-d,--data-size", o.data_size, "value size in bytes")->check(CLI::Range(size_t{1}, size_t{1} << 20))->capture_default_str();
+  app.add_option("-d,--data-size", o.data_size, "value size in bytes")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20))
+      ->capture_default_str();
   app.add_option("--test-time", o.test_time, "seconds to run")->check(CLI::Range(1, 86400));
   app.add_option("-n,--requests", o.requests, "requests per client");
   app.add_option("--json-out-file", o.json_out, "write memtier-style JSON results here");
@@ -296,9 +315,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cachebench: bad --ratio '%s' (want S:G)\n", ratio.c_str());
     return 2;
   }
-  if (pattern.size() != 3 || pattern[1] != ':' || std::string("RS").find(pattern[0]) == std::string::npos ||
+  if (pattern.size() != 3 || pattern[1] != ':' ||
+      std::string("RS").find(pattern[0]) == std::string::npos ||
       std::string("RS").find(pattern[2]) == std::string::npos) {
-    std::fprintf(stderr, "cachebench: bad --key-pattern '%s' (want X:Y with R or S)\n", pattern.c_str());
+    std::fprintf(stderr, "cachebench: bad --key-pattern '%s' (want X:Y with R or S)\n",
+                 pattern.c_str());
     return 2;
   }
   o.set_pattern = pattern[0];
@@ -330,9 +351,10 @@ int main(int argc, char** argv) {
   std::printf("%d Threads\n%d Connections per thread\n%.0f Seconds\n\nALL STATS\n", o.threads,
               o.clients, secs);
   std::printf("%-10s %12s %12s %12s %14s %14s %14s %14s %12s\n", "Type", "Ops/sec", "Hits/sec",
-              "Misses/sec", "Avg. Latency", "p50 Latency", "p99 Latency", "p99.9 Latency", "KB/sec");
-  auto row = [&](const char* name, double ops, double hits, double misses, const LatencyHistogram& h,
-                 double kb) {
+              "Misses/sec", "Avg. Latency", "p50 Latency", "p99 Latency", "p99.9 Latency",
+              "KB/sec");
+  auto row = [&](const char* name, double ops, double hits, double misses,
+                 const LatencyHistogram& h, double kb) {
     std::printf("%-10s %12.2f %12.2f %12.2f %14.5f %14.5f %14.5f %14.5f %12.2f\n", name, ops, hits,
                 misses, ms(h.mean_ns()), ms(double(h.percentile(50))), ms(double(h.percentile(99))),
                 ms(double(h.percentile(99.9))), kb);
@@ -348,14 +370,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cachebench: cannot write %s\n", o.json_out.c_str());
       return 1;
     }
-    std::fprintf(f,
-                 "{\"ALL STATS\": {\"Totals\": {\"Count\": %llu, \"Ops/sec\": %.2f, \"Hits/sec\": %.2f, "
-                 "\"Misses/sec\": %.2f, \"Latency\": %.5f, \"Percentile Latencies\": {\"p50.00\": %.5f, "
-                 "\"p99.00\": %.5f, \"p99.90\": %.5f}}, \"Runtime\": {\"Total duration\": %.0f}, "
-                 "\"Errors\": %llu}}\n",
-                 static_cast<unsigned long long>(all.sets + all.gets), set_ops + get_ops, hit_s, miss_s,
-                 ms(tot.mean_ns()), ms(double(tot.percentile(50))), ms(double(tot.percentile(99))),
-                 ms(double(tot.percentile(99.9))), secs * 1000, static_cast<unsigned long long>(all.errors));
+    std::fprintf(
+        f,
+        "{\"ALL STATS\": {\"Totals\": {\"Count\": %llu, \"Ops/sec\": %.2f, \"Hits/sec\": %.2f, "
+        "\"Misses/sec\": %.2f, \"Latency\": %.5f, \"Percentile Latencies\": {\"p50.00\": %.5f, "
+        "\"p99.00\": %.5f, \"p99.90\": %.5f}}, \"Runtime\": {\"Total duration\": %.0f}, "
+        "\"Errors\": %llu}}\n",
+        static_cast<unsigned long long>(all.sets + all.gets), set_ops + get_ops, hit_s, miss_s,
+        ms(tot.mean_ns()), ms(double(tot.percentile(50))), ms(double(tot.percentile(99))),
+        ms(double(tot.percentile(99.9))), secs * 1000, static_cast<unsigned long long>(all.errors));
     std::fclose(f);
   }
   return all.errors == 0 ? 0 : 1;

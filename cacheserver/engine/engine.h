@@ -37,12 +37,12 @@ struct ItemView {
 };
 
 struct LookupOptions {
-  bool bump = true;               // count as a use for LRU
-  bool update_exptime = false;    // gat / touch / mg T
-  int64_t exptime = 0;            // resolved
-  bool vivify = false;            // mg N: on a miss create an empty placeholder; caller wins
-  int64_t vivify_exptime = 0;     // resolved
-  bool recache = false;           // mg R: win if the remaining TTL is below recache_below
+  bool bump = true;             // count as a use for LRU
+  bool update_exptime = false;  // gat / touch / mg T
+  int64_t exptime = 0;          // resolved
+  bool vivify = false;          // mg N: on a miss create an empty placeholder; caller wins
+  int64_t vivify_exptime = 0;   // resolved
+  bool recache = false;         // mg R: win if the remaining TTL is below recache_below
   int64_t recache_below = 0;
 };
 
@@ -59,7 +59,13 @@ using ItemVisitor = FunctionRef<void(const ItemView&)>;
 enum class StoreMode : uint8_t { kSet, kAdd, kReplace, kAppend, kPrepend };
 
 enum class EngineStatus : uint8_t {
-  kOk, kNotFound, kNotStored, kExists, kNonNumeric, kTooLarge, kNoMemory,
+  kOk,
+  kNotFound,
+  kNotStored,
+  kExists,
+  kNonNumeric,
+  kTooLarge,
+  kNoMemory,
 };
 
 struct StoreRequest {
@@ -67,12 +73,12 @@ struct StoreRequest {
   std::string_view key;
   std::string_view value;
   uint32_t client_flags = 0;
-  int64_t exptime = 0;        // resolved
-  uint64_t compare_cas = 0;   // non-zero: store only if the item's CAS matches
-  uint64_t new_cas = 0;       // non-zero: the stored item takes this CAS
-  bool invalidate = false;    // with compare_cas: an older CAS stores the value but marks it stale
-  bool vivify = false;        // append/prepend on a miss creates the item
-  int64_t vivify_exptime = 0; // resolved
+  int64_t exptime = 0;         // resolved
+  uint64_t compare_cas = 0;    // non-zero: store only if the item's CAS matches
+  uint64_t new_cas = 0;        // non-zero: the stored item takes this CAS
+  bool invalidate = false;     // with compare_cas: an older CAS stores the value but marks it stale
+  bool vivify = false;         // append/prepend on a miss creates the item
+  int64_t vivify_exptime = 0;  // resolved
 };
 
 struct StoreResult {
@@ -88,7 +94,7 @@ struct DeleteRequest {
   bool invalidate = false;      // mark stale instead of removing
   bool update_exptime = false;  // with invalidate
   int64_t exptime = 0;
-  bool drop_value = false;      // keep the item, empty its value
+  bool drop_value = false;  // keep the item, empty its value
 };
 
 struct ArithRequest {
@@ -114,14 +120,14 @@ struct ArithResult {
 struct EngineStats {
   uint64_t curr_items = 0;
   uint64_t total_items = 0;
-  uint64_t bytes = 0;          // item bytes as memcached counts them (header + key + value)
-  uint64_t memory_used = 0;    // everything charged to the limit: items, allocator rounding, index
+  uint64_t bytes = 0;        // item bytes as memcached counts them (header + key + value)
+  uint64_t memory_used = 0;  // everything charged to the limit: items, allocator rounding, index
   uint64_t limit = 0;
   uint64_t hash_bytes = 0;
   uint64_t evictions = 0;
   uint64_t evicted_unfetched = 0;
   uint64_t expired_unfetched = 0;
-  uint64_t reclaimed = 0;      // expired items freed by the background reclaimer
+  uint64_t reclaimed = 0;  // expired items freed by the background reclaimer
 };
 
 class Engine {

@@ -46,7 +46,9 @@ struct Item {
   uint8_t load_bits() const {
     return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(bits)).load(std::memory_order_acquire);
   }
-  void set_bits(uint8_t b) { std::atomic_ref<uint8_t>(bits).fetch_or(b, std::memory_order_acq_rel); }
+  void set_bits(uint8_t b) {
+    std::atomic_ref<uint8_t>(bits).fetch_or(b, std::memory_order_acq_rel);
+  }
   void clear_bits(uint8_t b) {
     std::atomic_ref<uint8_t>(bits).fetch_and(static_cast<uint8_t>(~b), std::memory_order_acq_rel);
   }
@@ -105,13 +107,29 @@ bool parse_counter(std::string_view v, uint64_t& out) {
   return ec == std::errc() && p == v.data() + v.size();
 }
 
-// Items a call removed from the index; freed once the shard lock is released.
-struct Graveyard {
-  Item* items[4] = {};
-  int n = 0;
-  void add(Item* it) { items[n++] = it; }
-};
 }  // namespace
+
+// Items one operation removed from the index. Declared before the shard lock is taken, so its
+// destructor returns them to their classes after the lock is released (lock order).
+class LruEngine::Graveyard {
+ public:
+  explicit Graveyard(LruEngine& engine) : engine_(engine) {}
+  ~Graveyard() {
+    for (int i = 0; i < n_; ++i) engine_.release(items_[i]);
+  }
+  Graveyard(const Graveyard&) = delete;
+  Graveyard& operator=(const Graveyard&) = delete;
+  void add(Item* it) {
+    CT_RELEASE_ASSERT(n_ < kCapacity);
+    items_[n_++] = it;
+  }
+
+ private:
+  static constexpr int kCapacity = 4;
+  LruEngine& engine_;
+  Item* items_[kCapacity] = {};
+  int n_ = 0;
+};
 
 struct alignas(64) Shard {
   std::mutex mu;
@@ -151,7 +169,9 @@ struct SlabClass {
   size_t hand_page = 0;
   uint32_t hand_slot = 0;
 
-  Item* slot(const Page& p, uint32_t i) const { return reinterpret_cast<Item*>(p.mem + size_t{i} * size); }
+  Item* slot(const Page& p, uint32_t i) const {
+    return reinterpret_cast<Item*>(p.mem + size_t{i} * size);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -219,7 +239,10 @@ int LruEngine::class_for(size_t bytes) const {
   size_t lo = 0, hi = classes_.size() - 1;
   while (lo < hi) {  // first class whose size fits
     size_t mid = (lo + hi) / 2;
-    if (classes_[mid]->size >= bytes) hi = mid; else lo = mid + 1;
+    if (classes_[mid]->size >= bytes)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return static_cast<int>(lo);
 }
@@ -541,7 +564,8 @@ void LruEngine::maybe_grow_locked(Shard& s) {
   auto extra = static_cast<int64_t>((grown - buckets) * sizeof(Item*));
   // The index may use its reserve and whatever pages have not taken; otherwise chains grow.
   if (data_bytes_.load(std::memory_order_relaxed) + index_bytes_.load(std::memory_order_relaxed) +
-          extra > static_cast<int64_t>(limit_)) {
+          extra >
+      static_cast<int64_t>(limit_)) {
     return;
   }
   auto* fresh = static_cast<Item**>(std::calloc(grown, sizeof(Item*)));
@@ -581,7 +605,7 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
   uint64_t hash = hash_key(key);
   Shard& s = shard_for(hash);
   int64_t now = clock_.now();
-  Graveyard dead;
+  Graveyard dead(*this);
   Item* spare = nullptr;  // placeholder allocated for vivify
   for (int pass = 0; pass < 2; ++pass) {
     std::unique_lock lock(s.mu);
@@ -649,7 +673,6 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
     break;
   }
   release(spare);
-  for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
   return r;
 }
 
@@ -674,7 +697,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
     if (!concat) std::memcpy(it->value_ptr(), req.value.data(), req.value.size());
 
     int64_t now = clock_.now();
-    Graveyard dead;
+    Graveyard dead(*this);
     StoreResult r;
     {
       std::lock_guard lock(s.mu);
@@ -687,8 +710,11 @@ StoreResult LruEngine::store(const StoreRequest& req) {
         if (old == nullptr) {
           fail = EngineStatus::kNotFound;
         } else if (old->cas != req.compare_cas) {
-          if (req.invalidate && req.compare_cas < old->cas) mark_stale = true;
-          else fail = EngineStatus::kExists;
+          if (req.invalidate && req.compare_cas < old->cas) {
+            mark_stale = true;
+          } else {
+            fail = EngineStatus::kExists;
+          }
         }
       }
       if (fail == EngineStatus::kOk) {
@@ -710,11 +736,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
       size_t have = concat && old != nullptr ? old->vlen : 0;
       if (fail == EngineStatus::kOk && concat && have != old_len) {
         old_len = have;  // the item changed size since we looked: size the chunk again
-        dead.add(it);
-        for (int i = 0; i < dead.n; ++i) {
-          if (dead.items[i] != it) release(dead.items[i]);
-        }
-        release(it);
+        dead.add(it);    // freed with the rest once the lock is released
         continue;
       }
       if (fail != EngineStatus::kOk) {
@@ -750,7 +772,6 @@ StoreResult LruEngine::store(const StoreRequest& req) {
         r.size = it->vlen;
       }
     }
-    for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
     return r;
   }
   return {EngineStatus::kNoMemory, 0, 0};  // the key kept changing size under us
@@ -766,7 +787,7 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
     if (empty == nullptr) return {EngineStatus::kNoMemory, 0, 0};
     std::memcpy(empty->data(), req.key.data(), req.key.size());
   }
-  Graveyard dead;
+  Graveyard dead(*this);
   StoreResult r;
   {
     std::lock_guard lock(s.mu);
@@ -803,7 +824,6 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
     }
   }
   release(empty);
-  for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
   return r;
 }
 
@@ -815,7 +835,7 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
   if (fresh == nullptr) return {EngineStatus::kNoMemory, 0, 0, 0};
   std::memcpy(fresh->data(), req.key.data(), req.key.size());
   int64_t now = clock_.now();
-  Graveyard dead;
+  Graveyard dead(*this);
   ArithResult r;
   {
     std::lock_guard lock(s.mu);
@@ -824,7 +844,10 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
     if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
     uint64_t value = 0;
     if (it == nullptr) {
-      if (req.vivify) value = req.initial; else r.status = EngineStatus::kNotFound;
+      if (req.vivify)
+        value = req.initial;
+      else
+        r.status = EngineStatus::kNotFound;
     } else if (req.compare_cas != 0 && it->cas != req.compare_cas) {
       r.status = EngineStatus::kExists;
     } else {
@@ -862,7 +885,6 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
       r.exptime = fresh->exptime;
     }
   }
-  for (int i = 0; i < dead.n; ++i) release(dead.items[i]);
   return r;
 }
 

@@ -73,6 +73,8 @@ class LruEngine final : public Engine {
   size_t page_size() const { return page_size_; }
 
  private:
+  class Graveyard;  // items unlinked under a shard lock, freed after it is released
+
   Shard& shard_for(uint64_t hash) const;
   Item* find_locked(Shard& s, uint64_t hash, std::string_view key);
   bool dead_locked(const Item* it, int64_t now) const;

@@ -28,13 +28,20 @@ void send(const Request& req, ByteBuffer& out, std::string_view line) {
 
 std::string_view store_reply(EngineStatus st) {
   switch (st) {
-    case EngineStatus::kOk: return reply::kStored;
-    case EngineStatus::kNotStored: return reply::kNotStored;
-    case EngineStatus::kExists: return reply::kExists;
-    case EngineStatus::kNotFound: return reply::kNotFound;
-    case EngineStatus::kTooLarge: return reply::kTooLarge;
-    case EngineStatus::kNonNumeric: return reply::kNonNumeric;
-    case EngineStatus::kNoMemory: return reply::kNoMemory;
+    case EngineStatus::kOk:
+      return reply::kStored;
+    case EngineStatus::kNotStored:
+      return reply::kNotStored;
+    case EngineStatus::kExists:
+      return reply::kExists;
+    case EngineStatus::kNotFound:
+      return reply::kNotFound;
+    case EngineStatus::kTooLarge:
+      return reply::kTooLarge;
+    case EngineStatus::kNonNumeric:
+      return reply::kNonNumeric;
+    case EngineStatus::kNoMemory:
+      return reply::kNoMemory;
   }
   return reply::kNoMemory;
 }
@@ -73,11 +80,21 @@ Action retrieval(const Request& req, Context& ctx, ByteBuffer& out) {
 Action storage(const Request& req, Context& ctx, ByteBuffer& out) {
   engine::StoreRequest s;
   switch (req.command) {
-    case Command::kAdd: s.mode = engine::StoreMode::kAdd; break;
-    case Command::kReplace: s.mode = engine::StoreMode::kReplace; break;
-    case Command::kAppend: s.mode = engine::StoreMode::kAppend; break;
-    case Command::kPrepend: s.mode = engine::StoreMode::kPrepend; break;
-    default: s.mode = engine::StoreMode::kSet; break;
+    case Command::kAdd:
+      s.mode = engine::StoreMode::kAdd;
+      break;
+    case Command::kReplace:
+      s.mode = engine::StoreMode::kReplace;
+      break;
+    case Command::kAppend:
+      s.mode = engine::StoreMode::kAppend;
+      break;
+    case Command::kPrepend:
+      s.mode = engine::StoreMode::kPrepend;
+      break;
+    default:
+      s.mode = engine::StoreMode::kSet;
+      break;
   }
   s.key = req.key();
   s.value = req.value;
@@ -101,28 +118,56 @@ Action storage(const Request& req, Context& ctx, ByteBuffer& out) {
 struct MetaEcho {
   const Request& req;
   int64_t now;
+  // `size` is what the s flag reports (the value's size, or for ms the size stored).
   void write(ByteBuffer& out, const engine::ItemView* v) const {
+    write(out, v, v != nullptr ? v->value.size() : 0);
+  }
+  void write(ByteBuffer& out, const engine::ItemView* v, uint64_t size) const {
     const memcache::MetaFlags& m = req.meta;
     for (uint8_t i = 0; i < m.count; ++i) {
       char f = m.order[i];
       switch (f) {
-        case 'O': out.append(" O"); out.append(m.opaque); break;
-        case 'k': out.append(" k"); out.append(m.raw_key); break;
-        case 'b': if (m.has('k')) out.append(" b"); break;
-        default: break;
+        case 'O':
+          out.append(" O");
+          out.append(m.opaque);
+          break;
+        case 'k':
+          out.append(" k");
+          out.append(m.raw_key);
+          break;
+        case 'b':
+          if (m.has('k')) out.append(" b");
+          break;
+        default:
+          break;
       }
       if (v == nullptr) continue;
       switch (f) {
-        case 'c': out.append(" c"); out.append_u64(v->cas); break;
-        case 'f': out.append(" f"); out.append_u64(v->client_flags); break;
-        case 's': out.append(" s"); out.append_u64(v->value.size()); break;
-        case 'h': out.append(v->fetched_before ? " h1" : " h0"); break;
-        case 'l': out.append(" l"); out.append_i64(now - v->last_access); break;
+        case 'c':
+          out.append(" c");
+          out.append_u64(v->cas);
+          break;
+        case 'f':
+          out.append(" f");
+          out.append_u64(v->client_flags);
+          break;
+        case 's':
+          out.append(" s");
+          out.append_u64(size);
+          break;
+        case 'h':
+          out.append(v->fetched_before ? " h1" : " h0");
+          break;
+        case 'l':
+          out.append(" l");
+          out.append_i64(now - v->last_access);
+          break;
         case 't':
           out.append(" t");
           out.append_i64(v->exptime == 0 ? -1 : std::max<int64_t>(v->exptime - now, 0));
           break;
-        default: break;
+        default:
+          break;
       }
     }
     if (v != nullptr) {
@@ -133,8 +178,8 @@ struct MetaEcho {
   }
 };
 
-void meta_status(const Request& req, const MetaEcho& echo, ByteBuffer& out,
-                 std::string_view code, const engine::ItemView* v = nullptr) {
+void meta_status(const Request& req, const MetaEcho& echo, ByteBuffer& out, std::string_view code,
+                 const engine::ItemView* v = nullptr) {
   out.append(code);
   echo.write(out, v);
   out.append("\r\n");
@@ -189,11 +234,25 @@ Action meta_set(const Request& req, Context& ctx, ByteBuffer& out) {
   int64_t now = ctx.engine.clock().now();
   engine::StoreRequest s;
   switch (m.mode) {
-    case 'E': case 'e': s.mode = engine::StoreMode::kAdd; break;
-    case 'A': case 'a': s.mode = engine::StoreMode::kAppend; break;
-    case 'P': case 'p': s.mode = engine::StoreMode::kPrepend; break;
-    case 'R': case 'r': s.mode = engine::StoreMode::kReplace; break;
-    default: s.mode = engine::StoreMode::kSet; break;
+    case 'E':
+    case 'e':
+      s.mode = engine::StoreMode::kAdd;
+      break;
+    case 'A':
+    case 'a':
+      s.mode = engine::StoreMode::kAppend;
+      break;
+    case 'P':
+    case 'p':
+      s.mode = engine::StoreMode::kPrepend;
+      break;
+    case 'R':
+    case 'r':
+      s.mode = engine::StoreMode::kReplace;
+      break;
+    default:
+      s.mode = engine::StoreMode::kSet;
+      break;
   }
   s.key = req.key();
   s.value = req.value;
@@ -217,25 +276,26 @@ Action meta_set(const Request& req, Context& ctx, ByteBuffer& out) {
   switch (r.status) {
     case EngineStatus::kOk: {
       if (m.has('q')) break;
+      // After a store only O k b c s can be asked for (the decoder refuses the others).
+      engine::ItemView stored;
+      stored.cas = r.cas;
       out.append("HD");
-      // Only the flags that make sense after a store: O k b c (and s for the new size).
-      for (uint8_t i = 0; i < m.count; ++i) {
-        switch (m.order[i]) {
-          case 'O': out.append(" O"); out.append(m.opaque); break;
-          case 'k': out.append(" k"); out.append(m.raw_key); break;
-          case 'b': if (m.has('k')) out.append(" b"); break;
-          case 'c': out.append(" c"); out.append_u64(r.cas); break;
-          case 's': out.append(" s"); out.append_u64(r.size); break;
-          default: break;
-        }
-      }
+      echo.write(out, &stored, r.size);
       out.append("\r\n");
       break;
     }
-    case EngineStatus::kNotStored: meta_status(req, echo, out, "NS"); break;
-    case EngineStatus::kExists: meta_status(req, echo, out, "EX"); break;
-    case EngineStatus::kNotFound: meta_status(req, echo, out, "NF"); break;
-    default: out.append(store_reply(r.status)); break;
+    case EngineStatus::kNotStored:
+      meta_status(req, echo, out, "NS");
+      break;
+    case EngineStatus::kExists:
+      meta_status(req, echo, out, "EX");
+      break;
+    case EngineStatus::kNotFound:
+      meta_status(req, echo, out, "NF");
+      break;
+    default:
+      out.append(store_reply(r.status));
+      break;
   }
   return Action::kContinue;
 }
@@ -264,8 +324,12 @@ Action meta_delete(const Request& req, Context& ctx, ByteBuffer& out) {
       ctx.counters.delete_misses.add();
       meta_status(req, echo, out, "NF");
       break;
-    case EngineStatus::kExists: meta_status(req, echo, out, "EX"); break;
-    default: out.append(store_reply(r.status)); break;
+    case EngineStatus::kExists:
+      meta_status(req, echo, out, "EX");
+      break;
+    default:
+      out.append(store_reply(r.status));
+      break;
   }
   return Action::kContinue;
 }
@@ -319,9 +383,15 @@ Action meta_arith(const Request& req, Context& ctx, ByteBuffer& out) {
       misses.add();
       meta_status(req, echo, out, "NF");
       break;
-    case EngineStatus::kExists: meta_status(req, echo, out, "EX"); break;
-    case EngineStatus::kNonNumeric: out.append(reply::kNonNumeric); break;
-    default: out.append(store_reply(r.status)); break;
+    case EngineStatus::kExists:
+      meta_status(req, echo, out, "EX");
+      break;
+    case EngineStatus::kNonNumeric:
+      out.append(reply::kNonNumeric);
+      break;
+    default:
+      out.append(store_reply(r.status));
+      break;
   }
   return Action::kContinue;
 }

@@ -28,10 +28,20 @@ bool parse_size(const std::string& s, size_t unit, size_t& out) {
   if (i < s.size()) {
     if (i + 1 != s.size()) return false;
     switch (s[i]) {
-      case 'k': case 'K': mult = 1024; break;
-      case 'm': case 'M': mult = 1024 * 1024; break;
-      case 'g': case 'G': mult = size_t{1} << 30; break;
-      default: return false;
+      case 'k':
+      case 'K':
+        mult = 1024;
+        break;
+      case 'm':
+      case 'M':
+        mult = 1024 * 1024;
+        break;
+      case 'g':
+      case 'G':
+        mult = size_t{1} << 30;
+        break;
+      default:
+        return false;
     }
   }
   out = static_cast<size_t>(v) * mult;

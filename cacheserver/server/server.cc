@@ -110,7 +110,7 @@ struct Connection {
   ByteBuffer out;       // responses not yet handed to the kernel
   ByteBuffer inflight;  // bytes of the uv_write in progress
   uv_write_t wreq{};
-  size_t need = 0;      // bytes the next request needs in `in`, when known
+  size_t need = 0;  // bytes the next request needs in `in`, when known
   bool writing = false;
   bool paused = false;  // reading stopped for backpressure
   bool closing = false;
@@ -144,7 +144,10 @@ void Worker::attach(Connection* c) {
 }
 
 void Worker::detach(Connection* c) {
-  if (c->prev) c->prev->next = c->next; else conns_ = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    conns_ = c->next;
   if (c->next) c->next->prev = c->prev;
 }
 
@@ -203,7 +206,8 @@ void Connection::start_reading() {
           // into its final buffer without another copy).
           size_t missing = c->need > c->in.size() ? c->need - c->in.size() : 0;
           char* p = c->in.reserve(std::max(missing, kReadChunk / 4));
-          *buf = uv_buf_init(p, static_cast<unsigned>(std::min<size_t>(c->in.writable(), 1u << 30)));
+          *buf =
+              uv_buf_init(p, static_cast<unsigned>(std::min<size_t>(c->in.writable(), 1u << 30)));
         } else {
           *buf = uv_buf_init(c->worker.read_buffer(), kReadChunk);
         }

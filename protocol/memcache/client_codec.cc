@@ -10,30 +10,54 @@ namespace cachetier::memcache {
 namespace {
 std::string_view command_name(Command c) {
   switch (c) {
-    case Command::kGet: return "get";
-    case Command::kGets: return "gets";
-    case Command::kGat: return "gat";
-    case Command::kGats: return "gats";
-    case Command::kSet: return "set";
-    case Command::kAdd: return "add";
-    case Command::kReplace: return "replace";
-    case Command::kAppend: return "append";
-    case Command::kPrepend: return "prepend";
-    case Command::kCas: return "cas";
-    case Command::kDelete: return "delete";
-    case Command::kIncr: return "incr";
-    case Command::kDecr: return "decr";
-    case Command::kTouch: return "touch";
-    case Command::kFlushAll: return "flush_all";
-    case Command::kVersion: return "version";
-    case Command::kVerbosity: return "verbosity";
-    case Command::kStats: return "stats";
-    case Command::kQuit: return "quit";
-    case Command::kMetaGet: return "mg";
-    case Command::kMetaSet: return "ms";
-    case Command::kMetaDelete: return "md";
-    case Command::kMetaArithmetic: return "ma";
-    case Command::kMetaNoop: return "mn";
+    case Command::kGet:
+      return "get";
+    case Command::kGets:
+      return "gets";
+    case Command::kGat:
+      return "gat";
+    case Command::kGats:
+      return "gats";
+    case Command::kSet:
+      return "set";
+    case Command::kAdd:
+      return "add";
+    case Command::kReplace:
+      return "replace";
+    case Command::kAppend:
+      return "append";
+    case Command::kPrepend:
+      return "prepend";
+    case Command::kCas:
+      return "cas";
+    case Command::kDelete:
+      return "delete";
+    case Command::kIncr:
+      return "incr";
+    case Command::kDecr:
+      return "decr";
+    case Command::kTouch:
+      return "touch";
+    case Command::kFlushAll:
+      return "flush_all";
+    case Command::kVersion:
+      return "version";
+    case Command::kVerbosity:
+      return "verbosity";
+    case Command::kStats:
+      return "stats";
+    case Command::kQuit:
+      return "quit";
+    case Command::kMetaGet:
+      return "mg";
+    case Command::kMetaSet:
+      return "ms";
+    case Command::kMetaDelete:
+      return "md";
+    case Command::kMetaArithmetic:
+      return "ma";
+    case Command::kMetaNoop:
+      return "mn";
   }
   return "?";
 }
@@ -187,15 +211,24 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& r) {
     ResponseKind kind;
   };
   static constexpr Simple kSimple[] = {
-      {"END", ResponseKind::kEnd},         {"STORED", ResponseKind::kStored},
-      {"NOT_STORED", ResponseKind::kNotStored}, {"EXISTS", ResponseKind::kExists},
-      {"NOT_FOUND", ResponseKind::kNotFound},   {"DELETED", ResponseKind::kDeleted},
-      {"TOUCHED", ResponseKind::kTouched}, {"OK", ResponseKind::kOk},
-      {"ERROR", ResponseKind::kError},     {"CLIENT_ERROR", ResponseKind::kClientError},
-      {"SERVER_ERROR", ResponseKind::kServerError}, {"VERSION", ResponseKind::kVersion},
-      {"STAT", ResponseKind::kStat},       {"HD", ResponseKind::kMetaHD},
-      {"EN", ResponseKind::kMetaEN},       {"NS", ResponseKind::kMetaNS},
-      {"EX", ResponseKind::kMetaEX},       {"NF", ResponseKind::kMetaNF},
+      {"END", ResponseKind::kEnd},
+      {"STORED", ResponseKind::kStored},
+      {"NOT_STORED", ResponseKind::kNotStored},
+      {"EXISTS", ResponseKind::kExists},
+      {"NOT_FOUND", ResponseKind::kNotFound},
+      {"DELETED", ResponseKind::kDeleted},
+      {"TOUCHED", ResponseKind::kTouched},
+      {"OK", ResponseKind::kOk},
+      {"ERROR", ResponseKind::kError},
+      {"CLIENT_ERROR", ResponseKind::kClientError},
+      {"SERVER_ERROR", ResponseKind::kServerError},
+      {"VERSION", ResponseKind::kVersion},
+      {"STAT", ResponseKind::kStat},
+      {"HD", ResponseKind::kMetaHD},
+      {"EN", ResponseKind::kMetaEN},
+      {"NS", ResponseKind::kMetaNS},
+      {"EX", ResponseKind::kMetaEX},
+      {"NF", ResponseKind::kMetaNF},
       {"MN", ResponseKind::kMetaMN},
   };
   for (const Simple& s : kSimple) {
@@ -209,8 +242,12 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& r) {
         r.value = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
         break;
       }
-      case ResponseKind::kMetaHD: case ResponseKind::kMetaEN: case ResponseKind::kMetaNS:
-      case ResponseKind::kMetaEX: case ResponseKind::kMetaNF: case ResponseKind::kMetaMN:
+      case ResponseKind::kMetaHD:
+      case ResponseKind::kMetaEN:
+      case ResponseKind::kMetaNS:
+      case ResponseKind::kMetaEX:
+      case ResponseKind::kMetaNF:
+      case ResponseKind::kMetaMN:
         r.meta_flags = rest;
         break;
       default:

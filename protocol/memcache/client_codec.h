@@ -34,21 +34,40 @@ void encode_meta(ByteBuffer& out, Command cmd, std::string_view key, std::string
                  std::string_view value = {});
 
 enum class ResponseKind : uint8_t {
-  kValue, kEnd, kStored, kNotStored, kExists, kNotFound, kDeleted, kTouched, kOk, kNumber,
-  kStat, kVersion, kError, kClientError, kServerError,
-  kMetaHD, kMetaVA, kMetaEN, kMetaNS, kMetaEX, kMetaNF, kMetaMN,
+  kValue,
+  kEnd,
+  kStored,
+  kNotStored,
+  kExists,
+  kNotFound,
+  kDeleted,
+  kTouched,
+  kOk,
+  kNumber,
+  kStat,
+  kVersion,
+  kError,
+  kClientError,
+  kServerError,
+  kMetaHD,
+  kMetaVA,
+  kMetaEN,
+  kMetaNS,
+  kMetaEX,
+  kMetaNF,
+  kMetaMN,
 };
 
 struct Response {
   ResponseKind kind = ResponseKind::kEnd;
-  std::string_view line;   // the first line without \r\n
-  std::string_view key;    // VALUE; STAT name
-  std::string_view value;  // VALUE / VA data; STAT value; VERSION text; error message
+  std::string_view line;        // the first line without \r\n
+  std::string_view key;         // VALUE; STAT name
+  std::string_view value;       // VALUE / VA data; STAT value; VERSION text; error message
   std::string_view meta_flags;  // meta return flags, as text
   uint32_t client_flags = 0;
   uint64_t cas = 0;
   bool has_cas = false;
-  uint64_t number = 0;     // incr/decr result
+  uint64_t number = 0;  // incr/decr result
 };
 
 class ResponseDecoder {

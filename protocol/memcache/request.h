@@ -12,11 +12,30 @@ namespace cachetier::memcache {
 inline constexpr size_t kMaxKeyLength = 250;
 
 enum class Command : uint8_t {
-  kGet, kGets, kGat, kGats,
-  kSet, kAdd, kReplace, kAppend, kPrepend, kCas,
-  kDelete, kIncr, kDecr, kTouch,
-  kFlushAll, kVersion, kVerbosity, kStats, kQuit,
-  kMetaGet, kMetaSet, kMetaDelete, kMetaArithmetic, kMetaNoop,
+  kGet,
+  kGets,
+  kGat,
+  kGats,
+  kSet,
+  kAdd,
+  kReplace,
+  kAppend,
+  kPrepend,
+  kCas,
+  kDelete,
+  kIncr,
+  kDecr,
+  kTouch,
+  kFlushAll,
+  kVersion,
+  kVerbosity,
+  kStats,
+  kQuit,
+  kMetaGet,
+  kMetaSet,
+  kMetaDelete,
+  kMetaArithmetic,
+  kMetaNoop,
 };
 
 // Maps a meta flag letter to a bit: a..z -> 0..25, A..Z -> 26..51, anything else -> -1.

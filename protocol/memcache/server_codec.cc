@@ -187,8 +187,8 @@ DecodeResult RequestDecoder::parse_retrieval(size_t after, std::string_view line
   return complete(after);
 }
 
-DecodeResult RequestDecoder::parse_storage(std::string_view in, size_t after,
-                                           std::string_view* tok, size_t n, Request& req) {
+DecodeResult RequestDecoder::parse_storage(std::string_view in, size_t after, std::string_view* tok,
+                                           size_t n, Request& req) {
   std::string_view cmd = tok[0];
   req.command = cmd == "set"       ? Command::kSet
                 : cmd == "add"     ? Command::kAdd
@@ -244,10 +244,23 @@ DecodeResult RequestDecoder::parse_meta(std::string_view in, size_t after, std::
     case 'n':
       req.command = Command::kMetaNoop;
       return complete(after);
-    case 'g': req.command = Command::kMetaGet; allowed = kMgFlags; break;
-    case 's': req.command = Command::kMetaSet; allowed = kMsFlags; first_flag = 3; break;
-    case 'd': req.command = Command::kMetaDelete; allowed = kMdFlags; break;
-    default: req.command = Command::kMetaArithmetic; allowed = kMaFlags; break;
+    case 'g':
+      req.command = Command::kMetaGet;
+      allowed = kMgFlags;
+      break;
+    case 's':
+      req.command = Command::kMetaSet;
+      allowed = kMsFlags;
+      first_flag = 3;
+      break;
+    case 'd':
+      req.command = Command::kMetaDelete;
+      allowed = kMdFlags;
+      break;
+    default:
+      req.command = Command::kMetaArithmetic;
+      allowed = kMaFlags;
+      break;
   }
   if (n < first_flag) return error(after, n < 2 ? reply::kError : reply::kBadFormat);
   if (n == kMaxTokens) return error(after, reply::kBadFormat);  // too many flags
@@ -273,21 +286,40 @@ DecodeResult RequestDecoder::parse_meta(std::string_view in, size_t after, std::
     std::string_view v = t.substr(1);
     bool ok = true;
     switch (f) {
-      case 'O': m.opaque = v; break;
-      case 'C': ok = parse_u64(v, m.compare_cas); break;
-      case 'E': ok = parse_u64(v, m.new_cas); break;
-      case 'F': ok = parse_u32(v, m.client_flags); break;
-      case 'N': ok = parse_i64(v, m.vivify_ttl); break;
-      case 'R': ok = parse_i64(v, m.recache_ttl); break;
-      case 'T': ok = parse_i64(v, m.ttl); break;
-      case 'D': ok = parse_u64(v, m.delta); break;
-      case 'J': ok = parse_u64(v, m.initial); break;
+      case 'O':
+        m.opaque = v;
+        break;
+      case 'C':
+        ok = parse_u64(v, m.compare_cas);
+        break;
+      case 'E':
+        ok = parse_u64(v, m.new_cas);
+        break;
+      case 'F':
+        ok = parse_u32(v, m.client_flags);
+        break;
+      case 'N':
+        ok = parse_i64(v, m.vivify_ttl);
+        break;
+      case 'R':
+        ok = parse_i64(v, m.recache_ttl);
+        break;
+      case 'T':
+        ok = parse_i64(v, m.ttl);
+        break;
+      case 'D':
+        ok = parse_u64(v, m.delta);
+        break;
+      case 'J':
+        ok = parse_u64(v, m.initial);
+        break;
       case 'M':
-        if (v.empty()) return fail(req.command == Command::kMetaSet ? reply::kBadMode
-                                                                    : reply::kBadMaMode);
+        if (v.empty())
+          return fail(req.command == Command::kMetaSet ? reply::kBadMode : reply::kBadMaMode);
         m.mode = v[0];
         break;
-      default: break;
+      default:
+        break;
     }
     if (!ok) return fail(reply::kBadToken);
   }

@@ -22,8 +22,8 @@
 namespace cachetier::memcache {
 
 struct DecoderLimits {
-  size_t max_line = 64 * 1024;        // a command line longer than this closes the connection
-  size_t max_value = 1024 * 1024;     // larger data blocks are refused and swallowed
+  size_t max_line = 64 * 1024;     // a command line longer than this closes the connection
+  size_t max_value = 1024 * 1024;  // larger data blocks are refused and swallowed
 };
 
 enum class DecodeStatus { kComplete, kNeedMore, kError, kFatal };
@@ -55,8 +55,8 @@ class RequestDecoder {
                            std::string_view error);
 
   DecoderLimits limits_;
-  size_t swallow_ = 0;        // bytes of a refused data block still to drop
-  std::string key_scratch_;   // decoded base64 key
+  size_t swallow_ = 0;       // bytes of a refused data block still to drop
+  std::string key_scratch_;  // decoded base64 key
 };
 
 // ---- response writers (server side) ----

@@ -1,16 +1,16 @@
 // LruEngine: semantics with a manual clock, memory accounting, eviction quality.
-#include <catch2/catch.hpp>
+#include "cacheserver/engine/lru_engine.h"
+
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <list>
 #include <optional>
-#include <set>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
-
-#include "cacheserver/engine/lru_engine.h"
 
 using namespace cachetier;
 using namespace cachetier::engine;
@@ -259,9 +259,9 @@ TEST_CASE("memory limit is a real bound and eviction is LRU", "[engine][memory]"
   CHECK(st.evictions > 10000);
   CHECK(st.memory_used > limit * 85 / 100);
   CHECK(st.bytes > limit * 8 / 10);
-  CHECK(f.get("key0"));       // hot key survived
-  CHECK(f.get("key19999"));   // newest survived
-  CHECK_FALSE(f.get("key1")); // cold old key is gone
+  CHECK(f.get("key0"));        // hot key survived
+  CHECK(f.get("key19999"));    // newest survived
+  CHECK_FALSE(f.get("key1"));  // cold old key is gone
   f.engine.flush(f.clock.now());
   CHECK(f.engine.stats().bytes == 0);
   CHECK(f.engine.stats().memory_used <= limit);
