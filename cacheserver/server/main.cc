@@ -1,5 +1,7 @@
 // cacheserver: one cache node. Flags follow memcached's where they overlap.
 #include <malloc.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -93,6 +95,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   cfg.verbose = verbose_count;
+  // Logs go to stderr; stdout carries only the "listening on" line that scripts read.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("cacheserver"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(verbose_count >= 2   ? spdlog::level::debug
+                    : verbose_count == 1 ? spdlog::level::info
+                                         : spdlog::level::warn);
   if (!parse_size(memory, 1024 * 1024, cfg.memory_limit) || cfg.memory_limit < (1u << 20)) {
     std::fprintf(stderr, "cacheserver: bad --memory-limit '%s' (want MB >= 1, e.g. 64 or 1g)\n",
                  memory.c_str());

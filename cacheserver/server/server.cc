@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -250,6 +251,9 @@ size_t Connection::process(std::string_view data) {
         pos += r.consumed;
         process::Action a = process::handle(req, ctx, out);
         if (a != process::Action::kContinue) {
+          if (a == process::Action::kOutputOverflow) {
+            spdlog::debug("closing a connection: reply over the output limit");
+          }
           close_after_write = true;
           uv_read_stop(stream());
         }
@@ -264,6 +268,8 @@ size_t Connection::process(std::string_view data) {
         pos += r.consumed;
         break;
       case memcache::DecodeStatus::kFatal:
+        spdlog::debug("closing a connection: {}",
+                      std::string_view(r.error).substr(0, r.error.size() - 2));
         out.append(r.error);
         close_after_write = true;
         uv_read_stop(stream());
@@ -366,8 +372,7 @@ int Server::open_listener() {
   std::string port = std::to_string(config_.port);
   int rc = getaddrinfo(config_.listen.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) {
-    std::fprintf(stderr, "cacheserver: cannot resolve listen address %s: %s\n",
-                 config_.listen.c_str(), gai_strerror(rc));
+    spdlog::error("cannot resolve listen address {}: {}", config_.listen, gai_strerror(rc));
     return -1;
   }
   int fd = -1;
@@ -382,8 +387,7 @@ int Server::open_listener() {
   }
   freeaddrinfo(res);
   if (fd < 0) {
-    std::fprintf(stderr, "cacheserver: cannot listen on %s:%d: %s\n", config_.listen.c_str(),
-                 config_.port, std::strerror(errno));
+    spdlog::error("cannot listen on {}:{}: {}", config_.listen, config_.port, std::strerror(errno));
     return -1;
   }
   sockaddr_storage ss{};
@@ -400,7 +404,7 @@ void Server::on_acceptable() {
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno == EMFILE || errno == ENFILE) {
-        std::fprintf(stderr, "cacheserver: accept: %s\n", std::strerror(errno));
+        spdlog::warn("accept: {}", std::strerror(errno));
       }
       return;
     }
@@ -411,6 +415,7 @@ void Server::on_acceptable() {
       (void)ignored;
       ::close(fd);
       rejected_connections_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("connection refused: at the limit of {} connections", config_.conn_limit);
       continue;
     }
     curr_connections_.fetch_add(1, std::memory_order_relaxed);
@@ -423,7 +428,7 @@ void Server::on_acceptable() {
 void Server::begin_shutdown() {
   if (loop_->shutting_down) return;
   loop_->shutting_down = true;
-  if (config_.verbose > 0) std::fprintf(stderr, "cacheserver: shutting down\n");
+  spdlog::info("signal received: closing the listener, finishing in-flight requests");
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->poll), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->sigint), nullptr);
@@ -463,7 +468,7 @@ int Server::run() {
   uv_run(&loop_->loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop_->loop);
   for (auto& w : workers_) w->join();
-  if (config_.verbose > 0) std::fprintf(stderr, "cacheserver: stopped\n");
+  spdlog::info("stopped");
   return 0;
 }
 
