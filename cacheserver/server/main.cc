@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-conn-output", conn_output,
                  "output a single connection may buffer before it is closed (k/m suffixes)")
       ->capture_default_str();
+  app.add_option("--idle-polls", cfg.idle_polls,
+                 "non-blocking polls, each after a yield, before a worker sleeps (0 = sleep at "
+                 "once)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose_count, "verbose logging (repeat for more)");
 
   try {

@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -48,10 +49,7 @@ class Worker {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
     wake_.data = this;
-    thread_ = std::thread([this] {
-      uv_run(&loop_, UV_RUN_DEFAULT);
-      uv_loop_close(&loop_);
-    });
+    thread_ = std::thread([this] { run_loop(); });
   }
   // Thread-safe: hands an accepted socket to this worker.
   void hand_over(int fd) {
@@ -75,6 +73,7 @@ class Worker {
 
   process::Counters& counters() { return counters_; }
   Counter& bytes_read() { return bytes_read_; }
+  void note_activity() { ++activity_; }
   Counter& bytes_written() { return bytes_written_; }
   Server& server() { return server_; }
   char* read_buffer() { return read_buf_.get(); }
@@ -84,6 +83,7 @@ class Worker {
 
  private:
   void on_wake();
+  void run_loop();
 
   Server& server_;
   size_t index_;
@@ -98,7 +98,35 @@ class Worker {
   Counter bytes_read_, bytes_written_;
   std::unique_ptr<char[]> read_buf_{new char[kReadChunk]};
   Connection* conns_ = nullptr;  // intrusive list of open connections
+  uint64_t activity_ = 0;        // reads handled; loop thread only
 };
+
+// The worker's loop. After a pass that handled reads, it polls a few more times without
+// blocking, yielding the CPU between polls, before it sleeps in epoll_wait. Under load the next
+// requests arrive while the client is still writing them; a yield lets that client run on this
+// core and a poll then finds its requests, where sleeping and being woken costs a context
+// switch per small batch. Measured (bench/RESULTS.md): 1.4x the throughput and 0.76x the CPU
+// per request at 50 connections without pipelining; +16% CPU per request for a lone client.
+// An idle worker does idle_polls polls once and then blocks: it never spins while idle.
+void Worker::run_loop() {
+  const int idle_polls = server_.config().idle_polls;
+  int polls = 0;
+  for (;;) {
+    uint64_t before = activity_;
+    if (uv_run(&loop_, idle_polls > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE) == 0) break;
+    if (activity_ != before) {
+      polls = 0;
+      continue;
+    }
+    if (polls++ < idle_polls) {
+      sched_yield();
+      continue;
+    }
+    polls = 0;
+    if (uv_run(&loop_, UV_RUN_ONCE) == 0) break;
+  }
+  uv_loop_close(&loop_);
+}
 
 // One client connection; lives on its worker's loop thread only.
 struct Connection {
@@ -220,6 +248,7 @@ void Connection::start_reading() {
           return;
         }
         if (nread == 0) return;
+        c->worker.note_activity();
         c->worker.bytes_read().add(static_cast<uint64_t>(nread));
         if (buf->base == c->worker.read_buffer()) {
           std::string_view data(buf->base, static_cast<size_t>(nread));

@@ -31,6 +31,7 @@ struct ServerConfig {
   size_t max_line = 64u << 10;
   size_t output_high_water = 1u << 20;
   size_t output_limit = 64u << 20;
+  int idle_polls = 4;  // non-blocking polls (with a yield) before a worker sleeps; 0 = none
   int verbose = 0;
 };
 

@@ -207,6 +207,22 @@ def test_backpressure_resumes_when_output_drains_at_once():
                 check(c.line() == b"END", "end")
 
 
+def test_idle_server_uses_no_cpu():
+    # Workers poll a few times (with a yield) after activity before they sleep; they must
+    # never keep polling while idle.
+    with Server("-t", "2") as srv:
+        conns = [srv.connect() for _ in range(20)]
+        for c in conns:
+            c.send(b"set k 0 0 1\r\nx\r\n")
+            check(c.line() == b"STORED", "stored")
+        time.sleep(0.5)
+        before = srv.cpu_seconds()
+        time.sleep(3)
+        used = srv.cpu_seconds() - before
+        check(used < 0.1, "an idle server used %.2f s of CPU in 3 s" % used)
+        print("  idle CPU over 3 s: %.3f s" % used)
+
+
 def test_concurrent_clients_on_all_threads():
     with Server("-t", "2") as srv:
         errors = []
@@ -236,5 +252,5 @@ if __name__ == "__main__":
          test_key_value_and_line_limits, test_connection_limit,
          test_client_that_never_reads_is_bounded, test_idle_connections_are_cheap,
          test_bad_flags_exit_2, test_sigterm_finishes_in_flight_and_exits_0,
-         test_backpressure_resumes_when_output_drains_at_once,
+         test_backpressure_resumes_when_output_drains_at_once, test_idle_server_uses_no_cpu,
          test_concurrent_clients_on_all_threads])
