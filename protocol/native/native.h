@@ -1,0 +1,211 @@
+// The native protocol (docs/protocol.md): msgpack bodies in length-prefixed frames, request ids,
+// pipelining with out-of-order replies allowed, multi-key ops and per-write versions. Both sides
+// of the codec, sans-I/O like protocol/memcache:
+//
+//   frame:  0xFA | body length (u32, big endian) | body (one msgpack array)
+//   request body:  [id, op, {field: value, ...}]
+//   reply body:    [id, status, {field: value, ...}]
+//
+// Decoders check the frame length against the limit before anything is allocated, and check
+// every msgpack container's declared size against the bytes that remain before msgpack-c
+// (which allocates by declared size) parses the body. Views in decoded structs point into the
+// fed bytes and are valid until the next feed().
+#pragma once
+
+#include <msgpack.h>
+
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/buffer.h"
+
+namespace cachetier::native {
+
+inline constexpr uint8_t kMagic = 0xFA;
+inline constexpr size_t kFrameHeader = 5;
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kMaxKeyLength = 250;
+
+enum class Op : uint8_t {
+  kHello = 0,
+  kGet = 1,
+  kGets = 2,
+  kSet = 3,
+  kAdd = 4,
+  kReplace = 5,
+  kAppend = 6,
+  kPrepend = 7,
+  kCas = 8,
+  kDelete = 9,
+  kIncr = 10,
+  kDecr = 11,
+  kTouch = 12,
+  kGat = 13,
+  kMultiGet = 14,
+  kMultiSet = 15,
+  kMultiDelete = 16,
+  kFlush = 17,
+  kStats = 18,
+  kNoop = 19,
+  kVersion = 20,
+};
+inline constexpr uint8_t kOpCount = 21;
+
+enum class Status : uint8_t {
+  kOk = 0,
+  kNotFound = 1,
+  kExists = 2,
+  kNotStored = 3,
+  kNonNumeric = 4,
+  kTooLarge = 5,
+  kNoMemory = 6,
+  kBadRequest = 7,
+  kUnknownOp = 8,
+  kOlderVersion = 9,
+  kServerError = 10,
+};
+
+// Field numbers of the request and reply maps.
+enum Field : uint8_t {
+  kKey = 1,
+  kKeys = 2,
+  kValue = 3,
+  kFlags = 4,
+  kTtl = 5,
+  kCas = 6,
+  kNumber = 7,
+  kVersion = 8,
+  kInitial = 9,
+  kItems = 10,
+  kDelay = 11,
+  kValues = 20,
+  kStats = 21,
+  kMessage = 22,
+  kStatuses = 23,
+  kProtoVersion = 30,
+  kFeatures = 31,
+  kServer = 32,
+  kMaxFrame = 33,
+};
+
+std::string_view op_name(Op op);
+std::string_view status_name(Status s);
+
+// One item of a multi-set (request) or a multi-get (reply).
+struct Item {
+  std::string_view key;
+  std::string_view value;
+  uint32_t flags = 0;
+  int64_t ttl = 0;
+  uint64_t cas = 0;
+  bool present = true;  // multi-get reply: false for a miss
+};
+
+struct Request {
+  uint64_t id = 0;
+  Op op = Op::kNoop;
+  std::string_view key, value;
+  uint32_t flags = 0;
+  int64_t ttl = 0;  // memcached exptime rules
+  uint64_t cas = 0;
+  uint64_t delta = 1;  // incr/decr (field kNumber)
+  uint64_t version = 0;
+  uint64_t initial = 0;
+  int64_t delay = 0;
+  bool has_ttl = false, has_cas = false, has_version = false, has_initial = false;
+  std::vector<std::string_view> keys;  // multi-get, multi-delete
+  std::vector<Item> items;             // multi-set
+  uint32_t proto_version = 0;          // hello
+  std::vector<std::string_view> features;
+  void clear();
+};
+
+struct Response {
+  uint64_t id = 0;
+  Status status = Status::kOk;
+  std::string_view value, message, server;
+  uint32_t flags = 0;
+  uint64_t cas = 0, number = 0, version = 0, max_frame = 0;
+  uint32_t proto_version = 0;
+  bool has_value = false;
+  std::vector<Item> values;      // multi-get
+  std::vector<Status> statuses;  // multi-set / multi-delete
+  std::vector<std::pair<std::string_view, std::string_view>> stats;
+  std::vector<std::string_view> features;
+  void clear();
+};
+
+enum class DecodeStatus { kComplete, kNeedMore, kError, kFatal };
+
+struct DecodeResult {
+  DecodeStatus status;
+  size_t consumed = 0;
+  size_t need = 0;             // kNeedMore: total bytes the frame needs, when known
+  uint64_t id = 0;             // kError: the request id to answer
+  Status error = Status::kOk;  // kError: the status to answer with
+  std::string_view message;    // kError / kFatal: what was wrong
+};
+
+// Server side: bytes -> Request. kError means the frame was well formed and its id known but
+// the request was not valid (answer `error` for `id`, keep going); kFatal means the stream
+// cannot be trusted (bad magic, oversized frame, body that is not msgpack or has no id).
+class RequestDecoder {
+ public:
+  explicit RequestDecoder(size_t max_frame);
+  ~RequestDecoder();
+  RequestDecoder(const RequestDecoder&) = delete;
+  RequestDecoder& operator=(const RequestDecoder&) = delete;
+  DecodeResult feed(std::string_view in, Request& req);
+
+ private:
+  size_t max_frame_;
+  msgpack_unpacked unpacked_;
+};
+
+// Client side: bytes -> Response.
+class ResponseDecoder {
+ public:
+  explicit ResponseDecoder(size_t max_frame);
+  ~ResponseDecoder();
+  ResponseDecoder(const ResponseDecoder&) = delete;
+  ResponseDecoder& operator=(const ResponseDecoder&) = delete;
+  DecodeResult feed(std::string_view in, Response& resp);
+
+ private:
+  size_t max_frame_;
+  msgpack_unpacked unpacked_;
+};
+
+// Writes one frame: begin() with the number of map fields that will follow, then exactly that
+// many field calls (a field whose value is an array or map is opened with its size and filled
+// with the value calls), then end() patches the length.
+class FrameWriter {
+ public:
+  explicit FrameWriter(ByteBuffer& out);
+  void begin_request(uint64_t id, Op op, uint32_t nfields);
+  void begin_reply(uint64_t id, Status status, uint32_t nfields);
+  void end();
+
+  void field(Field f) { uint(f); }
+  void uint(uint64_t v) { msgpack_pack_uint64(&pk_, v); }
+  void sint(int64_t v) { msgpack_pack_int64(&pk_, v); }
+  void bin(std::string_view v);
+  void str(std::string_view v);
+  void nil() { msgpack_pack_nil(&pk_); }
+  void array(uint32_t n) { msgpack_pack_array(&pk_, n); }
+  void map(uint32_t n) { msgpack_pack_map(&pk_, n); }
+
+ private:
+  void begin(uint64_t id, uint8_t code, uint32_t nfields);
+  ByteBuffer& out_;
+  size_t start_ = 0;
+  msgpack_packer pk_;
+};
+
+// Checks that a msgpack body is one object whose declared container and string sizes all fit
+// in the bytes present, nested at most `max_depth` deep. Exposed for tests.
+bool prescan(std::string_view body, int max_depth = 8);
+
+}  // namespace cachetier::native
