@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	libuv1-dev libxxhash-dev libmsgpack-dev catch2 libbenchmark-dev \
 	libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev \
-	memcached libmemcached-tools python3 python3-pymemcache \
+	memcached libmemcached-tools python3 python3-pymemcache python3-msgpack \
 	clang-format clang-tidy valgrind
 
 .PHONY: deps build build-asan build-tsan test test-release test-asan test-tsan demo bench format clean

@@ -39,6 +39,7 @@ struct Context {
   std::atomic<int>* verbosity = nullptr;
   // A retrieval that grows `out` beyond this stops with kOutputOverflow.
   size_t output_limit = 64u << 20;
+  size_t max_frame = 0;  // native frames accepted (reported by hello)
 };
 
 enum class Action {

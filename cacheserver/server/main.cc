@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cacheserver/engine/lru_engine.h"
+#include "cacheserver/process/native_process.h"
 #include "cacheserver/server/server.h"
 #include "common/clock.h"
 #include "common/version.h"
@@ -55,7 +56,7 @@ bool parse_size(const std::string& s, size_t unit, size_t& out) {
 int main(int argc, char** argv) {
   cachetier::server::ServerConfig cfg;
   cfg.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::string memory = "64", item_size = "1m", conn_output = "64m";
+  std::string memory = "64", item_size = "1m", conn_output = "64m", max_frame;
   int verbose_count = 0;
   int udp_port = 0;
 
@@ -65,6 +66,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   app.add_option("-l,--listen", cfg.listen, "interface to listen on")->capture_default_str();
+  app.add_option("--native-port", cfg.native_port,
+                 "also listen here for the native protocol only (0 = ephemeral); the main port "
+                 "serves both, chosen by each connection's first byte")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--max-frame", max_frame,
+                 "largest native protocol frame (k/m suffixes; default 2 x -I + 64k)");
   app.add_option("-t,--threads", cfg.threads, "worker threads (default: number of cores)")
       ->check(CLI::Range(1, 256));
   app.add_option("-m,--memory-limit", memory, "memory limit in MB (k/m/g suffixes allowed)")
@@ -125,6 +132,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   cfg.output_high_water = std::min(cfg.output_high_water, cfg.output_limit / 2);
+  cfg.max_frame = cachetier::process::default_max_frame(cfg.max_item_size);
+  if (!max_frame.empty() &&
+      (!parse_size(max_frame, 1, cfg.max_frame) || cfg.max_frame < cfg.max_item_size + 4096 ||
+       cfg.max_frame > 0xFFFFFFFFu)) {
+    std::fprintf(stderr, "cacheserver: bad --max-frame '%s' (want -I + 4k .. 4g)\n",
+                 max_frame.c_str());
+    return 2;
+  }
 
   // Items live in the engine's own pages; malloc only serves buffers, so a couple of arenas
   // are plenty and keep RSS from drifting.

@@ -24,8 +24,10 @@
 #include <mutex>
 #include <thread>
 
+#include "cacheserver/process/native_process.h"
 #include "common/version.h"
 #include "protocol/memcache/server_codec.h"
+#include "protocol/native/native.h"
 
 namespace cachetier::server {
 
@@ -36,6 +38,9 @@ constexpr std::string_view kTooManyConnections = "SERVER_ERROR Too many open con
 }  // namespace
 
 struct Connection;
+
+// Which protocol a connection speaks: decided by its listener, or by its first byte.
+enum class Proto : uint8_t { kDetect, kMemcache, kNative };
 
 // One worker thread: a loop, its connections, its counters.
 class Worker {
@@ -52,10 +57,10 @@ class Worker {
     thread_ = std::thread([this] { run_loop(); });
   }
   // Thread-safe: hands an accepted socket to this worker.
-  void hand_over(int fd) {
+  void hand_over(int fd, Proto proto) {
     {
       std::lock_guard lock(mu_);
-      pending_.push_back(fd);
+      pending_.emplace_back(fd, proto);
     }
     uv_async_send(&wake_);
   }
@@ -91,7 +96,7 @@ class Worker {
   uv_async_t wake_{};
   std::thread thread_;
   std::mutex mu_;
-  std::vector<int> pending_;
+  std::vector<std::pair<int, Proto>> pending_;
   bool stopping_ = false;       // guarded by mu_
   bool stopping_seen_ = false;  // loop thread only
   process::Counters counters_;
@@ -132,8 +137,11 @@ void Worker::run_loop() {
 struct Connection {
   uv_tcp_t tcp{};
   Worker& worker;
+  Proto proto;
   memcache::RequestDecoder decoder;
   memcache::Request req;
+  std::unique_ptr<native::RequestDecoder> ndecoder;  // made when the connection turns native
+  native::Request nreq;
   process::Context ctx;
   ByteBuffer in;        // bytes read but not yet parsed
   ByteBuffer out;       // responses not yet handed to the kernel
@@ -148,12 +156,17 @@ struct Connection {
   Connection* prev = nullptr;
   Connection* next = nullptr;
 
-  explicit Connection(Worker& w)
+  Connection(Worker& w, Proto p)
       : worker(w),
+        proto(p),
         decoder(memcache::DecoderLimits{w.server().config().max_line,
                                         w.server().config().max_item_size}),
-        ctx{w.server().engine(), w.counters(), &w.server(), &w.server().verbosity(),
-            w.server().config().output_limit} {}
+        ctx{w.server().engine(),
+            w.counters(),
+            &w.server(),
+            &w.server().verbosity(),
+            w.server().config().output_limit,
+            w.server().config().max_frame} {}
 
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp); }
 
@@ -162,6 +175,10 @@ struct Connection {
   void flush();
   // Parses and executes as many requests of `data` as possible; returns the bytes consumed.
   size_t process(std::string_view data);
+  size_t process_memcache(std::string_view data);
+  size_t process_native(std::string_view data);
+  // True (and reading paused) when the unsent output has reached the high-water mark.
+  bool output_backed_up();
   // Parses what is buffered in `in` (after a pause or a read into `in`).
   void process_buffered();
 };
@@ -181,20 +198,20 @@ void Worker::detach(Connection* c) {
 }
 
 void Worker::on_wake() {
-  std::vector<int> fds;
+  std::vector<std::pair<int, Proto>> fds;
   bool stop;
   {
     std::lock_guard lock(mu_);
     fds.swap(pending_);
     stop = stopping_;
   }
-  for (int fd : fds) {
+  for (auto [fd, proto] : fds) {
     if (stop) {
       ::close(fd);
       server_.connection_closed();
       continue;
     }
-    auto* c = new Connection(*this);
+    auto* c = new Connection(*this, proto);
     uv_tcp_init(&loop_, &c->tcp);
     c->tcp.data = c;
     if (uv_tcp_open(&c->tcp, fd) != 0) {
@@ -264,16 +281,26 @@ void Connection::start_reading() {
 }
 
 size_t Connection::process(std::string_view data) {
-  size_t pos = 0;
   need = 0;
-  while (pos < data.size() && !close_after_write) {
-    if (out.size() >= worker.server().config().output_high_water) {
-      if (!paused) {
-        paused = true;
-        uv_read_stop(stream());
-      }
-      break;
-    }
+  if (data.empty()) return 0;
+  if (proto == Proto::kDetect) {
+    proto = static_cast<uint8_t>(data[0]) == native::kMagic ? Proto::kNative : Proto::kMemcache;
+  }
+  return proto == Proto::kNative ? process_native(data) : process_memcache(data);
+}
+
+bool Connection::output_backed_up() {
+  if (out.size() < worker.server().config().output_high_water) return false;
+  if (!paused) {
+    paused = true;
+    uv_read_stop(stream());
+  }
+  return true;
+}
+
+size_t Connection::process_memcache(std::string_view data) {
+  size_t pos = 0;
+  while (pos < data.size() && !close_after_write && !output_backed_up()) {
     memcache::DecodeResult r = decoder.feed(data.substr(pos), req);
     switch (r.status) {
       case memcache::DecodeStatus::kComplete: {
@@ -297,9 +324,42 @@ size_t Connection::process(std::string_view data) {
         pos += r.consumed;
         break;
       case memcache::DecodeStatus::kFatal:
-        spdlog::debug("closing a connection: {}",
-                      std::string_view(r.error).substr(0, r.error.size() - 2));
+        spdlog::debug("closing a connection: {}", r.error.substr(0, r.error.size() - 2));
         out.append(r.error);
+        close_after_write = true;
+        uv_read_stop(stream());
+        return data.size();
+    }
+  }
+  return pos;
+}
+
+size_t Connection::process_native(std::string_view data) {
+  if (!ndecoder) ndecoder = std::make_unique<native::RequestDecoder>(ctx.max_frame);
+  size_t pos = 0;
+  while (pos < data.size() && !close_after_write && !output_backed_up()) {
+    native::DecodeResult r = ndecoder->feed(data.substr(pos), nreq);
+    switch (r.status) {
+      case native::DecodeStatus::kComplete: {
+        pos += r.consumed;
+        process::Action a = process::handle_native(nreq, ctx, out);
+        if (a != process::Action::kContinue) {
+          spdlog::debug("closing a native connection: reply over the output limit");
+          close_after_write = true;
+          uv_read_stop(stream());
+        }
+        break;
+      }
+      case native::DecodeStatus::kNeedMore:
+        need = r.need;
+        return pos;
+      case native::DecodeStatus::kError:
+        process::native_error(r.id, r.error, r.message, out);
+        pos += r.consumed;
+        break;
+      case native::DecodeStatus::kFatal:
+        // No request id to answer: the stream cannot be trusted any more.
+        spdlog::debug("closing a native connection: {}", r.message);
         close_after_write = true;
         uv_read_stop(stream());
         return data.size();
@@ -376,7 +436,7 @@ void Connection::close() {
 
 struct Server::Loop {
   uv_loop_t loop{};
-  uv_poll_t poll{};
+  uv_poll_t polls[2]{};
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
   bool shutting_down = false;
@@ -389,16 +449,18 @@ Server::Server(const ServerConfig& config, engine::Engine& engine)
 
 Server::~Server() {
   for (auto& w : workers_) w->join();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  for (int fd : listen_fds_) {
+    if (fd >= 0) ::close(fd);
+  }
 }
 
-int Server::open_listener() {
+int Server::open_listener(int port_number, int* bound) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  std::string port = std::to_string(config_.port);
+  std::string port = std::to_string(port_number);
   int rc = getaddrinfo(config_.listen.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) {
     spdlog::error("cannot resolve listen address {}: {}", config_.listen, gai_strerror(rc));
@@ -416,20 +478,21 @@ int Server::open_listener() {
   }
   freeaddrinfo(res);
   if (fd < 0) {
-    spdlog::error("cannot listen on {}:{}: {}", config_.listen, config_.port, std::strerror(errno));
+    spdlog::error("cannot listen on {}:{}: {}", config_.listen, port_number, std::strerror(errno));
     return -1;
   }
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  bound_port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                               : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  *bound = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   return fd;
 }
 
-void Server::on_acceptable() {
+void Server::on_acceptable(size_t listener) {
+  const Proto proto = listener == 0 ? Proto::kDetect : Proto::kNative;
   for (;;) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listen_fds_[listener], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno == EMFILE || errno == ENFILE) {
@@ -449,7 +512,7 @@ void Server::on_acceptable() {
     }
     curr_connections_.fetch_add(1, std::memory_order_relaxed);
     total_connections_.fetch_add(1, std::memory_order_relaxed);
-    workers_[next_worker_]->hand_over(fd);
+    workers_[next_worker_]->hand_over(fd, proto);
     next_worker_ = (next_worker_ + 1) % workers_.size();
   }
 }
@@ -458,18 +521,31 @@ void Server::begin_shutdown() {
   if (loop_->shutting_down) return;
   loop_->shutting_down = true;
   spdlog::info("signal received: closing the listener, finishing in-flight requests");
-  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->poll), nullptr);
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&loop_->polls[i]), nullptr);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&loop_->sigint), nullptr);
-  ::close(listen_fd_);
-  listen_fd_ = -1;
+  for (int& fd : listen_fds_) {
+    ::close(fd);
+    fd = -1;
+  }
   for (auto& w : workers_) w->request_stop();
 }
 
 int Server::run() {
   std::signal(SIGPIPE, SIG_IGN);
-  listen_fd_ = open_listener();
-  if (listen_fd_ < 0) return 1;
+  int bound = 0;
+  int fd = open_listener(config_.port, &bound);
+  if (fd < 0) return 1;
+  listen_fds_.push_back(fd);
+  bound_ports_.push_back(bound);
+  if (config_.native_port >= 0) {
+    fd = open_listener(config_.native_port, &bound);
+    if (fd < 0) return 1;
+    listen_fds_.push_back(fd);
+    bound_ports_.push_back(bound);
+  }
   started_at_ = engine_.clock().now();
   for (int i = 0; i < config_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, static_cast<size_t>(i)));
@@ -477,11 +553,15 @@ int Server::run() {
   }
   loop_ = std::make_unique<Loop>();
   uv_loop_init(&loop_->loop);
-  loop_->poll.data = this;
-  uv_poll_init(&loop_->loop, &loop_->poll, listen_fd_);
-  uv_poll_start(&loop_->poll, UV_READABLE, [](uv_poll_t* p, int status, int) {
-    if (status == 0) static_cast<Server*>(p->data)->on_acceptable();
-  });
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    uv_poll_t* p = &loop_->polls[i];
+    p->data = this;
+    uv_poll_init(&loop_->loop, p, listen_fds_[i]);
+    uv_poll_start(p, UV_READABLE, [](uv_poll_t* h, int status, int) {
+      auto* self = static_cast<Server*>(h->data);
+      if (status == 0) self->on_acceptable(static_cast<size_t>(h - self->loop_->polls));
+    });
+  }
   for (uv_signal_t* s : {&loop_->sigterm, &loop_->sigint}) {
     uv_signal_init(&loop_->loop, s);
     s->data = this;
@@ -490,8 +570,11 @@ int Server::run() {
   uv_signal_start(&loop_->sigterm, on_signal, SIGTERM);
   uv_signal_start(&loop_->sigint, on_signal, SIGINT);
 
-  std::printf("cacheserver %s listening on %s:%d (threads %d, memory %zu MB)\n", CACHETIER_VERSION,
-              config_.listen.c_str(), bound_port_, config_.threads, config_.memory_limit >> 20);
+  std::string native_note;
+  if (bound_ports_.size() > 1) native_note = ", native port " + std::to_string(bound_ports_[1]);
+  std::printf("cacheserver %s listening on %s:%d (threads %d, memory %zu MB%s)\n",
+              CACHETIER_VERSION, config_.listen.c_str(), bound_ports_[0], config_.threads,
+              config_.memory_limit >> 20, native_note.c_str());
   std::fflush(stdout);
 
   uv_run(&loop_->loop, UV_RUN_DEFAULT);
@@ -570,7 +653,10 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
   if (arg == "settings") {
     write_stat(out, "maxbytes", static_cast<uint64_t>(config_.memory_limit));
     write_stat(out, "maxconns", static_cast<uint64_t>(config_.conn_limit));
-    write_stat(out, "tcpport", static_cast<uint64_t>(bound_port_));
+    write_stat(out, "tcpport", static_cast<uint64_t>(bound_ports_[0]));
+    write_stat(out, "native_port",
+               bound_ports_.size() > 1 ? static_cast<uint64_t>(bound_ports_[1]) : uint64_t{0});
+    write_stat(out, "max_frame", static_cast<uint64_t>(config_.max_frame));
     write_stat(out, "interface", config_.listen);
     write_stat(out, "verbosity", static_cast<uint64_t>(verbosity_.load()));
     write_stat(out, "num_threads", static_cast<uint64_t>(config_.threads));

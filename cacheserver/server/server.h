@@ -23,7 +23,8 @@ namespace cachetier::server {
 
 struct ServerConfig {
   std::string listen = "127.0.0.1";
-  int port = 11211;  // 0 = ephemeral; the chosen port is printed on stdout
+  int port = 11211;      // 0 = ephemeral; the chosen port is printed on stdout
+  int native_port = -1;  // >= 0: also a native-only listener (0 = ephemeral)
   int threads = 4;
   int conn_limit = 1024;
   size_t memory_limit = 64u << 20;
@@ -31,6 +32,7 @@ struct ServerConfig {
   size_t max_line = 64u << 10;
   size_t output_high_water = 1u << 20;
   size_t output_limit = 64u << 20;
+  size_t max_frame = 2u << 20;  // largest native frame body
   int idle_polls = 4;  // non-blocking polls (with a yield) before a worker sleeps; 0 = none
   int verbose = 0;
 };
@@ -59,15 +61,16 @@ class Server final : public process::StatsSource {
   std::atomic<int>& verbosity() { return verbosity_; }
 
  private:
-  int open_listener();
-  void on_acceptable();
+  // Binds and listens on `port`; returns the fd (or -1) and the port it got.
+  int open_listener(int port, int* bound);
+  void on_acceptable(size_t listener);
   void begin_shutdown();
 
   ServerConfig config_;
   engine::Engine& engine_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  int listen_fd_ = -1;
-  int bound_port_ = 0;
+  std::vector<int> listen_fds_;  // [0] memcache + native by first byte, [1] native only
+  std::vector<int> bound_ports_;
   size_t next_worker_ = 0;
   int64_t started_at_ = 0;
   std::atomic<int> verbosity_{0};
