@@ -30,6 +30,7 @@ struct ItemView {
   int64_t exptime = 0;      // absolute unix seconds, 0 = never
   int64_t last_access = 0;  // unix seconds
   bool fetched_before = false;
+  uint64_t version = 0;  // 0 = the item was written without a version
   // Lookup outcome for stale-while-revalidate (meta X/W/Z flags).
   bool stale = false;
   bool won = false;
@@ -66,6 +67,7 @@ enum class EngineStatus : uint8_t {
   kNonNumeric,
   kTooLarge,
   kNoMemory,
+  kOlderVersion,  // a versioned write or delete older than the stored version (or tombstone)
 };
 
 struct StoreRequest {
@@ -79,6 +81,10 @@ struct StoreRequest {
   bool invalidate = false;     // with compare_cas: an older CAS stores the value but marks it stale
   bool vivify = false;         // append/prepend on a miss creates the item
   int64_t vivify_exptime = 0;  // resolved
+  // Non-zero: the write's version. It is refused (kOlderVersion) when the key holds a higher
+  // one, live or as a tombstone; equal versions are accepted (a replay is harmless). Writes
+  // without a version always win and clear the stored version.
+  uint64_t version = 0;
 };
 
 struct StoreResult {
@@ -95,6 +101,11 @@ struct DeleteRequest {
   bool update_exptime = false;  // with invalidate
   int64_t exptime = 0;
   bool drop_value = false;  // keep the item, empty its value
+  // Non-zero: a versioned delete. Refused when the key holds a higher version; otherwise the
+  // item is replaced by a tombstone carrying `version` until `tombstone_exptime`, so that an
+  // older write arriving late does not bring the key back. Tombstones read as misses.
+  uint64_t version = 0;
+  int64_t tombstone_exptime = 0;  // resolved; required with `version`
 };
 
 struct ArithRequest {

@@ -42,6 +42,8 @@ struct Item {
   static constexpr uint8_t kFetched = 4;
   static constexpr uint8_t kStale = 8;
   static constexpr uint8_t kWinSent = 16;
+  static constexpr uint8_t kVersioned = 32;  // 8 bytes of version follow the value
+  static constexpr uint8_t kTombstone = 64;  // a versioned delete: reads as a miss
 
   uint8_t load_bits() const {
     return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(bits)).load(std::memory_order_acquire);
@@ -59,6 +61,18 @@ struct Item {
   std::string_view key() const { return {data(), klen}; }
   std::string_view value() const { return {data() + klen, vlen}; }
   char* value_ptr() { return data() + klen; }
+  uint64_t version() const {
+    if ((load_bits() & kVersioned) == 0) return 0;
+    uint64_t v;
+    std::memcpy(&v, data() + klen + vlen, sizeof(v));
+    return v;
+  }
+  // The chunk must have been allocated with room for it.
+  void set_version(uint64_t v) {
+    std::memcpy(data() + klen + vlen, &v, sizeof(v));
+    set_bits(kVersioned);
+  }
+  bool tombstone() const { return (load_bits() & kTombstone) != 0; }
 };
 
 namespace {
@@ -78,6 +92,12 @@ size_t malloc_cost(size_t n) {
 
 char* large_block(Item* it) { return reinterpret_cast<char*>(it) - kLargePrefix; }
 
+// Bytes an item occupies before rounding: header, key, value and its version if any.
+size_t item_size(const Item* it) {
+  return kHeaderSize + it->klen + it->vlen +
+         ((it->load_bits() & Item::kVersioned) ? sizeof(uint64_t) : 0);
+}
+
 uint32_t to_stamp(int64_t exptime) {
   if (exptime == 0) return 0;
   if (exptime < 0) return 1;
@@ -95,6 +115,7 @@ ItemView view_of(const Item* it) {
   v.exptime = it->exptime;
   v.last_access = it->atime;
   v.fetched_before = (it->load_bits() & Item::kFetched) != 0;
+  v.version = it->version();
   return v;
 }
 
@@ -393,8 +414,8 @@ bool LruEngine::steal_page(SlabClass& c) {
   return true;
 }
 
-Item* LruEngine::allocate(size_t key_len, size_t value_len) {
-  size_t bytes = kHeaderSize + key_len + value_len;
+Item* LruEngine::allocate(size_t key_len, size_t value_len, size_t extra) {
+  size_t bytes = kHeaderSize + key_len + value_len + extra;
   Item* it = bytes > large_threshold_ ? allocate_large(bytes) : allocate_small(bytes);
   if (it == nullptr) return nullptr;
   it->hnext = nullptr;
@@ -491,7 +512,7 @@ void LruEngine::free_large_locked(Item* it) {
   lp.items[slot] = moved;
   *reinterpret_cast<size_t*>(large_block(moved)) = slot;
   lp.items.pop_back();
-  size_t cost = malloc_cost(kHeaderSize + it->klen + it->vlen + kLargePrefix);
+  size_t cost = malloc_cost(item_size(it) + kLargePrefix);
   std::free(large_block(it));
   data_bytes_.fetch_sub(static_cast<int64_t>(cost), std::memory_order_relaxed);
 }
@@ -535,7 +556,7 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
                                 // turn CLOCK into FIFO
   ++s.count;
   if (it->exptime != 0) ++s.ttl_items;
-  s.item_bytes += kHeaderSize + it->klen + it->vlen;
+  s.item_bytes += item_size(it);
 }
 
 void LruEngine::unlink_locked(Shard& s, Item* it) {
@@ -549,7 +570,7 @@ void LruEngine::unlink_locked(Shard& s, Item* it) {
   it->clear_bits(Item::kLinked);
   --s.count;
   if (it->exptime != 0) --s.ttl_items;
-  s.item_bytes -= kHeaderSize + it->klen + it->vlen;
+  s.item_bytes -= item_size(it);
 }
 
 uint64_t LruEngine::next_cas_locked(Shard& s) {
@@ -612,6 +633,7 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
     Item* it = find_locked(s, hash, key);
     Item* gone = nullptr;
     if (drop_if_dead_locked(s, it, now, &r.expired, &gone)) dead.add(gone);
+    if (it != nullptr && it->tombstone()) break;  // deleted: a miss (and nothing to vivify)
     if (it == nullptr) {
       if (!opts.vivify) break;
       if (spare == nullptr) {  // allocate without the shard lock, then look again
@@ -685,13 +707,13 @@ StoreResult LruEngine::store(const StoreRequest& req) {
   if (concat) {  // the new item's size depends on the old one
     std::lock_guard lock(s.mu);
     Item* old = find_locked(s, hash, req.key);
-    if (old != nullptr) old_len = old->vlen;
+    if (old != nullptr && !old->tombstone()) old_len = old->vlen;
   }
   for (int attempt = 0; attempt < 8; ++attempt) {
     size_t vlen = req.value.size() + old_len;
     if (vlen > max_item_size_) return {EngineStatus::kTooLarge, 0, 0};
     // Allocate and fill outside the shard lock.
-    Item* it = allocate(req.key.size(), vlen);
+    Item* it = allocate(req.key.size(), vlen, req.version != 0 ? sizeof(uint64_t) : 0);
     if (it == nullptr) return {EngineStatus::kNoMemory, 0, 0};
     std::memcpy(it->data(), req.key.data(), req.key.size());
     if (!concat) std::memcpy(it->value_ptr(), req.value.data(), req.value.size());
@@ -704,9 +726,18 @@ StoreResult LruEngine::store(const StoreRequest& req) {
       Item* old = find_locked(s, hash, req.key);
       Item* gone = nullptr;
       if (drop_if_dead_locked(s, old, now, nullptr, &gone)) dead.add(gone);
+      // A tombstone is no item for add/replace/cas, but its version still counts.
+      Item* tomb = nullptr;
+      if (old != nullptr && old->tombstone()) {
+        tomb = old;
+        old = nullptr;
+      }
       bool mark_stale = false;
       EngineStatus fail = EngineStatus::kOk;
-      if (req.compare_cas != 0) {
+      uint64_t held = old != nullptr ? old->version() : tomb != nullptr ? tomb->version() : 0;
+      if (req.version != 0 && held > req.version) {
+        fail = EngineStatus::kOlderVersion;
+      } else if (req.compare_cas != 0) {
         if (old == nullptr) {
           fail = EngineStatus::kNotFound;
         } else if (old->cas != req.compare_cas) {
@@ -759,11 +790,12 @@ StoreResult LruEngine::store(const StoreRequest& req) {
           it->client_flags = req.client_flags;
           it->exptime = to_stamp(concat ? req.vivify_exptime : req.exptime);
         }
-        if (old != nullptr) {
-          unlink_locked(s, old);
-          dead.add(old);
+        if (Item* prev = old != nullptr ? old : tomb; prev != nullptr) {
+          unlink_locked(s, prev);
+          dead.add(prev);
         }
         it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+        if (req.version != 0) it->set_version(req.version);
         link_locked(s, hash, it);
         if (mark_stale) it->set_bits(Item::kStale);
         ++s.total_items;
@@ -781,11 +813,11 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
   uint64_t hash = hash_key(req.key);
   Shard& s = shard_for(hash);
   int64_t now = clock_.now();
-  Item* empty = nullptr;
-  if (req.drop_value) {
-    empty = allocate(req.key.size(), 0);
-    if (empty == nullptr) return {EngineStatus::kNoMemory, 0, 0};
-    std::memcpy(empty->data(), req.key.data(), req.key.size());
+  Item* fresh = nullptr;  // the emptied item (drop_value) or the tombstone (version)
+  if (req.drop_value || req.version != 0) {
+    fresh = allocate(req.key.size(), 0, req.version != 0 ? sizeof(uint64_t) : 0);
+    if (fresh == nullptr) return {EngineStatus::kNoMemory, 0, 0};
+    std::memcpy(fresh->data(), req.key.data(), req.key.size());
   }
   Graveyard dead(*this);
   StoreResult r;
@@ -794,7 +826,26 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
     Item* it = find_locked(s, hash, req.key);
     Item* gone = nullptr;
     if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
-    if (it == nullptr) {
+    if (req.version != 0) {
+      // Versioned delete: leave a tombstone unless the key holds a newer version.
+      if (it != nullptr && it->version() > req.version) {
+        r.status = EngineStatus::kOlderVersion;
+      } else {
+        r.status = it != nullptr && !it->tombstone() ? EngineStatus::kOk : EngineStatus::kNotFound;
+        if (it != nullptr) {
+          unlink_locked(s, it);
+          dead.add(it);
+        }
+        fresh->exptime = to_stamp(req.tombstone_exptime);
+        fresh->cas = next_cas_locked(s);
+        fresh->set_version(req.version);
+        fresh->set_bits(Item::kTombstone);
+        link_locked(s, hash, fresh);
+        maybe_grow_locked(s);
+        r.cas = fresh->cas;
+        fresh = nullptr;
+      }
+    } else if (it == nullptr || it->tombstone()) {
       r.status = EngineStatus::kNotFound;
     } else if (req.compare_cas != 0 && it->cas != req.compare_cas) {
       r.status = EngineStatus::kExists;
@@ -809,21 +860,21 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
       }
       r.cas = it->cas;
       r.size = it->vlen;
-    } else if (empty != nullptr) {
-      empty->client_flags = it->client_flags;
-      empty->exptime = it->exptime;
+    } else if (fresh != nullptr) {
+      fresh->client_flags = it->client_flags;
+      fresh->exptime = it->exptime;
       unlink_locked(s, it);
       dead.add(it);
-      empty->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
-      link_locked(s, hash, empty);
-      r.cas = empty->cas;
-      empty = nullptr;
+      fresh->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+      link_locked(s, hash, fresh);
+      r.cas = fresh->cas;
+      fresh = nullptr;
     } else {
       unlink_locked(s, it);
       dead.add(it);
     }
   }
-  release(empty);
+  release(fresh);
   return r;
 }
 
@@ -842,6 +893,13 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
     Item* it = find_locked(s, hash, req.key);
     Item* gone = nullptr;
     if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
+    if (it != nullptr && it->tombstone()) {  // deleted: missing, and replaced if vivifying
+      if (req.vivify) {
+        unlink_locked(s, it);
+        dead.add(it);
+      }
+      it = nullptr;
+    }
     uint64_t value = 0;
     if (it == nullptr) {
       if (req.vivify)

@@ -87,7 +87,8 @@ class LruEngine final : public Engine {
   bool drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired, Item** to_free);
 
   // Allocation: never called with a shard lock held.
-  Item* allocate(size_t key_len, size_t value_len);
+  // Allocation with room for `extra` bytes after the value (a version).
+  Item* allocate(size_t key_len, size_t value_len, size_t extra = 0);
   void release(Item* it);
   Item* allocate_small(size_t bytes);
   Item* allocate_large(size_t bytes);

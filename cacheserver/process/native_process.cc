@@ -17,6 +17,9 @@ using native::Op;
 using native::Status;
 
 constexpr uint64_t kNoSuchCas = std::numeric_limits<uint64_t>::max();
+// How long a versioned delete's tombstone lasts unless the request gives a ttl: long enough
+// for writes still in flight from other routers to arrive and be refused.
+constexpr int64_t kDefaultTombstoneSeconds = 30;
 
 Status to_native(EngineStatus s) {
   switch (s) {
@@ -34,6 +37,8 @@ Status to_native(EngineStatus s) {
       return Status::kTooLarge;
     case EngineStatus::kNoMemory:
       return Status::kNoMemory;
+    case EngineStatus::kOlderVersion:
+      return Status::kOlderVersion;
   }
   return Status::kServerError;
 }
@@ -70,6 +75,7 @@ engine::StoreRequest store_request(const native::Request& req, std::string_view 
   s.client_flags = flags;
   s.exptime = engine::resolve_exptime(ttl, now);
   if (req.op == Op::kCas) s.compare_cas = req.cas == 0 ? kNoSuchCas : req.cas;
+  s.version = req.version;
   return s;
 }
 
@@ -102,8 +108,9 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       w.field(native::kProtoVersion);
       w.uint(native::kProtocolVersion);
       w.field(native::kFeatures);
-      w.array(1);
+      w.array(2);
       w.str("multi");
+      w.str("versions");
       w.field(native::kServer);
       w.str("cacheserver " CACHETIER_VERSION);
       w.field(native::kMaxFrame);
@@ -120,13 +127,17 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         ctx.counters.cmd_touch.add();
       }
       auto r = ctx.engine.lookup(req.key, opts, [&](const engine::ItemView& v) {
-        w.begin_reply(req.id, Status::kOk, 3);
+        w.begin_reply(req.id, Status::kOk, v.version != 0 ? 4 : 3);
         w.field(native::kValue);
         w.bin(v.value);
         w.field(native::kFlags);
         w.uint(v.client_flags);
         w.field(native::kCas);
         w.uint(v.cas);
+        if (v.version != 0) {
+          w.field(native::kVersion);
+          w.uint(v.version);
+        }
         w.end();
       });
       count_get(ctx, r);
@@ -170,6 +181,11 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       engine::DeleteRequest d;
       d.key = req.key;
       if (req.has_cas) d.compare_cas = req.cas == 0 ? kNoSuchCas : req.cas;
+      if (req.has_version && req.version != 0) {
+        d.version = req.version;
+        d.tombstone_exptime =
+            engine::resolve_exptime(req.has_ttl ? req.ttl : kDefaultTombstoneSeconds, now);
+      }
       auto r = ctx.engine.remove(d);
       (r.status == EngineStatus::kOk ? ctx.counters.delete_hits : ctx.counters.delete_misses).add();
       reply_status(req.id, to_native(r.status), out);

@@ -42,6 +42,8 @@ std::string_view store_reply(EngineStatus st) {
       return reply::kNonNumeric;
     case EngineStatus::kNoMemory:
       return reply::kNoMemory;
+    case EngineStatus::kOlderVersion:  // only native writes carry versions
+      return reply::kNotStored;
   }
   return reply::kNoMemory;
 }

@@ -132,7 +132,29 @@ def test_large_values_and_limits():
         check(st == "BAD_REQUEST", "key over 250 bytes")
 
 
+def test_versions_and_tombstones():
+    with Server() as srv:
+        c = NativeClient(srv.port)
+        st, r = c.call("hello", proto_version=1)
+        check(b"versions" in r["features"], "hello announces versions")
+        check(c.call("set", key=b"v", value=b"five", version=5)[0] == "OK", "set v5")
+        check(c.call("set", key=b"v", value=b"three", version=3)[0] == "OLDER_VERSION",
+              "an older write is refused")
+        st, r = c.call("get", key=b"v")
+        check(r["value"] == b"five" and r["version"] == 5, "get returns the version: %r" % r)
+        check(c.call("delete", key=b"v", version=4)[0] == "OLDER_VERSION", "older delete")
+        check(c.call("delete", key=b"v", version=6, ttl=30)[0] == "OK", "versioned delete")
+        check(c.call("get", key=b"v")[0] == "NOT_FOUND", "tombstone reads as a miss")
+        check(c.call("set", key=b"v", value=b"late", version=5)[0] == "OLDER_VERSION",
+              "a late older write does not bring the key back")
+        t = srv.connect()
+        t.send(b"get v\r\n")
+        check(t.line() == b"END", "memcache text sees the delete too")
+        check(c.call("set", key=b"v", value=b"seven", version=7)[0] == "OK", "newer write")
+        check(c.call("get", key=b"v")[1]["value"] == b"seven", "newer value")
+
+
 if __name__ == "__main__":
     run([test_hello_and_every_op, test_pipelined_10000_in_one_write, test_same_port_both_protocols,
          test_dedicated_native_port, test_bad_frames_close_only_that_connection,
-         test_large_values_and_limits])
+         test_large_values_and_limits, test_versions_and_tombstones])

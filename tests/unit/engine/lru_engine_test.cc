@@ -387,3 +387,70 @@ TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") 
   CHECK(measured >= reference - 0.02);
   CHECK(measured <= reference + 0.05);
 }
+
+TEST_CASE("versions: the higher version wins, tombstones stop late older writes",
+          "[engine][versions]") {
+  Fixture f;
+  auto vset = [&](std::string_view k, std::string_view v, uint64_t version) {
+    StoreRequest r;
+    r.key = k;
+    r.value = v;
+    r.version = version;
+    return f.engine.store(r).status;
+  };
+  auto vdel = [&](std::string_view k, uint64_t version, int64_t ttl = 30) {
+    DeleteRequest d;
+    d.key = k;
+    d.version = version;
+    d.tombstone_exptime = resolve_exptime(ttl, f.clock.now());
+    return f.engine.remove(d).status;
+  };
+  CHECK(vset("k", "v5", 5) == EngineStatus::kOk);
+  CHECK(vset("k", "v3", 3) == EngineStatus::kOlderVersion);
+  CHECK(f.get("k") == "v5");
+  CHECK(f.view("k").version == 5);
+  CHECK(vset("k", "v5b", 5) == EngineStatus::kOk);  // a replay of the same version
+  CHECK(vset("k", "v7", 7) == EngineStatus::kOk);
+  CHECK(f.get("k") == "v7");
+
+  // A versioned delete leaves a tombstone: reads miss, older writes are refused.
+  CHECK(vdel("k", 6) == EngineStatus::kOlderVersion);  // the key holds 7
+  CHECK(vdel("k", 8) == EngineStatus::kOk);
+  CHECK_FALSE(f.get("k"));
+  CHECK(vset("k", "late", 7) == EngineStatus::kOlderVersion);
+  CHECK_FALSE(f.get("k"));
+  // add treats a tombstone as absent (when not older).
+  StoreRequest add;
+  add.mode = StoreMode::kAdd;
+  add.key = "k";
+  add.value = "added";
+  add.version = 9;
+  CHECK(f.engine.store(add).status == EngineStatus::kOk);
+  CHECK(f.get("k") == "added");
+
+  // A tombstone for a key that was never there still guards it.
+  CHECK(vdel("never", 4) == EngineStatus::kNotFound);
+  CHECK(vset("never", "old", 3) == EngineStatus::kOlderVersion);
+  // ... until it expires.
+  f.clock.advance(31);
+  CHECK(vset("never", "old", 3) == EngineStatus::kOk);
+  CHECK(f.get("never") == "old");
+
+  // Unversioned writes (memcache clients) always win and clear the version.
+  CHECK(f.set("k", "plain").status == EngineStatus::kOk);
+  CHECK(f.view("k").version == 0);
+  CHECK(vset("k", "v1", 1) == EngineStatus::kOk);
+
+  // Tombstones are invisible to other operations.
+  vdel("t", 1);
+  ArithRequest a;
+  a.key = "t";
+  CHECK(f.engine.arith(a).status == EngineStatus::kNotFound);
+  LookupOptions touch;
+  touch.update_exptime = true;
+  CHECK_FALSE(f.engine.lookup("t", touch, [](const ItemView&) {}).hit);
+  DeleteRequest plain;
+  plain.key = "t";
+  CHECK(f.engine.remove(plain).status == EngineStatus::kNotFound);
+  CHECK(f.set("t", "x", 0, StoreMode::kReplace).status == EngineStatus::kNotStored);
+}
