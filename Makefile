@@ -1,6 +1,7 @@
 # cachetier: the two commands of the README, plus their parts.
 #   make demo   deps + build + start a cacheserver, use it with a real client, print its stats
-#   make test   deps + release, ASan+UBSan and TSan builds + every test in each
+#   make test   deps + release, ASan+UBSan and TSan builds + every test in each, then each
+#               libFuzzer target for FUZZ_SECONDS
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= $(shell nproc)
@@ -10,9 +11,9 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	libuv1-dev libxxhash-dev libmsgpack-dev catch2 libbenchmark-dev \
 	libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev \
 	memcached libmemcached-tools python3 python3-pymemcache python3-msgpack \
-	clang-format clang-tidy valgrind
+	clang clang-format clang-tidy libclang-rt-14-dev valgrind
 
-.PHONY: deps build build-asan build-tsan test test-release test-asan test-tsan demo bench format clean
+.PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench format clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,10 +41,20 @@ test-release: build
 test-asan: build-asan
 	CACHETIER_SANITIZED=asan ctest --preset asan -j 2
 
+build-fuzz: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+
+# Each fuzz target runs FUZZ_SECONDS (default 30) under ctest.
+FUZZ_SECONDS ?= 30
+test-fuzz: build-fuzz
+	cmake --preset fuzz -DCACHETIER_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	ctest --preset fuzz
+
 test-tsan: build-tsan
 	CACHETIER_SANITIZED=tsan ctest --preset tsan -j 2
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-fuzz
 
 demo: build
 	bash scripts/demo.sh build/release/cacheserver/cacheserver

@@ -45,7 +45,7 @@ enum class Proto : uint8_t { kDetect, kMemcache, kNative };
 // One worker thread: a loop, its connections, its counters.
 class Worker {
  public:
-  Worker(Server& server, size_t index) : server_(server), index_(index) {}
+  explicit Worker(Server& server) : server_(server) {}
   ~Worker() {
     if (thread_.joinable()) thread_.join();
   }
@@ -91,7 +91,6 @@ class Worker {
   void run_loop();
 
   Server& server_;
-  size_t index_;
   uv_loop_t loop_{};
   uv_async_t wake_{};
   std::thread thread_;
@@ -548,7 +547,7 @@ int Server::run() {
   }
   started_at_ = engine_.clock().now();
   for (int i = 0; i < config_.threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(*this, static_cast<size_t>(i)));
+    workers_.push_back(std::make_unique<Worker>(*this));
     workers_.back()->start();
   }
   loop_ = std::make_unique<Loop>();
