@@ -1,0 +1,48 @@
+// Ring construction and lookup. See ring.h.
+#include "client/ring/ring.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <set>
+
+namespace cachetier::client {
+
+Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
+  if (shards.empty())
+    return Status(StatusCode::kInvalidArgument, "a ring needs at least one shard");
+  if (vnodes == 0) return Status(StatusCode::kInvalidArgument, "vnodes must be at least 1");
+  std::set<std::string> names;
+  for (const ShardSpec& s : shards) {
+    if (s.name.empty()) return Status(StatusCode::kInvalidArgument, "a shard has no name");
+    if (!names.insert(s.name).second) {
+      return Status(StatusCode::kInvalidArgument, "duplicate shard name '" + s.name + "'");
+    }
+    if (s.weight == 0) {
+      return Status(StatusCode::kInvalidArgument, "shard '" + s.name + "' has weight 0");
+    }
+  }
+  Ring ring;
+  for (uint32_t i = 0; i < shards.size(); ++i) {
+    const ShardSpec& s = shards[i];
+    uint64_t n = uint64_t{vnodes} * s.weight;
+    std::string label;
+    for (uint64_t v = 0; v < n; ++v) {
+      label = s.name + "#" + std::to_string(v);
+      ring.points_.emplace_back(XXH3_64bits(label.data(), label.size()), i);
+    }
+  }
+  // Ties (astronomically rare) are broken by shard index so every builder agrees.
+  std::sort(ring.points_.begin(), ring.points_.end());
+  ring.shards_ = std::move(shards);
+  return ring;
+}
+
+size_t Ring::shard_for(std::string_view key) const {
+  uint64_t h = XXH3_64bits(key.data(), key.size());
+  auto it = std::lower_bound(points_.begin(), points_.end(), std::make_pair(h, uint32_t{0}));
+  if (it == points_.end()) it = points_.begin();
+  return it->second;
+}
+
+}  // namespace cachetier::client

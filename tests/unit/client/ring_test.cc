@@ -1,0 +1,106 @@
+// Ring: placement properties the router and clients rely on.
+#include "client/ring/ring.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace cachetier;
+using namespace cachetier::client;
+
+namespace {
+
+std::vector<ShardSpec> shards(int n, int offset = 0) {
+  std::vector<ShardSpec> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(
+        {"s" + std::to_string(i), 1, {"127.0.0.1:" + std::to_string(21000 + i + offset)}});
+  }
+  return out;
+}
+
+std::vector<std::string> keys(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back("key:" + std::to_string(i));
+  return out;
+}
+
+Ring build(std::vector<ShardSpec> s, uint32_t vnodes = Ring::kDefaultVnodes) {
+  auto r = Ring::create(std::move(s), vnodes);
+  REQUIRE(r.is_ok());
+  return std::move(r.value());
+}
+
+}  // namespace
+
+TEST_CASE("ring: adding one shard to N moves 1/(N+1) of the keys, within 20%", "[ring]") {
+  const auto ks = keys(100000);
+  for (int n : {1, 2, 3, 5, 8, 12, 16, 24}) {
+    Ring before = build(shards(n));
+    Ring after = build(shards(n + 1));
+    size_t moved = 0;
+    for (const auto& k : ks) {
+      size_t a = before.shard_for(k), b = after.shard_for(k);
+      if (before.shard(a).name != after.shard(b).name) {
+        ++moved;
+        // Keys move only to the new shard, never between old ones.
+        CHECK(after.shard(b).name == "s" + std::to_string(n));
+      }
+    }
+    double fraction = double(moved) / double(ks.size());
+    double expected = 1.0 / (n + 1);
+    INFO("N=" << n << " moved " << fraction << " expected " << expected);
+    CHECK(std::abs(fraction - expected) <= 0.2 * expected);
+  }
+}
+
+TEST_CASE("ring: changing a node's address moves no key", "[ring]") {
+  const auto ks = keys(50000);
+  Ring a = build(shards(5));
+  Ring b = build(shards(5, 1000));  // every replica on a new port
+  for (const auto& k : ks) CHECK(a.shard(a.shard_for(k)).name == b.shard(b.shard_for(k)).name);
+}
+
+TEST_CASE("ring: balance and weights", "[ring]") {
+  const auto ks = keys(200000);
+  auto specs = shards(6);
+  specs[5].weight = 2;
+  Ring r = build(specs);
+  CHECK(r.points() == Ring::kDefaultVnodes * 7);
+  std::vector<size_t> count(6);
+  for (const auto& k : ks) ++count[r.shard_for(k)];
+  double unit = double(ks.size()) / 7;
+  for (int i = 0; i < 5; ++i) {
+    INFO("shard " << i << " got " << count[i] << ", expected ~" << unit);
+    CHECK(std::abs(double(count[i]) - unit) <= 0.15 * unit);
+  }
+  INFO("weight-2 shard got " << count[5]);
+  CHECK(std::abs(double(count[5]) - 2 * unit) <= 0.15 * 2 * unit);
+}
+
+TEST_CASE("ring: deterministic, order of shards does not matter", "[ring]") {
+  auto specs = shards(4);
+  Ring a = build(specs);
+  std::reverse(specs.begin(), specs.end());
+  Ring b = build(specs);
+  for (const auto& k : keys(10000)) {
+    CHECK(a.shard(a.shard_for(k)).name == b.shard(b.shard_for(k)).name);
+  }
+}
+
+TEST_CASE("ring: bad configurations are refused", "[ring][errors]") {
+  CHECK_FALSE(Ring::create({}).is_ok());
+  CHECK_FALSE(Ring::create(shards(2), 0).is_ok());
+  auto dup = shards(2);
+  dup[1].name = "s0";
+  CHECK_FALSE(Ring::create(dup).is_ok());
+  auto noname = shards(2);
+  noname[0].name.clear();
+  CHECK_FALSE(Ring::create(noname).is_ok());
+  auto zero = shards(2);
+  zero[0].weight = 0;
+  auto r = Ring::create(zero);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("weight 0") != std::string::npos);
+}
