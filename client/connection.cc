@@ -1,0 +1,333 @@
+// Connection implementation. See connection.h for the contract and the queue diagram.
+#include "client/connection.h"
+
+#include <algorithm>
+
+namespace cachetier::client {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+bool resolve(const std::string& host, int port, sockaddr_storage* out) {
+  std::string h = host == "localhost" ? "127.0.0.1" : host;
+  if (uv_ip4_addr(h.c_str(), port, reinterpret_cast<sockaddr_in*>(out)) == 0) return true;
+  return uv_ip6_addr(h.c_str(), port, reinterpret_cast<sockaddr_in6*>(out)) == 0;
+}
+
+// Writes `call` as one request frame.
+void encode(native::FrameWriter& w, uint64_t id, const Call& c) {
+  using native::Op;
+  switch (c.op) {
+    case Op::kMultiGet:
+    case Op::kMultiDelete:
+      w.begin_request(id, c.op, 1);
+      w.field(native::kKeys);
+      w.array(static_cast<uint32_t>(c.keys.size()));
+      for (const auto& k : c.keys) w.bin(k);
+      w.end();
+      return;
+    case Op::kNoop:
+    case Op::kStats:
+    case Op::kVersion:
+      w.begin_request(id, c.op, 0);
+      w.end();
+      return;
+    case Op::kFlush:
+      w.begin_request(id, c.op, 1);
+      w.field(native::kDelay);
+      w.sint(c.ttl);
+      w.end();
+      return;
+    default:
+      break;
+  }
+  const bool store = c.op == Op::kSet || c.op == Op::kAdd || c.op == Op::kReplace ||
+                     c.op == Op::kAppend || c.op == Op::kPrepend || c.op == Op::kCas;
+  const bool arith = c.op == Op::kIncr || c.op == Op::kDecr;
+  uint32_t n = 1;     // key
+  if (store) n += 3;  // value, flags, ttl
+  if (c.op == Op::kCas) ++n;
+  if (c.op == Op::kTouch || c.op == Op::kGat) ++n;
+  if (arith) n += c.has_initial ? 3 : 1;  // number [, initial, ttl]
+  if (c.version != 0) n += c.op == Op::kDelete ? 2 : 1;
+  w.begin_request(id, c.op, n);
+  w.field(native::kKey);
+  w.bin(c.key);
+  if (store) {
+    w.field(native::kValue);
+    w.bin(c.value);
+    w.field(native::kFlags);
+    w.uint(c.flags);
+    w.field(native::kTtl);
+    w.sint(c.ttl);
+  }
+  if (c.op == Op::kCas) {
+    w.field(native::kCas);
+    w.uint(c.cas);
+  }
+  if (c.op == Op::kTouch || c.op == Op::kGat) {
+    w.field(native::kTtl);
+    w.sint(c.ttl);
+  }
+  if (arith) {
+    w.field(native::kNumber);
+    w.uint(c.delta);
+    if (c.has_initial) {
+      w.field(native::kInitial);
+      w.uint(c.initial);
+      w.field(native::kTtl);
+      w.sint(c.ttl);
+    }
+  }
+  if (c.version != 0) {
+    w.field(native::kVersion);
+    w.uint(c.version);
+    if (c.op == Op::kDelete) {  // the tombstone's lifetime
+      w.field(native::kTtl);
+      w.sint(c.ttl);
+    }
+  }
+  w.end();
+}
+
+Reply to_reply(const native::Response& r) {
+  Reply out;
+  out.code = r.status;
+  out.value.assign(r.value.data(), r.value.size());
+  out.flags = r.flags;
+  out.cas = r.cas;
+  out.number = r.number;
+  out.version = r.version;
+  for (const native::Item& it : r.values) {
+    if (it.present) {
+      out.values.emplace_back(std::string(it.value));
+    } else {
+      out.values.emplace_back(std::nullopt);
+    }
+  }
+  out.statuses = r.statuses;
+  return out;
+}
+}  // namespace
+
+Connection* Connection::create(uv_loop_t* loop, const ConnectionOptions& options) {
+  auto* c = new Connection(loop, options);
+  c->start_connect();
+  return c;
+}
+
+Connection::Connection(uv_loop_t* loop, const ConnectionOptions& options)
+    : loop_(loop), opts_(options), decoder_(options.max_frame) {
+  uv_timer_init(loop_, &timer_);
+  uv_timer_init(loop_, &retry_timer_);
+  timer_.data = retry_timer_.data = this;
+  open_handles_ = 2;
+}
+
+void Connection::start_connect() {
+  state_ = State::kConnecting;
+  sockaddr_storage addr{};
+  tcp_ = new uv_tcp_t;
+  uv_tcp_init(loop_, tcp_);
+  tcp_->data = this;
+  ++open_handles_;
+  connect_req_.data = this;
+  int rc = resolve(opts_.host, opts_.port, &addr)
+               ? uv_tcp_connect(&connect_req_, tcp_, reinterpret_cast<sockaddr*>(&addr),
+                                [](uv_connect_t* req, int status) {
+                                  static_cast<Connection*>(req->data)->on_connected(status);
+                                })
+               : UV_EINVAL;
+  if (rc != 0) on_lost("cannot connect");  // the callback will not run
+}
+
+void Connection::on_connected(int status) {
+  if (state_ != State::kConnecting) return;  // closed or lost meanwhile
+  if (status < 0) {
+    on_lost("connect failed");
+    return;
+  }
+  state_ = State::kConnected;
+  backoff_ms_ = 0;
+  ever_connected_ = true;
+  uv_tcp_nodelay(tcp_, 1);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(tcp_),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* c = static_cast<Connection*>(h->data);
+        char* p = c->in_.reserve(64 * 1024);
+        *buf = uv_buf_init(p, static_cast<unsigned>(c->in_.writable()));
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+        static_cast<Connection*>(s->data)->on_read(n);
+      });
+  flush();
+}
+
+Status Connection::send(const Call& call, ReplyCallback done) {
+  if (state_ == State::kClosing) return Status(StatusCode::kIoError, "connection closed");
+  if (state_ == State::kBackoff) return Status(StatusCode::kIoError, "not connected");
+  if (pending_.size() >= opts_.max_in_flight) {
+    return Status(StatusCode::kResourceExhausted, "too many requests in flight");
+  }
+  uint64_t id = next_id_++;
+  native::FrameWriter w(out_);
+  encode(w, id, call);
+  auto deadline = Clock::now() + std::chrono::milliseconds(opts_.timeout_ms);
+  pending_.emplace(id, Pending{std::move(done), deadline});
+  deadlines_.emplace_back(deadline, id);
+  if (deadlines_.size() == 1) arm_timer();
+  flush();
+  return Status::ok();
+}
+
+void Connection::flush() {
+  if (state_ != State::kConnected || writing_ || out_.empty()) return;
+  inflight_.swap(out_);
+  writing_ = true;
+  write_req_.data = this;
+  uv_buf_t b = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
+  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1,
+                    [](uv_write_t* w, int status) {
+                      auto* c = static_cast<Connection*>(w->data);
+                      c->writing_ = false;
+                      c->inflight_.clear();
+                      if (status < 0) {
+                        c->on_lost("write failed");
+                        return;
+                      }
+                      c->flush();
+                    });
+  if (rc != 0) {
+    writing_ = false;
+    on_lost("write failed");
+  }
+}
+
+void Connection::on_read(ssize_t n) {
+  if (n < 0) {
+    on_lost(n == UV_EOF ? "closed by server" : "read failed");
+    return;
+  }
+  in_.commit(static_cast<size_t>(n));
+  native::Response resp;
+  while (state_ == State::kConnected && !in_.empty()) {
+    native::DecodeResult r = decoder_.feed(in_.view(), resp);
+    if (r.status == native::DecodeStatus::kNeedMore) break;
+    if (r.status != native::DecodeStatus::kComplete) {
+      on_lost("malformed reply");
+      return;
+    }
+    Reply reply = to_reply(resp);
+    uint64_t id = resp.id;
+    in_.consume(r.consumed);
+    complete(id, std::move(reply));
+  }
+}
+
+void Connection::complete(uint64_t id, Reply&& reply) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // timed out already: the late reply is dropped
+  ReplyCallback done = std::move(it->second.done);
+  pending_.erase(it);
+  // Keep the deadline queue short: drop answered entries at its front.
+  while (!deadlines_.empty() && !pending_.count(deadlines_.front().second)) {
+    deadlines_.pop_front();
+  }
+  done(std::move(reply));
+}
+
+void Connection::arm_timer() {
+  if (deadlines_.empty() || state_ == State::kClosing) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadlines_.front().first - Clock::now());
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->on_timer(); },
+      static_cast<uint64_t>(std::max<int64_t>(wait.count(), 0)), 0);
+}
+
+void Connection::on_timer() {
+  auto now = Clock::now();
+  while (!deadlines_.empty() && deadlines_.front().first <= now) {
+    uint64_t id = deadlines_.front().second;
+    deadlines_.pop_front();
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    ReplyCallback done = std::move(it->second.done);
+    pending_.erase(it);
+    Reply r;
+    r.transport = Status(StatusCode::kInternal, "timeout");
+    done(std::move(r));
+  }
+  arm_timer();
+}
+
+void Connection::fail_all(const Status& why) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  deadlines_.clear();
+  uv_timer_stop(&timer_);
+  for (auto& [id, p] : pending) {
+    Reply r;
+    r.transport = why;
+    p.done(std::move(r));
+  }
+}
+
+void Connection::on_lost(const char* why) {
+  if (state_ == State::kClosing || state_ == State::kBackoff) return;
+  state_ = State::kBackoff;
+  if (tcp_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) {
+      auto* c = static_cast<Connection*>(h->data);
+      delete reinterpret_cast<uv_tcp_t*>(h);
+      --c->open_handles_;
+      c->maybe_free();
+    });
+    tcp_ = nullptr;
+  }
+  out_.clear();
+  in_.clear();
+  fail_all(Status(StatusCode::kIoError, why));
+  backoff_ms_ =
+      backoff_ms_ == 0 ? opts_.reconnect_min_ms : std::min(backoff_ms_ * 2, opts_.reconnect_max_ms);
+  uv_timer_start(
+      &retry_timer_,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Connection*>(t->data);
+        if (c->state_ != State::kBackoff) return;
+        ++c->reconnects_;
+        c->start_connect();
+      },
+      backoff_ms_, 0);
+}
+
+void Connection::close() {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  fail_all(Status(StatusCode::kIoError, "closed"));
+  auto on_closed = [](uv_handle_t* h) {
+    auto* c = static_cast<Connection*>(h->data);
+    --c->open_handles_;
+    c->maybe_free();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&retry_timer_), on_closed);
+  if (tcp_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) {
+      auto* c = static_cast<Connection*>(h->data);
+      delete reinterpret_cast<uv_tcp_t*>(h);
+      --c->open_handles_;
+      c->maybe_free();
+    });
+    tcp_ = nullptr;
+  }
+}
+
+void Connection::maybe_free() {
+  if (state_ == State::kClosing && open_handles_ == 0) delete this;
+}
+
+}  // namespace cachetier::client

@@ -1,0 +1,136 @@
+// Connection: one client connection to one cache node over the native protocol, on a libuv
+// loop. Many requests are kept in flight (pipelining); replies are matched by request id, so
+// the server may answer in any order. Every request has a deadline; the in-flight count is
+// bounded (a full queue is an error, not unbounded memory); a lost connection is re-opened
+// with exponential backoff.
+//
+//   send() -> encode into `out_` -> one uv_write per batch ---------> server
+//   pending_: id -> callback        deadlines_: FIFO of (deadline, id)   (uniform timeout, so
+//   replies -> decode -> pending_[id] -> callback                          send order = deadline
+//   timer at deadlines_.front() -> fail expired requests                   order)
+//
+// Threading: a Connection belongs to its loop's thread; call everything on that thread.
+// Callbacks run on that thread, exactly once per accepted request (also when the request
+// fails, times out or the connection closes). As in libuv: when send() returns an error the
+// callback is never called; otherwise it is called later, never from inside send().
+// Lifetime (libuv rule): create() allocates; close() starts closing and the object deletes
+// itself once its handles are closed. Pending requests fail with kIoError ("closed").
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/buffer.h"
+#include "common/status.h"
+#include "protocol/native/native.h"
+
+namespace cachetier::client {
+
+struct ConnectionOptions {
+  std::string host = "127.0.0.1";
+  int port = 11211;
+  uint32_t timeout_ms = 250;       // per-request deadline, from send() to the reply
+  size_t max_in_flight = 16384;    // requests sent or waiting; more are refused
+  uint32_t reconnect_min_ms = 20;  // first retry after a failure; doubles up to max
+  uint32_t reconnect_max_ms = 2000;
+  size_t max_frame = 64u << 20;  // largest reply frame accepted
+};
+
+// What a request asks for (the native op and its fields).
+struct Call {
+  native::Op op = native::Op::kNoop;
+  std::string key;
+  std::string value;
+  uint32_t flags = 0;
+  int64_t ttl = 0;
+  uint64_t cas = 0;
+  uint64_t delta = 1;
+  uint64_t version = 0;  // 0 = none
+  bool has_initial = false;
+  uint64_t initial = 0;
+  std::vector<std::string> keys;  // multi_get / multi_delete
+};
+
+// The outcome of one request. `transport` is ok when a reply arrived (its code may still be
+// NOT_FOUND and so on); otherwise kIoError (connection lost or not up), kResourceExhausted
+// (queue full) or kInternal with "timeout".
+struct Reply {
+  Status transport;
+  native::Status code = native::Status::kOk;
+  std::string value;
+  uint32_t flags = 0;
+  uint64_t cas = 0;
+  uint64_t number = 0;
+  uint64_t version = 0;
+  std::vector<std::optional<std::string>> values;  // multi_get, in key order
+  std::vector<native::Status> statuses;            // multi_set / multi_delete
+  bool timed_out() const { return !transport.is_ok() && transport.message() == "timeout"; }
+};
+
+using ReplyCallback = std::function<void(Reply&&)>;
+
+class Connection {
+ public:
+  static Connection* create(uv_loop_t* loop, const ConnectionOptions& options);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Queues `call`; `done` runs later with its reply or failure. Refused (and `done` dropped)
+  // when the in-flight limit is reached, while reconnecting, or after close().
+  Status send(const Call& call, ReplyCallback done);
+  // Fails what is pending and frees the connection after its handles close.
+  void close();
+
+  bool connected() const { return state_ == State::kConnected; }
+  size_t in_flight() const { return pending_.size(); }
+  uint64_t reconnects() const { return reconnects_; }
+
+ private:
+  enum class State { kConnecting, kConnected, kBackoff, kClosing };
+  struct Pending {
+    ReplyCallback done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
+  Connection(uv_loop_t* loop, const ConnectionOptions& options);
+  ~Connection() = default;
+  void start_connect();
+  void on_connected(int status);
+  void on_read(ssize_t n);
+  void on_lost(const char* why);
+  void flush();
+  void arm_timer();
+  void on_timer();
+  void fail_all(const Status& why);
+  void complete(uint64_t id, Reply&& reply);
+  void maybe_free();
+
+  uv_loop_t* loop_;
+  ConnectionOptions opts_;
+  State state_ = State::kConnecting;
+  uv_tcp_t* tcp_ = nullptr;  // a fresh handle per connection attempt
+  uv_connect_t connect_req_{};
+  uv_write_t write_req_{};
+  uv_timer_t timer_{};        // deadlines
+  uv_timer_t retry_timer_{};  // reconnect backoff
+  int open_handles_ = 0;
+  bool writing_ = false;
+  ByteBuffer out_, inflight_, in_;
+  native::ResponseDecoder decoder_;
+  std::unordered_map<uint64_t, Pending> pending_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines_;
+  uint64_t next_id_ = 1;
+  uint32_t backoff_ms_ = 0;
+  uint64_t reconnects_ = 0;
+  bool ever_connected_ = false;
+};
+
+}  // namespace cachetier::client

@@ -1,0 +1,82 @@
+// ServerProcess: starts the real cacheserver (CACHESERVER_BIN) on an ephemeral loopback port
+// for C++ integration tests, reads the port from its first stdout line, and stops it by pid.
+#pragma once
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace cachetier::testing {
+
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::vector<std::string> args = {}) { start(std::move(args)); }
+  ~ServerProcess() { stop(); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Starts with "-p PORT" (0 = ephemeral) followed by `args`.
+  void start(std::vector<std::string> args, int port = 0) {
+    const char* bin = std::getenv("CACHESERVER_BIN");
+    if (bin == nullptr) throw std::runtime_error("CACHESERVER_BIN is not set");
+    std::vector<std::string> argv = {bin, "-l", "127.0.0.1", "-p", std::to_string(port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("pipe");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawn(&pid_, bin, &fa, nullptr, cargv.data(), environ) != 0) {
+      throw std::runtime_error("cannot start cacheserver");
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    std::string line;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    close(fds[0]);
+    auto at = line.find("listening on ");
+    auto colon = line.find(':', at == std::string::npos ? 0 : at);
+    if (at == std::string::npos || colon == std::string::npos) {
+      throw std::runtime_error("cacheserver did not start: " + line);
+    }
+    port_ = std::stoi(line.substr(colon + 1));
+  }
+
+  // SIGTERM and wait; returns the exit status (or -1 if not running).
+  int stop() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  void kill9() {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace cachetier::testing
