@@ -18,10 +18,18 @@ using Ms = std::chrono::milliseconds;
 
 namespace {
 
+// Functional tests use a generous deadline (sanitizer builds on a busy 2-core machine are
+// slow); the deadline test sets its own.
+ConnectionOptions relaxed() {
+  ConnectionOptions o;
+  o.timeout_ms = 10000;
+  return o;
+}
+
 struct Fixture {
   LoopThread loop;
   Connection* conn = nullptr;
-  explicit Fixture(int port, ConnectionOptions opts = {}) {
+  explicit Fixture(int port, ConnectionOptions opts = relaxed()) {
     opts.port = port;
     std::promise<void> ready;
     loop.post([&] {
@@ -177,7 +185,7 @@ TEST_CASE("connection: reconnects after the server restarts", "[client][integrat
 
 TEST_CASE("connection: the in-flight bound refuses instead of growing", "[client][integration]") {
   ServerProcess srv({"-t", "1"});
-  ConnectionOptions opts;
+  ConnectionOptions opts = relaxed();
   opts.max_in_flight = 100;
   Fixture f(srv.port(), opts);
   REQUIRE(f.call_when_up(make(Op::kNoop)).transport.is_ok());

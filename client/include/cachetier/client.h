@@ -1,0 +1,86 @@
+// <cachetier/client.h>: the public C++ client of a cachetier tier.
+//
+// cachetier::Client is synchronous and thread-safe. It hashes each key onto a ring of named
+// shards (the same ring the router uses), each shard a replica set: reads go to one replica
+// and fail over to the next on an error or timeout, within the request's deadline; writes and
+// deletes go to every replica. Cache outcomes are values, never exceptions: a miss is an
+// empty optional, a failed add is `false`; a Status error means the tier could not answer.
+//
+//   cachetier::ClientOptions opts;
+//   opts.servers = {"127.0.0.1:11211", "127.0.0.1:11212"};   // one shard per server
+//   auto client = cachetier::Client::create(opts);
+//   if (!client.is_ok()) { ...client.status().message()... }
+//   client.value()->set("greeting", "hello", /*ttl_seconds=*/60);
+//   auto hit = client.value()->get("greeting");   // Result<std::optional<Item>>
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cachetier {
+
+struct ShardOptions {
+  std::string name;  // placement hashes names, not addresses
+  uint32_t weight = 1;
+  std::vector<std::string> replicas;  // "host:port"
+};
+
+enum class ReadPolicy { kPrimary, kRoundRobin };
+
+struct ClientOptions {
+  // Either servers (each its own single-replica shard, named by its address) or shards.
+  std::vector<std::string> servers;
+  std::vector<ShardOptions> shards;
+  uint32_t timeout_ms = 250;  // per request, including failover to other replicas
+  ReadPolicy read_policy = ReadPolicy::kPrimary;
+  size_t max_in_flight = 16384;  // per node connection
+};
+
+struct Item {
+  std::string value;
+  uint32_t flags = 0;
+  uint64_t cas = 0;
+};
+
+class Client {
+ public:
+  // Validates the options and starts connecting (in the background).
+  static Result<std::unique_ptr<Client>> create(const ClientOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Result<std::optional<Item>> get(std::string_view key);
+  Result<std::optional<Item>> gets(std::string_view key);  // same as get: cas is always filled
+  Status set(std::string_view key, std::string_view value, int64_t ttl_seconds = 0,
+             uint32_t flags = 0);
+  Result<bool> add(std::string_view key, std::string_view value, int64_t ttl_seconds = 0,
+                   uint32_t flags = 0);  // false: the key exists
+  Result<bool> replace(std::string_view key, std::string_view value, int64_t ttl_seconds = 0,
+                       uint32_t flags = 0);  // false: the key does not exist
+  // false: the item changed since `cas` was read, or is gone.
+  Result<bool> cas(std::string_view key, std::string_view value, uint64_t cas,
+                   int64_t ttl_seconds = 0, uint32_t flags = 0);
+  Result<bool> del(std::string_view key);  // false: there was nothing to delete
+  Result<std::optional<uint64_t>> incr(std::string_view key, uint64_t delta = 1);
+  Result<std::optional<uint64_t>> decr(std::string_view key, uint64_t delta = 1);
+  Result<bool> touch(std::string_view key, int64_t ttl_seconds);
+  // Hits only; keys are split by shard and fetched in parallel.
+  Result<std::map<std::string, Item>> get_multi(const std::vector<std::string>& keys);
+  Status set_multi(const std::map<std::string, std::string>& items, int64_t ttl_seconds = 0);
+
+  struct Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cachetier

@@ -1,0 +1,127 @@
+// cachetier::Client (<cachetier/client.h>) against real cacheserver processes: every call,
+// placement by the ring, reads that keep succeeding when one replica of a shard is killed.
+#include <cachetier/client.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "client/ring/ring.h"
+#include "server_process.h"
+
+using namespace cachetier;
+using cachetier::testing::ServerProcess;
+
+namespace {
+std::string addr(const ServerProcess& s) { return "127.0.0.1:" + std::to_string(s.port()); }
+
+// A generous deadline: sanitizer builds on a busy 2-core machine are slow.
+std::unique_ptr<Client> make_client(ClientOptions opts) {
+  if (opts.timeout_ms == 250) opts.timeout_ms = 5000;
+  auto c = Client::create(opts);
+  REQUIRE(c.is_ok());
+  auto client = std::move(c.value());
+  // Connections come up in the background; wait until a write goes through.
+  for (int i = 0; i < 200 && !client->set("warmup", "1").is_ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return client;
+}
+}  // namespace
+
+TEST_CASE("client: every call, two shards", "[client][integration]") {
+  ServerProcess a({"-t", "1"}), b({"-t", "1"});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  auto c = make_client(opts);
+  REQUIRE(c->set("k", "v", 0, 7).is_ok());
+  auto hit = c->get("k");
+  REQUIRE(hit.is_ok());
+  REQUIRE(hit.value().has_value());
+  CHECK(hit.value()->value == "v");
+  CHECK(hit.value()->flags == 7);
+  auto miss = c->get("nothing");
+  REQUIRE(miss.is_ok());
+  CHECK_FALSE(miss.value().has_value());  // a miss is a normal result
+  CHECK(c->add("k", "x").value() == false);
+  CHECK(c->add("k2", "x").value() == true);
+  CHECK(c->replace("absent", "x").value() == false);
+  CHECK(c->replace("k2", "y").value() == true);
+  uint64_t token = c->gets("k").value()->cas;
+  CHECK(c->cas("k", "new", token).value() == true);
+  CHECK(c->cas("k", "newer", token).value() == false);
+  CHECK(c->get("k").value()->value == "new");
+  CHECK(c->incr("n").value() == std::nullopt);
+  REQUIRE(c->set("n", "10").is_ok());
+  CHECK(c->incr("n", 5).value() == std::optional<uint64_t>(15));
+  CHECK(c->decr("n", 100).value() == std::optional<uint64_t>(0));
+  CHECK(c->touch("k", 100).value() == true);
+  CHECK(c->touch("absent", 100).value() == false);
+  CHECK(c->del("k").value() == true);
+  CHECK(c->del("k").value() == false);
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 200; ++i) many["m" + std::to_string(i)] = "v" + std::to_string(i);
+  REQUIRE(c->set_multi(many).is_ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 210; ++i) keys.push_back("m" + std::to_string(i));
+  auto got = c->get_multi(keys);
+  REQUIRE(got.is_ok());
+  CHECK(got.value().size() == 200);
+  CHECK(got.value().at("m42").value == "v42");
+}
+
+TEST_CASE("client: each key lives on the shard the ring names", "[client][integration]") {
+  ServerProcess a({"-t", "1"}), b({"-t", "1"});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  auto c = make_client(opts);
+  // Direct clients, one per node.
+  ClientOptions only_a, only_b;
+  only_a.servers = {addr(a)};
+  only_b.servers = {addr(b)};
+  auto da = make_client(only_a), db = make_client(only_b);
+  auto ring = client::Ring::create({{addr(a), 1, {addr(a)}}, {addr(b), 1, {addr(b)}}});
+  REQUIRE(ring.is_ok());
+  int on_a = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string k = "place" + std::to_string(i);
+    REQUIRE(c->set(k, "x").is_ok());
+    bool want_a = ring.value().shard(ring.value().shard_for(k)).name == addr(a);
+    CHECK(da->get(k).value().has_value() == want_a);
+    CHECK(db->get(k).value().has_value() == !want_a);
+    on_a += want_a;
+  }
+  CHECK(on_a > 50);
+  CHECK(on_a < 150);
+}
+
+TEST_CASE("client: reads keep succeeding with one replica of a shard killed",
+          "[client][integration]") {
+  ServerProcess r1({"-t", "1"}), r2({"-t", "1"});
+  ClientOptions opts;
+  opts.shards = {{"s0", 1, {addr(r1), addr(r2)}}};
+  opts.read_policy = ReadPolicy::kRoundRobin;
+  opts.timeout_ms = 5000;
+  auto c = make_client(opts);
+  for (int i = 0; i < 100; ++i) REQUIRE(c->set("r" + std::to_string(i), "v").is_ok());
+  r1.kill9();
+  int ok = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto g = c->get("r" + std::to_string(i));
+    if (g.is_ok() && g.value().has_value()) ++ok;
+  }
+  CHECK(ok == 100);  // writes went to both replicas; reads fail over to the live one
+  CHECK(c->set("after", "kill").is_ok());
+  CHECK(c->get("after").value()->value == "kill");
+}
+
+TEST_CASE("client: bad options are refused", "[client][errors]") {
+  CHECK_FALSE(Client::create({}).is_ok());
+  ClientOptions bad;
+  bad.servers = {"no-port"};
+  CHECK_FALSE(Client::create(bad).is_ok());
+  bad.servers = {"127.0.0.1:99999"};
+  CHECK_FALSE(Client::create(bad).is_ok());
+  ClientOptions empty_shard;
+  empty_shard.shards = {{"s", 1, {}}};
+  CHECK_FALSE(Client::create(empty_shard).is_ok());
+}
