@@ -148,6 +148,8 @@ Result<std::unique_ptr<Client>> Client::create(const ClientOptions& options) {
         client::ConnectionOptions co;
         parse_address(addr, co.host, co.port);
         co.timeout_ms = raw->opts.timeout_ms;
+        co.protocol = raw->opts.protocol == Protocol::kMemcache ? client::Protocol::kMemcache
+                                                                : client::Protocol::kNative;
         co.max_in_flight = raw->opts.max_in_flight;
         replicas.push_back(Connection::create(raw->loop.loop(), co));
       }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "protocol/memcache/text.h"
+
 namespace cachetier::client {
 
 namespace {
@@ -170,9 +172,15 @@ Status Connection::send(const Call& call, ReplyCallback done) {
   if (pending_.size() >= opts_.max_in_flight) {
     return Status(StatusCode::kResourceExhausted, "too many requests in flight");
   }
-  uint64_t id = next_id_++;
-  native::FrameWriter w(out_);
-  encode(w, id, call);
+  uint64_t id = next_id_;
+  if (opts_.protocol == Protocol::kMemcache) {
+    Status s = encode_text(id, call);
+    if (!s.is_ok()) return s;
+  } else {
+    native::FrameWriter w(out_);
+    encode(w, id, call);
+  }
+  ++next_id_;
   auto deadline = Clock::now() + std::chrono::milliseconds(opts_.timeout_ms);
   pending_.emplace(id, Pending{std::move(done), deadline});
   deadlines_.emplace_back(deadline, id);
@@ -210,6 +218,10 @@ void Connection::on_read(ssize_t n) {
     return;
   }
   in_.commit(static_cast<size_t>(n));
+  if (opts_.protocol == Protocol::kMemcache) {
+    on_read_text();
+    return;
+  }
   native::Response resp;
   while (state_ == State::kConnected && !in_.empty()) {
     native::DecodeResult r = decoder_.feed(in_.view(), resp);
@@ -290,6 +302,7 @@ void Connection::on_lost(const char* why) {
   }
   out_.clear();
   in_.clear();
+  text_queue_.clear();
   fail_all(Status(StatusCode::kIoError, why));
   backoff_ms_ =
       backoff_ms_ == 0 ? opts_.reconnect_min_ms : std::min(backoff_ms_ * 2, opts_.reconnect_max_ms);
@@ -302,6 +315,206 @@ void Connection::on_lost(const char* why) {
         c->start_connect();
       },
       backoff_ms_, 0);
+}
+
+Status Connection::encode_text(uint64_t id, const Call& c) {
+  using native::Op;
+  namespace mc = memcache;
+  TextExpect expect{id, c.op, {}, 1, {}};
+  auto key_ok = [](std::string_view k) { return mc::valid_key_for_text(k); };
+  if (c.version != 0) {
+    return Status(StatusCode::kInvalidArgument, "versions need the native protocol");
+  }
+  if (c.op != Op::kMultiGet && c.op != Op::kMultiDelete && c.op != Op::kNoop &&
+      c.op != Op::kFlush && c.op != Op::kStats && c.op != Op::kVersion && !key_ok(c.key)) {
+    return Status(StatusCode::kInvalidArgument, "key not valid for memcache text");
+  }
+  switch (c.op) {
+    case Op::kGet:
+    case Op::kGets: {
+      std::string_view k = c.key;
+      mc::encode_retrieval(out_, mc::Command::kGets, std::span<const std::string_view>(&k, 1));
+      break;
+    }
+    case Op::kGat: {
+      std::string_view k = c.key;
+      mc::encode_retrieval(out_, mc::Command::kGats, std::span<const std::string_view>(&k, 1),
+                           c.ttl);
+      break;
+    }
+    case Op::kMultiGet: {
+      std::vector<std::string_view> ks;
+      for (const auto& k : c.keys) {
+        if (!key_ok(k)) return Status(StatusCode::kInvalidArgument, "key not valid for text");
+        ks.push_back(k);
+      }
+      if (ks.empty()) return Status(StatusCode::kInvalidArgument, "no keys");
+      mc::encode_retrieval(out_, mc::Command::kGets, ks);
+      expect.keys = c.keys;
+      break;
+    }
+    case Op::kSet:
+    case Op::kAdd:
+    case Op::kReplace:
+    case Op::kAppend:
+    case Op::kPrepend:
+    case Op::kCas: {
+      mc::Command cmd = c.op == Op::kSet       ? mc::Command::kSet
+                        : c.op == Op::kAdd     ? mc::Command::kAdd
+                        : c.op == Op::kReplace ? mc::Command::kReplace
+                        : c.op == Op::kAppend  ? mc::Command::kAppend
+                        : c.op == Op::kPrepend ? mc::Command::kPrepend
+                                               : mc::Command::kCas;
+      mc::encode_storage(out_, cmd, c.key, c.flags, c.ttl, c.value, c.cas);
+      break;
+    }
+    case Op::kDelete:
+      mc::encode_delete(out_, c.key);
+      break;
+    case Op::kMultiDelete:
+      if (c.keys.empty()) return Status(StatusCode::kInvalidArgument, "no keys");
+      for (const auto& k : c.keys) {
+        if (!key_ok(k)) return Status(StatusCode::kInvalidArgument, "key not valid for text");
+        mc::encode_delete(out_, k);
+      }
+      expect.replies_left = c.keys.size();
+      break;
+    case Op::kIncr:
+    case Op::kDecr: {
+      // Meta arithmetic: returns the value and can create a missing counter.
+      std::string flags = "v D" + std::to_string(c.delta);
+      if (c.op == Op::kDecr) flags += " MD";
+      if (c.has_initial) flags += " N" + std::to_string(c.ttl) + " J" + std::to_string(c.initial);
+      mc::encode_meta(out_, mc::Command::kMetaArithmetic, c.key, flags);
+      break;
+    }
+    case Op::kTouch:
+      mc::encode_touch(out_, c.key, c.ttl);
+      break;
+    case Op::kFlush:
+      out_.append("flush_all ");
+      out_.append_i64(c.ttl);
+      out_.append("\r\n");
+      break;
+    case Op::kNoop:
+      out_.append("mn\r\n");
+      break;
+    case Op::kStats:
+      out_.append("stats\r\n");
+      break;
+    case Op::kVersion:
+      out_.append("version\r\n");
+      break;
+    default:
+      return Status(StatusCode::kInvalidArgument, "op not available over memcache text");
+  }
+  text_queue_.push_back(std::move(expect));
+  return Status::ok();
+}
+
+void Connection::on_read_text() {
+  using native::Op;
+  namespace mc = memcache;
+  mc::Response resp;
+  while (state_ == State::kConnected && !in_.empty()) {
+    mc::DecodeResult r = text_decoder_.feed(in_.view(), resp);
+    if (r.status == mc::DecodeStatus::kNeedMore) break;
+    if (r.status != mc::DecodeStatus::kComplete || text_queue_.empty()) {
+      on_lost("malformed reply");
+      return;
+    }
+    TextExpect& head = text_queue_.front();
+    Reply& out = head.partial;
+    bool finished = true;
+    switch (resp.kind) {
+      case mc::ResponseKind::kValue:
+        if (head.op == Op::kMultiGet) {
+          if (out.values.empty()) out.values.resize(head.keys.size());
+          for (size_t i = 0; i < head.keys.size(); ++i) {
+            if (head.keys[i] == resp.key && !out.values[i]) {
+              out.values[i] = std::string(resp.value);
+              break;
+            }
+          }
+        } else {
+          out.value.assign(resp.value.data(), resp.value.size());
+          out.flags = resp.client_flags;
+          out.cas = resp.cas;
+          out.code = native::Status::kOk;
+          out.number = 1;  // marks a hit until END
+        }
+        finished = false;
+        break;
+      case mc::ResponseKind::kEnd:
+        if (head.op == Op::kMultiGet) {
+          out.values.resize(head.keys.size());
+          out.code = native::Status::kOk;
+        } else if (head.op == Op::kStats) {
+          out.code = native::Status::kOk;
+        } else {
+          out.code = out.number == 1 ? native::Status::kOk : native::Status::kNotFound;
+          out.number = 0;
+        }
+        break;
+      case mc::ResponseKind::kStat:
+        finished = false;
+        break;
+      case mc::ResponseKind::kStored:
+      case mc::ResponseKind::kDeleted:
+      case mc::ResponseKind::kTouched:
+      case mc::ResponseKind::kOk:
+      case mc::ResponseKind::kMetaMN:
+      case mc::ResponseKind::kVersion:
+        out.code = native::Status::kOk;
+        if (resp.kind == mc::ResponseKind::kVersion) out.value = std::string(resp.value);
+        break;
+      case mc::ResponseKind::kNotStored:
+        out.code = native::Status::kNotStored;
+        break;
+      case mc::ResponseKind::kExists:
+        out.code = native::Status::kExists;
+        break;
+      case mc::ResponseKind::kNotFound:
+      case mc::ResponseKind::kMetaNF:
+        out.code = native::Status::kNotFound;
+        break;
+      case mc::ResponseKind::kNumber:
+        out.code = native::Status::kOk;
+        out.number = resp.number;
+        break;
+      case mc::ResponseKind::kMetaVA: {
+        uint64_t n = 0;
+        for (char ch : resp.value) n = n * 10 + static_cast<uint64_t>(ch - '0');
+        out.code = native::Status::kOk;
+        out.number = n;
+        break;
+      }
+      case mc::ResponseKind::kClientError:
+        out.code = resp.value.find("non-numeric") != std::string_view::npos
+                       ? native::Status::kNonNumeric
+                       : native::Status::kBadRequest;
+        break;
+      case mc::ResponseKind::kServerError:
+        out.code = resp.value.find("too large") != std::string_view::npos
+                       ? native::Status::kTooLarge
+                       : native::Status::kServerError;
+        break;
+      default:
+        out.code = native::Status::kServerError;
+        break;
+    }
+    in_.consume(r.consumed);
+    if (!finished) continue;
+    if (head.op == Op::kMultiDelete) {
+      out.statuses.push_back(out.code);
+      if (--head.replies_left > 0) continue;
+      out.code = native::Status::kOk;
+    }
+    uint64_t id = head.id;
+    Reply reply = std::move(head.partial);
+    text_queue_.pop_front();
+    complete(id, std::move(reply));
+  }
 }
 
 void Connection::close() {

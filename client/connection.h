@@ -30,11 +30,15 @@
 
 #include "common/buffer.h"
 #include "common/status.h"
+#include "protocol/memcache/client_codec.h"
 #include "protocol/native/native.h"
 
 namespace cachetier::client {
 
+enum class Protocol { kNative, kMemcache };
+
 struct ConnectionOptions {
+  Protocol protocol = Protocol::kNative;  // kMemcache: text + meta, for stock memcached
   std::string host = "127.0.0.1";
   int port = 11211;
   uint32_t timeout_ms = 250;       // per-request deadline, from send() to the reply
@@ -99,12 +103,22 @@ class Connection {
     ReplyCallback done;
     std::chrono::steady_clock::time_point deadline;
   };
+  // memcache text has no ids: replies come in request order. What the head request expects.
+  struct TextExpect {
+    uint64_t id;
+    native::Op op;
+    std::vector<std::string> keys;  // multi_get: to put values back in key order
+    size_t replies_left = 1;        // multi_delete: one reply per key
+    Reply partial;
+  };
 
   Connection(uv_loop_t* loop, const ConnectionOptions& options);
   ~Connection() = default;
   void start_connect();
   void on_connected(int status);
   void on_read(ssize_t n);
+  void on_read_text();
+  Status encode_text(uint64_t id, const Call& call);
   void on_lost(const char* why);
   void flush();
   void arm_timer();
@@ -125,6 +139,8 @@ class Connection {
   bool writing_ = false;
   ByteBuffer out_, inflight_, in_;
   native::ResponseDecoder decoder_;
+  memcache::ResponseDecoder text_decoder_;
+  std::deque<TextExpect> text_queue_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines_;
   uint64_t next_id_ = 1;

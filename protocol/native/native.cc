@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "common/status.h"
+
 namespace cachetier::native {
 
 namespace {
@@ -24,8 +26,11 @@ DecodeResult fatal(size_t consumed, std::string_view why) {
 
 // Common framing: checks the header and the body's shape; on success `body` holds the
 // three-element array and `frame` the frame size.
-DecodeResult parse_frame(std::string_view in, size_t max_frame, msgpack_unpacked& u,
-                         const msgpack_object** body) {
+// msgpack-c's msgpack_unpack_next() creates (mallocs) a new zone for every object; with one
+// zone per decoder, cleared between frames, a frame costs no allocation once the zone has
+// grown to the working size (measured: bench/RESULTS.md, client benchmark).
+DecodeResult parse_frame(std::string_view in, size_t max_frame, msgpack_zone& zone,
+                         msgpack_object& obj, const msgpack_object** body) {
   if (in.empty()) return need_more(kFrameHeader);
   if (static_cast<uint8_t>(in[0]) != kMagic) return fatal(in.size(), "bad frame magic");
   if (in.size() < kFrameHeader) return need_more(kFrameHeader);
@@ -36,11 +41,12 @@ DecodeResult parse_frame(std::string_view in, size_t max_frame, msgpack_unpacked
   std::string_view bytes = in.substr(kFrameHeader, len);
   if (!prescan(bytes)) return fatal(frame, "malformed msgpack body");
   size_t off = 0;
-  msgpack_unpack_return r = msgpack_unpack_next(&u, bytes.data(), bytes.size(), &off);
+  msgpack_zone_clear(&zone);
+  msgpack_unpack_return r = msgpack_unpack(bytes.data(), bytes.size(), &off, &zone, &obj);
   if (r != MSGPACK_UNPACK_SUCCESS || off != bytes.size()) {
     return fatal(frame, "malformed msgpack body");
   }
-  const msgpack_object& o = u.data;
+  const msgpack_object& o = obj;
   if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 3 ||
       o.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
       o.via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -258,14 +264,14 @@ bool prescan(std::string_view body, int max_depth) {
 
 // ---- server side ----
 
-RequestDecoder::RequestDecoder(size_t max_frame) : max_frame_(max_frame) {
-  msgpack_unpacked_init(&unpacked_);
+RequestDecoder::RequestDecoder(size_t max_frame) : max_frame_(max_frame), body_() {
+  if (!msgpack_zone_init(&zone_, 4096)) fatal_out_of_memory("msgpack zone", 4096);
 }
-RequestDecoder::~RequestDecoder() { msgpack_unpacked_destroy(&unpacked_); }
+RequestDecoder::~RequestDecoder() { msgpack_zone_destroy(&zone_); }
 
 DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
   const msgpack_object* body = nullptr;
-  DecodeResult r = parse_frame(in, max_frame_, unpacked_, &body);
+  DecodeResult r = parse_frame(in, max_frame_, zone_, body_, &body);
   if (r.status != DecodeStatus::kComplete) return r;
   req.clear();
   req.id = r.id;
@@ -406,14 +412,14 @@ DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
 
 // ---- client side ----
 
-ResponseDecoder::ResponseDecoder(size_t max_frame) : max_frame_(max_frame) {
-  msgpack_unpacked_init(&unpacked_);
+ResponseDecoder::ResponseDecoder(size_t max_frame) : max_frame_(max_frame), body_() {
+  if (!msgpack_zone_init(&zone_, 4096)) fatal_out_of_memory("msgpack zone", 4096);
 }
-ResponseDecoder::~ResponseDecoder() { msgpack_unpacked_destroy(&unpacked_); }
+ResponseDecoder::~ResponseDecoder() { msgpack_zone_destroy(&zone_); }
 
 DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
   const msgpack_object* body = nullptr;
-  DecodeResult r = parse_frame(in, max_frame_, unpacked_, &body);
+  DecodeResult r = parse_frame(in, max_frame_, zone_, body_, &body);
   if (r.status != DecodeStatus::kComplete) return r;
   resp.clear();
   resp.id = r.id;

@@ -161,7 +161,8 @@ class RequestDecoder {
 
  private:
   size_t max_frame_;
-  msgpack_unpacked unpacked_;
+  msgpack_zone zone_;  // reused frame after frame (cleared, not re-created)
+  msgpack_object body_;
 };
 
 // Client side: bytes -> Response.
@@ -175,7 +176,8 @@ class ResponseDecoder {
 
  private:
   size_t max_frame_;
-  msgpack_unpacked unpacked_;
+  msgpack_zone zone_;
+  msgpack_object body_;
 };
 
 // Writes one frame: begin() with the number of map fields that will follow, then exactly that

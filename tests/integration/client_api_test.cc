@@ -28,11 +28,10 @@ std::unique_ptr<Client> make_client(ClientOptions opts) {
 }
 }  // namespace
 
-TEST_CASE("client: every call, two shards", "[client][integration]") {
-  ServerProcess a({"-t", "1"}), b({"-t", "1"});
-  ClientOptions opts;
-  opts.servers = {addr(a), addr(b)};
-  auto c = make_client(opts);
+namespace {
+// The same calls, whatever the protocol and server.
+void exercise(Client& c_) {
+  Client* c = &c_;
   REQUIRE(c->set("k", "v", 0, 7).is_ok());
   auto hit = c->get("k");
   REQUIRE(hit.is_ok());
@@ -67,6 +66,32 @@ TEST_CASE("client: every call, two shards", "[client][integration]") {
   REQUIRE(got.is_ok());
   CHECK(got.value().size() == 200);
   CHECK(got.value().at("m42").value == "v42");
+}
+}  // namespace
+
+TEST_CASE("client: every call, two shards, native protocol", "[client][integration]") {
+  ServerProcess a({"-t", "1"}), b({"-t", "1"});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  exercise(*make_client(opts));
+}
+
+TEST_CASE("client: every call, two shards, memcache text against cacheserver",
+          "[client][integration]") {
+  ServerProcess a({"-t", "1"}), b({"-t", "1"});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  opts.protocol = Protocol::kMemcache;
+  exercise(*make_client(opts));
+}
+
+TEST_CASE("client: every call, two shards, memcache text against stock memcached",
+          "[client][integration][memcached]") {
+  cachetier::testing::MemcachedProcess a, b;
+  ClientOptions opts;
+  opts.servers = {"127.0.0.1:" + std::to_string(a.port()), "127.0.0.1:" + std::to_string(b.port())};
+  opts.protocol = Protocol::kMemcache;
+  exercise(*make_client(opts));
 }
 
 TEST_CASE("client: each key lives on the shard the ring names", "[client][integration]") {

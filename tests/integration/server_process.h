@@ -2,8 +2,11 @@
 // for C++ integration tests, reads the port from its first stdout line, and stops it by pid.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +78,64 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
 
  private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// MemcachedProcess: stock memcached (Debian package) on a free loopback port. memcached cannot
+// report an ephemeral port, so one is picked by binding port 0 first (a small race that a
+// retry covers).
+class MemcachedProcess {
+ public:
+  MemcachedProcess() {
+    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) try_start();
+    if (pid_ <= 0) throw std::runtime_error("cannot start memcached");
+  }
+  ~MemcachedProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+
+ private:
+  void try_start() {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::close(s);
+    std::vector<std::string> argv = {
+        "memcached", "-p", std::to_string(port_), "-U", "0", "-l", "127.0.0.1", "-t", "1"};
+    if (getuid() == 0) {
+      argv.push_back("-u");
+      argv.push_back("root");
+    }
+    std::vector<char*> cargv;
+    for (auto& x : argv) cargv.push_back(x.data());
+    cargv.push_back(nullptr);
+    if (posix_spawnp(&pid_, "memcached", nullptr, nullptr, cargv.data(), environ) != 0) {
+      pid_ = -1;
+      return;
+    }
+    for (int i = 0; i < 100; ++i) {  // wait until it accepts
+      int c = socket(AF_INET, SOCK_STREAM, 0);
+      bool up = connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+      ::close(c);
+      if (up) return;
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) break;  // it died (port taken)
+      usleep(20000);
+    }
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
   pid_t pid_ = -1;
   int port_ = 0;
 };

@@ -34,12 +34,17 @@ struct ShardOptions {
 
 enum class ReadPolicy { kPrimary, kRoundRobin };
 
+// kNative: the msgpack protocol (pipelined, versions). kMemcache: text + meta commands, so the
+// library also works against stock memcached.
+enum class Protocol { kNative, kMemcache };
+
 struct ClientOptions {
   // Either servers (each its own single-replica shard, named by its address) or shards.
   std::vector<std::string> servers;
   std::vector<ShardOptions> shards;
   uint32_t timeout_ms = 250;  // per request, including failover to other replicas
   ReadPolicy read_policy = ReadPolicy::kPrimary;
+  Protocol protocol = Protocol::kNative;
   size_t max_in_flight = 16384;  // per node connection
 };
 
