@@ -1,6 +1,6 @@
 // Client throughput against one cacheserver: one client::Connection keeping DEPTH gets in
 // flight (100-byte values, 10,000 keys), native protocol vs memcache text, depths 1, 16, 64,
-// in one run. Usage: client_bench PORT [SECONDS_PER_CASE]
+// in one run. Usage: client_bench PORT [SECONDS_PER_CASE [native|text]]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -100,6 +100,12 @@ int main(int argc, char** argv) {
   }
   int port = std::atoi(argv[1]);
   double seconds = argc > 2 ? std::atof(argv[2]) : 3.0;
+  // Optional third argument "native" or "text": run only that protocol at depth 64 (profiling).
+  if (argc > 3) {
+    Protocol p = std::string(argv[3]) == "text" ? Protocol::kMemcache : Protocol::kNative;
+    std::printf("%s depth 64: %.0f ops/s\n", argv[3], run_case(port, p, 64, seconds));
+    return 0;
+  }
   std::printf(
       "| depth | native ops/s | memcache text ops/s | native / text |\n|---|---|---|---|\n");
   for (int depth : {1, 16, 64}) {
