@@ -16,7 +16,6 @@ using native::FrameWriter;
 using native::Op;
 using native::Status;
 
-constexpr uint64_t kNoSuchCas = std::numeric_limits<uint64_t>::max();
 // How long a versioned delete's tombstone lasts unless the request gives a ttl: long enough
 // for writes still in flight from other routers to arrive and be refused.
 constexpr int64_t kDefaultTombstoneSeconds = 30;
@@ -74,7 +73,7 @@ engine::StoreRequest store_request(const native::Request& req, std::string_view 
   s.value = value;
   s.client_flags = flags;
   s.exptime = engine::resolve_exptime(ttl, now);
-  if (req.op == Op::kCas) s.compare_cas = req.cas == 0 ? kNoSuchCas : req.cas;
+  if (req.op == Op::kCas) s.compare_cas = compare_cas_value(req.cas);
   s.version = req.version;
   return s;
 }
@@ -162,11 +161,7 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
     case Op::kCas: {
       auto r = ctx.engine.store(store_request(req, req.key, req.value, req.flags, req.ttl, now));
       ctx.counters.cmd_set.add();
-      if (req.op == Op::kCas) {
-        if (r.status == EngineStatus::kOk) ctx.counters.cas_hits.add();
-        if (r.status == EngineStatus::kNotFound) ctx.counters.cas_misses.add();
-        if (r.status == EngineStatus::kExists) ctx.counters.cas_badval.add();
-      }
+      if (req.op == Op::kCas) count_cas(ctx.counters, r.status);
       if (r.status == EngineStatus::kOk) {
         w.begin_reply(req.id, Status::kOk, 1);
         w.field(native::kCas);
@@ -180,7 +175,7 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
     case Op::kDelete: {
       engine::DeleteRequest d;
       d.key = req.key;
-      if (req.has_cas) d.compare_cas = req.cas == 0 ? kNoSuchCas : req.cas;
+      if (req.has_cas) d.compare_cas = compare_cas_value(req.cas);
       if (req.has_version && req.version != 0) {
         d.version = req.version;
         d.tombstone_exptime =

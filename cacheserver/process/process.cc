@@ -17,11 +17,6 @@ using memcache::Command;
 using memcache::Request;
 namespace reply = memcache::reply;
 
-// Engine CAS uniques are never 0, so a client's "cas 0" / "C0" compares against a value no item
-// holds: EXISTS when the key is there, NOT_FOUND when it is not.
-constexpr uint64_t kNoSuchCas = std::numeric_limits<uint64_t>::max();
-uint64_t compare_value(uint64_t cas) { return cas == 0 ? kNoSuchCas : cas; }
-
 void send(const Request& req, ByteBuffer& out, std::string_view line) {
   if (!req.noreply) out.append(line);
 }
@@ -102,14 +97,10 @@ Action storage(const Request& req, Context& ctx, ByteBuffer& out) {
   s.value = req.value;
   s.client_flags = req.client_flags;
   s.exptime = engine::resolve_exptime(req.exptime, ctx.engine.clock().now());
-  if (req.command == Command::kCas) s.compare_cas = compare_value(req.cas_unique);
+  if (req.command == Command::kCas) s.compare_cas = compare_cas_value(req.cas_unique);
   auto r = ctx.engine.store(s);
   ctx.counters.cmd_set.add();
-  if (req.command == Command::kCas) {
-    if (r.status == EngineStatus::kOk) ctx.counters.cas_hits.add();
-    if (r.status == EngineStatus::kNotFound) ctx.counters.cas_misses.add();
-    if (r.status == EngineStatus::kExists) ctx.counters.cas_badval.add();
-  }
+  if (req.command == Command::kCas) count_cas(ctx.counters, r.status);
   send(req, out, store_reply(r.status));
   return Action::kContinue;
 }
@@ -260,7 +251,7 @@ Action meta_set(const Request& req, Context& ctx, ByteBuffer& out) {
   s.value = req.value;
   s.client_flags = m.client_flags;
   s.exptime = m.has('T') ? engine::resolve_exptime(m.ttl, now) : 0;
-  if (m.has('C')) s.compare_cas = compare_value(m.compare_cas);
+  if (m.has('C')) s.compare_cas = compare_cas_value(m.compare_cas);
   s.new_cas = m.new_cas;
   s.invalidate = m.has('I');
   if (m.has('N')) {
@@ -269,11 +260,7 @@ Action meta_set(const Request& req, Context& ctx, ByteBuffer& out) {
   }
   auto r = ctx.engine.store(s);
   ctx.counters.cmd_set.add();
-  if (m.has('C')) {
-    if (r.status == EngineStatus::kOk) ctx.counters.cas_hits.add();
-    if (r.status == EngineStatus::kNotFound) ctx.counters.cas_misses.add();
-    if (r.status == EngineStatus::kExists) ctx.counters.cas_badval.add();
-  }
+  if (m.has('C')) count_cas(ctx.counters, r.status);
   MetaEcho echo{req, now};
   switch (r.status) {
     case EngineStatus::kOk: {
@@ -307,7 +294,7 @@ Action meta_delete(const Request& req, Context& ctx, ByteBuffer& out) {
   int64_t now = ctx.engine.clock().now();
   engine::DeleteRequest d;
   d.key = req.key();
-  if (m.has('C')) d.compare_cas = compare_value(m.compare_cas);
+  if (m.has('C')) d.compare_cas = compare_cas_value(m.compare_cas);
   d.new_cas = m.new_cas;
   d.invalidate = m.has('I');
   if (m.has('T')) {
@@ -343,7 +330,7 @@ Action meta_arith(const Request& req, Context& ctx, ByteBuffer& out) {
   a.key = req.key();
   a.incr = !(m.mode == 'D' || m.mode == 'd' || m.mode == '-');
   a.delta = m.delta;
-  if (m.has('C')) a.compare_cas = compare_value(m.compare_cas);
+  if (m.has('C')) a.compare_cas = compare_cas_value(m.compare_cas);
   a.new_cas = m.new_cas;
   if (m.has('N')) {
     a.vivify = true;
