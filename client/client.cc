@@ -7,9 +7,8 @@
 #include <future>
 #include <memory>
 
-#include "client/connection.h"
+#include "client/facade.h"
 #include "client/loop_thread.h"
-#include "client/ring/ring.h"
 
 namespace cachetier {
 
@@ -19,34 +18,6 @@ using client::Connection;
 using client::Reply;
 using native::Op;
 using Clock = std::chrono::steady_clock;
-
-bool parse_address(const std::string& s, std::string& host, int& port) {
-  size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) return false;
-  host = s.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  port = 0;
-  for (char c : s.substr(colon + 1)) {
-    if (c < '0' || c > '9' || port > 65535) return false;
-    port = port * 10 + (c - '0');
-  }
-  return port > 0 && port <= 65535;
-}
-
-Status tier_error(const Reply& r) {
-  if (!r.transport.is_ok()) return r.transport;
-  return Status(StatusCode::kInternal,
-                std::string("server answered ") + std::string(native::status_name(r.code)));
-}
-
-Call make(Op op, std::string_view key) {
-  Call c;
-  c.op = op;
-  c.key = std::string(key);
-  return c;
-}
 }  // namespace
 
 struct Client::Impl {
@@ -56,7 +27,7 @@ struct Client::Impl {
   std::vector<std::vector<Connection*>> conns;  // [shard][replica], touched on the loop only
   std::atomic<uint64_t> rr{0};
 
-  // Sends `call` on one connection; waits until `deadline` at the most.
+  // Sends `call` on one connection from the loop thread; the future holds its reply.
   std::shared_future<Reply> start(Connection* c, const Call& call) {
     auto p = std::make_shared<std::promise<Reply>>();
     std::shared_future<Reply> f = p->get_future().share();
@@ -76,16 +47,19 @@ struct Client::Impl {
     r.transport = Status(StatusCode::kInternal, "timeout");
     return r;
   }
+  Clock::time_point deadline() const {
+    return Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
+  }
 
   // A read: one replica by policy, then the others, until one answers or time runs out.
   Reply read(size_t shard, const Call& call) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
+    auto until = deadline();
     const auto& replicas = conns[shard];
     size_t n = replicas.size();
     size_t first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % n : 0;
     Reply last;
-    for (size_t a = 0; a < n && Clock::now() < deadline; ++a) {
-      last = wait(start(replicas[(first + a) % n], call), deadline);
+    for (size_t a = 0; a < n && Clock::now() < until; ++a) {
+      last = wait(start(replicas[(first + a) % n], call), until);
       if (last.transport.is_ok()) return last;
     }
     if (last.transport.is_ok()) last.transport = Status(StatusCode::kInternal, "timeout");
@@ -95,17 +69,15 @@ struct Client::Impl {
   // A write: every replica, in parallel; the answer of the first replica that answered, in
   // replica order (so the primary's when it is up).
   Reply write(size_t shard, const Call& call) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
+    auto until = deadline();
     std::vector<std::shared_future<Reply>> fs;
     for (Connection* c : conns[shard]) fs.push_back(start(c, call));
     Reply best;
     bool have = false;
     for (auto& f : fs) {
-      Reply r = wait(f, deadline);
-      if (!have && r.transport.is_ok()) {
-        best = std::move(r);
-        have = true;
-      } else if (!have) {
+      Reply r = wait(f, until);
+      if (!have) {
+        have = r.transport.is_ok();
         best = std::move(r);
       }
     }
@@ -116,45 +88,15 @@ struct Client::Impl {
 };
 
 Result<std::unique_ptr<Client>> Client::create(const ClientOptions& options) {
-  std::vector<client::ShardSpec> specs;
-  for (const std::string& s : options.servers) specs.push_back({s, 1, {s}});
-  for (const ShardOptions& s : options.shards) specs.push_back({s.name, s.weight, s.replicas});
-  if (specs.empty()) return Status(StatusCode::kInvalidArgument, "no servers or shards given");
-  for (const auto& s : specs) {
-    if (s.replicas.empty()) {
-      return Status(StatusCode::kInvalidArgument, "shard '" + s.name + "' has no replicas");
-    }
-    std::string host;
-    int port;
-    for (const auto& r : s.replicas) {
-      if (!parse_address(r, host, port)) {
-        return Status(StatusCode::kInvalidArgument, "bad address '" + r + "' (want host:port)");
-      }
-    }
-  }
-  if (options.timeout_ms == 0) return Status(StatusCode::kInvalidArgument, "timeout_ms is 0");
-  auto ring = client::Ring::create(specs);
+  auto ring = client::ring_from_options(options);
   if (!ring.is_ok()) return ring.status();
-
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
-  impl->ring = std::make_unique<client::Ring>(std::move(ring.value()));
+  impl->ring = std::move(ring.value());
   std::promise<void> ready;
   Impl* raw = impl.get();
   raw->loop.post([raw, &ready] {
-    for (size_t i = 0; i < raw->ring->size(); ++i) {
-      std::vector<Connection*> replicas;
-      for (const std::string& addr : raw->ring->shard(i).replicas) {
-        client::ConnectionOptions co;
-        parse_address(addr, co.host, co.port);
-        co.timeout_ms = raw->opts.timeout_ms;
-        co.protocol = raw->opts.protocol == Protocol::kMemcache ? client::Protocol::kMemcache
-                                                                : client::Protocol::kNative;
-        co.max_in_flight = raw->opts.max_in_flight;
-        replicas.push_back(Connection::create(raw->loop.loop(), co));
-      }
-      raw->conns.push_back(std::move(replicas));
-    }
+    raw->conns = client::connect_all(raw->loop.loop(), *raw->ring, raw->opts);
     ready.set_value();
   });
   ready.get_future().get();
@@ -176,46 +118,30 @@ Client::~Client() {
 }
 
 Result<std::optional<Item>> Client::get(std::string_view key) {
-  Reply r = impl_->read(impl_->shard_of(key), make(Op::kGet, key));
-  if (!r.transport.is_ok()) return r.transport;
-  if (r.code == native::Status::kNotFound) return std::optional<Item>();
-  if (r.code != native::Status::kOk) return tier_error(r);
-  return std::optional<Item>(Item{std::move(r.value), r.flags, r.cas});
+  return client::item_result(impl_->read(impl_->shard_of(key), client::key_call(Op::kGet, key)));
 }
 
 Result<std::optional<Item>> Client::gets(std::string_view key) { return get(key); }
 
-namespace {
-Call store_call(Op op, std::string_view key, std::string_view value, int64_t ttl, uint32_t flags) {
-  Call c = make(op, key);
-  c.value = std::string(value);
-  c.ttl = ttl;
-  c.flags = flags;
-  return c;
-}
-}  // namespace
-
 Status Client::set(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags) {
-  Reply r = impl_->write(impl_->shard_of(key), store_call(Op::kSet, key, value, ttl, flags));
-  return r.transport.is_ok() && r.code == native::Status::kOk ? Status::ok() : tier_error(r);
+  Reply r =
+      impl_->write(impl_->shard_of(key), client::store_call(Op::kSet, key, value, ttl, flags));
+  return r.transport.is_ok() && r.code == native::Status::kOk ? Status::ok()
+                                                              : client::tier_error(r);
 }
 
 Result<bool> Client::add(std::string_view key, std::string_view value, int64_t ttl,
                          uint32_t flags) {
-  Reply r = impl_->write(impl_->shard_of(key), store_call(Op::kAdd, key, value, ttl, flags));
-  if (!r.transport.is_ok()) return r.transport;
-  if (r.code == native::Status::kNotStored) return false;
-  if (r.code != native::Status::kOk) return tier_error(r);
-  return true;
+  return client::bool_result(
+      impl_->write(impl_->shard_of(key), client::store_call(Op::kAdd, key, value, ttl, flags)),
+      native::Status::kNotStored);
 }
 
 Result<bool> Client::replace(std::string_view key, std::string_view value, int64_t ttl,
                              uint32_t flags) {
-  Reply r = impl_->write(impl_->shard_of(key), store_call(Op::kReplace, key, value, ttl, flags));
-  if (!r.transport.is_ok()) return r.transport;
-  if (r.code == native::Status::kNotStored) return false;
-  if (r.code != native::Status::kOk) return tier_error(r);
-  return true;
+  return client::bool_result(
+      impl_->write(impl_->shard_of(key), client::store_call(Op::kReplace, key, value, ttl, flags)),
+      native::Status::kNotStored);
 }
 
 Result<bool> Client::cas(std::string_view key, std::string_view value, uint64_t token, int64_t ttl,
@@ -223,56 +149,41 @@ Result<bool> Client::cas(std::string_view key, std::string_view value, uint64_t 
   // CAS tokens are per node: the compare happens on the first replica, and on success the
   // value is copied to the others with a plain set.
   size_t shard = impl_->shard_of(key);
-  Call c = store_call(Op::kCas, key, value, ttl, flags);
+  Call c = client::store_call(Op::kCas, key, value, ttl, flags);
   c.cas = token;
-  Connection* primary = impl_->conns[shard][0];
-  auto deadline = Clock::now() + std::chrono::milliseconds(impl_->opts.timeout_ms);
-  Reply r = Impl::wait(impl_->start(primary, c), deadline);
+  auto until = impl_->deadline();
+  Reply r = Impl::wait(impl_->start(impl_->conns[shard][0], c), until);
   if (!r.transport.is_ok()) return r.transport;
   if (r.code == native::Status::kExists || r.code == native::Status::kNotFound) return false;
-  if (r.code != native::Status::kOk) return tier_error(r);
-  Call copy = store_call(Op::kSet, key, value, ttl, flags);
+  if (r.code != native::Status::kOk) return client::tier_error(r);
+  Call copy = client::store_call(Op::kSet, key, value, ttl, flags);
   for (size_t i = 1; i < impl_->conns[shard].size(); ++i) {
-    Impl::wait(impl_->start(impl_->conns[shard][i], copy), deadline);
+    Impl::wait(impl_->start(impl_->conns[shard][i], copy), until);
   }
   return true;
 }
 
 Result<bool> Client::del(std::string_view key) {
-  Reply r = impl_->write(impl_->shard_of(key), make(Op::kDelete, key));
-  if (!r.transport.is_ok()) return r.transport;
-  if (r.code == native::Status::kNotFound) return false;
-  if (r.code != native::Status::kOk) return tier_error(r);
-  return true;
+  return client::bool_result(impl_->write(impl_->shard_of(key), client::key_call(Op::kDelete, key)),
+                             native::Status::kNotFound);
 }
-
-namespace {
-Result<std::optional<uint64_t>> arith_result(const Reply& r) {
-  if (!r.transport.is_ok()) return r.transport;
-  if (r.code == native::Status::kNotFound) return std::optional<uint64_t>();
-  if (r.code != native::Status::kOk) return tier_error(r);
-  return std::optional<uint64_t>(r.number);
-}
-}  // namespace
 
 Result<std::optional<uint64_t>> Client::incr(std::string_view key, uint64_t delta) {
-  Call c = make(Op::kIncr, key);
+  Call c = client::key_call(Op::kIncr, key);
   c.delta = delta;
-  return arith_result(impl_->write(impl_->shard_of(key), c));
+  return client::counter_result(impl_->write(impl_->shard_of(key), c));
 }
 
 Result<std::optional<uint64_t>> Client::decr(std::string_view key, uint64_t delta) {
-  Call c = make(Op::kDecr, key);
+  Call c = client::key_call(Op::kDecr, key);
   c.delta = delta;
-  return arith_result(impl_->write(impl_->shard_of(key), c));
+  return client::counter_result(impl_->write(impl_->shard_of(key), c));
 }
 
 Result<bool> Client::touch(std::string_view key, int64_t ttl) {
-  Call c = make(Op::kTouch, key);
+  Call c = client::key_call(Op::kTouch, key);
   c.ttl = ttl;
-  Reply r = impl_->write(impl_->shard_of(key), c);
-  if (!r.transport.is_ok()) return r.transport;
-  return r.code == native::Status::kOk;
+  return client::bool_result(impl_->write(impl_->shard_of(key), c), native::Status::kNotFound);
 }
 
 Result<std::map<std::string, Item>> Client::get_multi(const std::vector<std::string>& keys) {
@@ -285,7 +196,7 @@ Result<std::map<std::string, Item>> Client::get_multi(const std::vector<std::str
     c.keys = ks;
     Reply r = impl_->read(shard, c);
     if (!r.transport.is_ok()) return r.transport;
-    if (r.code != native::Status::kOk || r.values.size() != ks.size()) return tier_error(r);
+    if (r.code != native::Status::kOk || r.values.size() != ks.size()) return client::tier_error(r);
     for (size_t i = 0; i < ks.size(); ++i) {
       if (r.values[i]) out[ks[i]] = Item{*r.values[i], 0, 0};
     }

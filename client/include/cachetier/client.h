@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,6 +24,8 @@
 #include <vector>
 
 #include "common/status.h"
+
+struct uv_loop_s;  // libuv's uv_loop_t
 
 namespace cachetier {
 
@@ -85,6 +88,43 @@ class Client {
 
  private:
   explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// cachetier::AsyncClient: the same tier access on the caller's libuv loop, with callbacks.
+// Create it, call it and destroy it on the loop's thread; callbacks run on that thread, once
+// per call. Reads fail over across replicas as with Client (a replica that fails fast, e.g. a
+// refused connection, leaves time for the next; one that hangs uses up the deadline). Writes
+// go to every replica; the callback runs when all have answered or failed. Destroying the
+// client fails what is pending (callbacks run with an error) and closes its connections.
+class AsyncClient {
+ public:
+  using ItemCallback = std::function<void(Result<std::optional<Item>>)>;
+  using StatusCallback = std::function<void(Status)>;
+  using BoolCallback = std::function<void(Result<bool>)>;
+  using CounterCallback = std::function<void(Result<std::optional<uint64_t>>)>;
+
+  static Result<std::unique_ptr<AsyncClient>> create(uv_loop_s* loop, const ClientOptions& options);
+  ~AsyncClient();
+  AsyncClient(const AsyncClient&) = delete;
+  AsyncClient& operator=(const AsyncClient&) = delete;
+
+  void get(std::string_view key, ItemCallback done);
+  void set(std::string_view key, std::string_view value, int64_t ttl_seconds, uint32_t flags,
+           StatusCallback done);
+  void add(std::string_view key, std::string_view value, int64_t ttl_seconds, uint32_t flags,
+           BoolCallback done);
+  void replace(std::string_view key, std::string_view value, int64_t ttl_seconds, uint32_t flags,
+               BoolCallback done);
+  void del(std::string_view key, BoolCallback done);
+  void incr(std::string_view key, uint64_t delta, CounterCallback done);
+  void decr(std::string_view key, uint64_t delta, CounterCallback done);
+  void touch(std::string_view key, int64_t ttl_seconds, BoolCallback done);
+
+  struct Impl;
+
+ private:
+  explicit AsyncClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

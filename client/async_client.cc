@@ -1,0 +1,177 @@
+// cachetier::AsyncClient: Connections on the caller's loop, the Ring and replica sets, with
+// callbacks. See <cachetier/client.h> for the contract.
+#include <chrono>
+#include <memory>
+
+#include "cachetier/client.h"
+#include "client/facade.h"
+
+namespace cachetier {
+
+namespace {
+using client::Call;
+using client::Connection;
+using client::Reply;
+using native::Op;
+using Clock = std::chrono::steady_clock;
+using ReplyFn = std::function<void(Reply&&)>;
+}  // namespace
+
+struct AsyncClient::Impl {
+  ClientOptions opts;
+  std::unique_ptr<client::Ring> ring;
+  std::vector<std::vector<Connection*>> conns;
+  uint64_t rr = 0;
+
+  // A read: tries replicas in turn (from the policy's first) until one answers or the
+  // deadline passes.
+  struct ReadState {
+    Call call;
+    size_t first = 0, tried = 0;
+    Clock::time_point deadline;
+    Reply last;
+    ReplyFn done;
+  };
+  void read(size_t shard, Call call, ReplyFn done) {
+    auto st = std::make_shared<ReadState>();
+    st->call = std::move(call);
+    st->first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % conns[shard].size() : 0;
+    st->deadline = Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
+    st->done = std::move(done);
+    st->last.transport = Status(StatusCode::kIoError, "no replica answered");
+    try_next(shard, st);
+  }
+  void try_next(size_t shard, const std::shared_ptr<ReadState>& st) {
+    const auto& replicas = conns[shard];
+    while (st->tried < replicas.size() && Clock::now() < st->deadline) {
+      Connection* c = replicas[(st->first + st->tried++) % replicas.size()];
+      Status s = c->send(st->call, [this, shard, st](Reply&& r) {
+        if (r.transport.is_ok()) {
+          st->done(std::move(r));
+          return;
+        }
+        st->last = std::move(r);
+        try_next(shard, st);
+      });
+      if (s.is_ok()) return;  // the callback continues the chain
+      st->last.transport = s;
+    }
+    st->done(std::move(st->last));
+  }
+
+  // A write: every replica; `done` gets the first replica's answer (in replica order) that
+  // arrived, once all have answered or failed.
+  struct WriteState {
+    std::vector<Reply> replies;
+    size_t left = 0;
+    ReplyFn done;
+  };
+  void write(size_t shard, const Call& call, ReplyFn done) {
+    auto st = std::make_shared<WriteState>();
+    size_t n = conns[shard].size();
+    st->replies.resize(n);
+    st->left = n;
+    st->done = std::move(done);
+    auto finish_one = [st](size_t i, Reply&& r) {
+      st->replies[i] = std::move(r);
+      if (--st->left > 0) return;
+      for (Reply& x : st->replies) {
+        if (x.transport.is_ok()) {
+          st->done(std::move(x));
+          return;
+        }
+      }
+      st->done(std::move(st->replies[0]));
+    };
+    for (size_t i = 0; i < n; ++i) {
+      Status s =
+          conns[shard][i]->send(call, [finish_one, i](Reply&& r) { finish_one(i, std::move(r)); });
+      if (!s.is_ok()) {
+        Reply r;
+        r.transport = s;
+        finish_one(i, std::move(r));
+      }
+    }
+  }
+};
+
+Result<std::unique_ptr<AsyncClient>> AsyncClient::create(uv_loop_s* loop,
+                                                         const ClientOptions& options) {
+  auto ring = client::ring_from_options(options);
+  if (!ring.is_ok()) return ring.status();
+  auto impl = std::make_unique<Impl>();
+  impl->opts = options;
+  impl->ring = std::move(ring.value());
+  impl->conns = client::connect_all(loop, *impl->ring, options);
+  return std::unique_ptr<AsyncClient>(new AsyncClient(std::move(impl)));
+}
+
+AsyncClient::AsyncClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AsyncClient::~AsyncClient() {
+  for (auto& replicas : impl_->conns) {
+    for (Connection* c : replicas) c->close();
+  }
+}
+
+void AsyncClient::get(std::string_view key, ItemCallback done) {
+  impl_->read(impl_->ring->shard_for(key), client::key_call(Op::kGet, key),
+              [done = std::move(done)](Reply&& r) { done(client::item_result(std::move(r))); });
+}
+
+void AsyncClient::set(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
+                      StatusCallback done) {
+  impl_->write(impl_->ring->shard_for(key), client::store_call(Op::kSet, key, value, ttl, flags),
+               [done = std::move(done)](Reply&& r) {
+                 done(r.transport.is_ok() && r.code == native::Status::kOk ? Status::ok()
+                                                                           : client::tier_error(r));
+               });
+}
+
+void AsyncClient::add(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
+                      BoolCallback done) {
+  impl_->write(impl_->ring->shard_for(key), client::store_call(Op::kAdd, key, value, ttl, flags),
+               [done = std::move(done)](Reply&& r) {
+                 done(client::bool_result(r, native::Status::kNotStored));
+               });
+}
+
+void AsyncClient::replace(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
+                          BoolCallback done) {
+  impl_->write(impl_->ring->shard_for(key),
+               client::store_call(Op::kReplace, key, value, ttl, flags),
+               [done = std::move(done)](Reply&& r) {
+                 done(client::bool_result(r, native::Status::kNotStored));
+               });
+}
+
+void AsyncClient::del(std::string_view key, BoolCallback done) {
+  impl_->write(impl_->ring->shard_for(key), client::key_call(Op::kDelete, key),
+               [done = std::move(done)](Reply&& r) {
+                 done(client::bool_result(r, native::Status::kNotFound));
+               });
+}
+
+void AsyncClient::incr(std::string_view key, uint64_t delta, CounterCallback done) {
+  Call c = client::key_call(Op::kIncr, key);
+  c.delta = delta;
+  impl_->write(impl_->ring->shard_for(key), c,
+               [done = std::move(done)](Reply&& r) { done(client::counter_result(r)); });
+}
+
+void AsyncClient::decr(std::string_view key, uint64_t delta, CounterCallback done) {
+  Call c = client::key_call(Op::kDecr, key);
+  c.delta = delta;
+  impl_->write(impl_->ring->shard_for(key), c,
+               [done = std::move(done)](Reply&& r) { done(client::counter_result(r)); });
+}
+
+void AsyncClient::touch(std::string_view key, int64_t ttl, BoolCallback done) {
+  Call c = client::key_call(Op::kTouch, key);
+  c.ttl = ttl;
+  impl_->write(impl_->ring->shard_for(key), c, [done = std::move(done)](Reply&& r) {
+    done(client::bool_result(r, native::Status::kNotFound));
+  });
+}
+
+}  // namespace cachetier

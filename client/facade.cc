@@ -1,0 +1,108 @@
+// Shared pieces of the client facades. See facade.h.
+#include "client/facade.h"
+
+namespace cachetier::client {
+
+namespace {
+bool parse_address(const std::string& s, std::string& host, int& port) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) return false;
+  host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  port = 0;
+  for (char c : s.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return false;
+    port = port * 10 + (c - '0');
+  }
+  return port > 0 && port <= 65535;
+}
+}  // namespace
+
+Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
+  std::vector<ShardSpec> specs;
+  for (const std::string& s : options.servers) specs.push_back({s, 1, {s}});
+  for (const ShardOptions& s : options.shards) specs.push_back({s.name, s.weight, s.replicas});
+  if (specs.empty()) return Status(StatusCode::kInvalidArgument, "no servers or shards given");
+  for (const auto& s : specs) {
+    if (s.replicas.empty()) {
+      return Status(StatusCode::kInvalidArgument, "shard '" + s.name + "' has no replicas");
+    }
+    std::string host;
+    int port;
+    for (const auto& r : s.replicas) {
+      if (!parse_address(r, host, port)) {
+        return Status(StatusCode::kInvalidArgument, "bad address '" + r + "' (want host:port)");
+      }
+    }
+  }
+  if (options.timeout_ms == 0) return Status(StatusCode::kInvalidArgument, "timeout_ms is 0");
+  auto ring = Ring::create(specs);
+  if (!ring.is_ok()) return ring.status();
+  return std::make_unique<Ring>(std::move(ring.value()));
+}
+
+std::vector<std::vector<Connection*>> connect_all(uv_loop_t* loop, const Ring& ring,
+                                                  const ClientOptions& options) {
+  std::vector<std::vector<Connection*>> conns;
+  for (size_t i = 0; i < ring.size(); ++i) {
+    std::vector<Connection*> replicas;
+    for (const std::string& addr : ring.shard(i).replicas) {
+      ConnectionOptions co;
+      parse_address(addr, co.host, co.port);
+      co.timeout_ms = options.timeout_ms;
+      co.max_in_flight = options.max_in_flight;
+      co.protocol = options.protocol == cachetier::Protocol::kMemcache ? Protocol::kMemcache
+                                                                       : Protocol::kNative;
+      replicas.push_back(Connection::create(loop, co));
+    }
+    conns.push_back(std::move(replicas));
+  }
+  return conns;
+}
+
+Status tier_error(const Reply& r) {
+  if (!r.transport.is_ok()) return r.transport;
+  return Status(StatusCode::kInternal,
+                std::string("server answered ") + std::string(native::status_name(r.code)));
+}
+
+Result<std::optional<Item>> item_result(Reply&& r) {
+  if (!r.transport.is_ok()) return r.transport;
+  if (r.code == native::Status::kNotFound) return std::optional<Item>();
+  if (r.code != native::Status::kOk) return tier_error(r);
+  return std::optional<Item>(Item{std::move(r.value), r.flags, r.cas});
+}
+
+Result<bool> bool_result(const Reply& r, native::Status no) {
+  if (!r.transport.is_ok()) return r.transport;
+  if (r.code == no) return false;
+  if (r.code != native::Status::kOk) return tier_error(r);
+  return true;
+}
+
+Result<std::optional<uint64_t>> counter_result(const Reply& r) {
+  if (!r.transport.is_ok()) return r.transport;
+  if (r.code == native::Status::kNotFound) return std::optional<uint64_t>();
+  if (r.code != native::Status::kOk) return tier_error(r);
+  return std::optional<uint64_t>(r.number);
+}
+
+Call store_call(native::Op op, std::string_view key, std::string_view value, int64_t ttl,
+                uint32_t flags) {
+  Call c = key_call(op, key);
+  c.value = std::string(value);
+  c.ttl = ttl;
+  c.flags = flags;
+  return c;
+}
+
+Call key_call(native::Op op, std::string_view key) {
+  Call c;
+  c.op = op;
+  c.key = std::string(key);
+  return c;
+}
+
+}  // namespace cachetier::client

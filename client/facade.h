@@ -1,0 +1,35 @@
+// What the two facades (Client, AsyncClient) share: option validation, connection setup on a
+// loop, and turning a native Reply into the public Result types. Internal to client/.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "cachetier/client.h"
+#include "client/connection.h"
+#include "client/ring/ring.h"
+
+namespace cachetier::client {
+
+// Validates `options` and builds the ring (errors: no servers, a bad address, an empty shard).
+Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options);
+
+// Creates one Connection per replica of every shard, on `loop` (call on the loop's thread).
+std::vector<std::vector<Connection*>> connect_all(uv_loop_t* loop, const Ring& ring,
+                                                  const ClientOptions& options);
+
+// A Status for a request the tier could not answer as expected.
+Status tier_error(const Reply& r);
+Result<std::optional<Item>> item_result(Reply&& r);
+// OK -> true; `no` (NOT_STORED, NOT_FOUND, ...) -> false; anything else is an error.
+Result<bool> bool_result(const Reply& r, native::Status no);
+Result<std::optional<uint64_t>> counter_result(const Reply& r);
+
+Call store_call(native::Op op, std::string_view key, std::string_view value, int64_t ttl,
+                uint32_t flags);
+Call key_call(native::Op op, std::string_view key);
+
+}  // namespace cachetier::client
