@@ -198,7 +198,7 @@ Result<std::map<std::string, Item>> Client::get_multi(const std::vector<std::str
     if (!r.transport.is_ok()) return r.transport;
     if (r.code != native::Status::kOk || r.values.size() != ks.size()) return client::tier_error(r);
     for (size_t i = 0; i < ks.size(); ++i) {
-      if (r.values[i]) out[ks[i]] = Item{*r.values[i], 0, 0};
+      if (r.values[i]) out[ks[i]] = Item{r.values[i]->value, r.values[i]->flags, r.values[i]->cas};
     }
   }
   return out;

@@ -102,7 +102,7 @@ Reply to_reply(const native::Response& r) {
   out.version = r.version;
   for (const native::Item& it : r.values) {
     if (it.present) {
-      out.values.emplace_back(std::string(it.value));
+      out.values.emplace_back(Reply::Value{std::string(it.value), it.flags, it.cas});
     } else {
       out.values.emplace_back(std::nullopt);
     }
@@ -432,7 +432,7 @@ void Connection::on_read_text() {
           if (out.values.empty()) out.values.resize(head.keys.size());
           for (size_t i = 0; i < head.keys.size(); ++i) {
             if (head.keys[i] == resp.key && !out.values[i]) {
-              out.values[i] = std::string(resp.value);
+              out.values[i] = Reply::Value{std::string(resp.value), resp.client_flags, resp.cas};
               break;
             }
           }

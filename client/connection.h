@@ -74,8 +74,13 @@ struct Reply {
   uint64_t cas = 0;
   uint64_t number = 0;
   uint64_t version = 0;
-  std::vector<std::optional<std::string>> values;  // multi_get, in key order
-  std::vector<native::Status> statuses;            // multi_set / multi_delete
+  struct Value {
+    std::string value;
+    uint32_t flags = 0;
+    uint64_t cas = 0;
+  };
+  std::vector<std::optional<Value>> values;  // multi_get, in key order; nullopt = miss
+  std::vector<native::Status> statuses;      // multi_set / multi_delete
   bool timed_out() const { return !transport.is_ok() && transport.message() == "timeout"; }
 };
 

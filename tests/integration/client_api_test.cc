@@ -66,6 +66,9 @@ void exercise(Client& c_) {
   REQUIRE(got.is_ok());
   CHECK(got.value().size() == 200);
   CHECK(got.value().at("m42").value == "v42");
+  CHECK(got.value().at("m42").cas != 0);  // flags and cas come back with multi-gets too
+  REQUIRE(c->set("fl", "x", 0, 9).is_ok());
+  CHECK(c->get_multi({"fl"}).value().at("fl").flags == 9);
 }
 }  // namespace
 

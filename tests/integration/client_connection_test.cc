@@ -107,9 +107,12 @@ TEST_CASE("connection: every op against cacheserver", "[client][integration]") {
   ms.keys = {"k", "nope", "n"};
   r = f.call(ms);
   REQUIRE(r.values.size() == 3);
-  CHECK(r.values[0] == std::optional<std::string>("v1+"));
+  REQUIRE(r.values[0].has_value());
+  CHECK(r.values[0]->value == "v1+");
+  CHECK(r.values[0]->cas != 0);
   CHECK_FALSE(r.values[1].has_value());
-  CHECK(r.values[2] == std::optional<std::string>("42"));
+  REQUIRE(r.values[2].has_value());
+  CHECK(r.values[2]->value == "42");
   Call v = make(Op::kSet, "ver", "new");
   v.version = 9;
   CHECK(f.call(v).code == native::Status::kOk);
