@@ -20,7 +20,7 @@ using ReplyFn = std::function<void(Reply&&)>;
 struct AsyncClient::Impl {
   ClientOptions opts;
   std::unique_ptr<client::Ring> ring;
-  std::vector<std::vector<Connection*>> conns;
+  client::Pools conns;  // [shard][replica]
   uint64_t rr = 0;
 
   // A read: tries replicas in turn (from the policy's first) until one answers or the
@@ -44,7 +44,7 @@ struct AsyncClient::Impl {
   void try_next(size_t shard, const std::shared_ptr<ReadState>& st) {
     const auto& replicas = conns[shard];
     while (st->tried < replicas.size() && Clock::now() < st->deadline) {
-      Connection* c = replicas[(st->first + st->tried++) % replicas.size()];
+      Connection* c = replicas[(st->first + st->tried++) % replicas.size()]->pick();
       Status s = c->send(st->call, [this, shard, st](Reply&& r) {
         if (r.transport.is_ok()) {
           st->done(std::move(r));
@@ -84,8 +84,8 @@ struct AsyncClient::Impl {
       st->done(std::move(st->replies[0]));
     };
     for (size_t i = 0; i < n; ++i) {
-      Status s =
-          conns[shard][i]->send(call, [finish_one, i](Reply&& r) { finish_one(i, std::move(r)); });
+      Status s = conns[shard][i]->pick()->send(
+          call, [finish_one, i](Reply&& r) { finish_one(i, std::move(r)); });
       if (!s.is_ok()) {
         Reply r;
         r.transport = s;
@@ -110,7 +110,7 @@ AsyncClient::AsyncClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 AsyncClient::~AsyncClient() {
   for (auto& replicas : impl_->conns) {
-    for (Connection* c : replicas) c->close();
+    for (auto& pool : replicas) pool->close_all();
   }
 }
 

@@ -24,7 +24,7 @@ struct Client::Impl {
   ClientOptions opts;
   std::unique_ptr<client::Ring> ring;
   client::LoopThread loop;
-  std::vector<std::vector<Connection*>> conns;  // [shard][replica], touched on the loop only
+  client::Pools conns;  // [shard][replica]; the Connections are touched on the loop only
   std::atomic<uint64_t> rr{0};
 
   // Sends `call` on one connection from the loop thread; the future holds its reply.
@@ -59,7 +59,7 @@ struct Client::Impl {
     size_t first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % n : 0;
     Reply last;
     for (size_t a = 0; a < n && Clock::now() < until; ++a) {
-      last = wait(start(replicas[(first + a) % n], call), until);
+      last = wait(start(replicas[(first + a) % n]->pick(), call), until);
       if (last.transport.is_ok()) return last;
     }
     if (last.transport.is_ok()) last.transport = Status(StatusCode::kInternal, "timeout");
@@ -71,7 +71,7 @@ struct Client::Impl {
   Reply write(size_t shard, const Call& call) {
     auto until = deadline();
     std::vector<std::shared_future<Reply>> fs;
-    for (Connection* c : conns[shard]) fs.push_back(start(c, call));
+    for (auto& pool : conns[shard]) fs.push_back(start(pool->pick(), call));
     Reply best;
     bool have = false;
     for (auto& f : fs) {
@@ -110,7 +110,7 @@ Client::~Client() {
   Impl* raw = impl_.get();
   raw->loop.post([raw, &closed] {
     for (auto& replicas : raw->conns) {
-      for (Connection* c : replicas) c->close();
+      for (auto& pool : replicas) pool->close_all();
     }
     closed.set_value();
   });
@@ -152,13 +152,13 @@ Result<bool> Client::cas(std::string_view key, std::string_view value, uint64_t 
   Call c = client::store_call(Op::kCas, key, value, ttl, flags);
   c.cas = token;
   auto until = impl_->deadline();
-  Reply r = Impl::wait(impl_->start(impl_->conns[shard][0], c), until);
+  Reply r = Impl::wait(impl_->start(impl_->conns[shard][0]->pick(), c), until);
   if (!r.transport.is_ok()) return r.transport;
   if (r.code == native::Status::kExists || r.code == native::Status::kNotFound) return false;
   if (r.code != native::Status::kOk) return client::tier_error(r);
   Call copy = client::store_call(Op::kSet, key, value, ttl, flags);
   for (size_t i = 1; i < impl_->conns[shard].size(); ++i) {
-    Impl::wait(impl_->start(impl_->conns[shard][i], copy), until);
+    Impl::wait(impl_->start(impl_->conns[shard][i]->pick(), copy), until);
   }
   return true;
 }

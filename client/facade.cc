@@ -38,16 +38,18 @@ Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
     }
   }
   if (options.timeout_ms == 0) return Status(StatusCode::kInvalidArgument, "timeout_ms is 0");
+  if (options.pool_size == 0 || options.pool_size > 64) {
+    return Status(StatusCode::kInvalidArgument, "pool_size must be 1..64");
+  }
   auto ring = Ring::create(specs);
   if (!ring.is_ok()) return ring.status();
   return std::make_unique<Ring>(std::move(ring.value()));
 }
 
-std::vector<std::vector<Connection*>> connect_all(uv_loop_t* loop, const Ring& ring,
-                                                  const ClientOptions& options) {
-  std::vector<std::vector<Connection*>> conns;
+Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options) {
+  Pools pools;
   for (size_t i = 0; i < ring.size(); ++i) {
-    std::vector<Connection*> replicas;
+    std::vector<std::unique_ptr<NodePool>> replicas;
     for (const std::string& addr : ring.shard(i).replicas) {
       ConnectionOptions co;
       parse_address(addr, co.host, co.port);
@@ -55,11 +57,15 @@ std::vector<std::vector<Connection*>> connect_all(uv_loop_t* loop, const Ring& r
       co.max_in_flight = options.max_in_flight;
       co.protocol = options.protocol == cachetier::Protocol::kMemcache ? Protocol::kMemcache
                                                                        : Protocol::kNative;
-      replicas.push_back(Connection::create(loop, co));
+      auto pool = std::make_unique<NodePool>();
+      for (size_t k = 0; k < options.pool_size; ++k) {
+        pool->conns.push_back(Connection::create(loop, co));
+      }
+      replicas.push_back(std::move(pool));
     }
-    conns.push_back(std::move(replicas));
+    pools.push_back(std::move(replicas));
   }
-  return conns;
+  return pools;
 }
 
 Status tier_error(const Reply& r) {

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -17,9 +18,22 @@ namespace cachetier::client {
 // Validates `options` and builds the ring (errors: no servers, a bad address, an empty shard).
 Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options);
 
-// Creates one Connection per replica of every shard, on `loop` (call on the loop's thread).
-std::vector<std::vector<Connection*>> connect_all(uv_loop_t* loop, const Ring& ring,
-                                                  const ClientOptions& options);
+// The connections to one node (pool_size of them), used in turn. pick() is thread-safe; the
+// Connections themselves are used on their loop's thread only.
+struct NodePool {
+  std::vector<Connection*> conns;
+  std::atomic<size_t> next{0};
+  Connection* pick() { return conns[next.fetch_add(1, std::memory_order_relaxed) % conns.size()]; }
+  void close_all() {
+    for (Connection* c : conns) c->close();
+  }
+};
+// [shard][replica]
+using Pools = std::vector<std::vector<std::unique_ptr<NodePool>>>;
+
+// Creates pool_size Connections per replica of every shard, on `loop` (call on the loop's
+// thread).
+Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options);
 
 // A Status for a request the tier could not answer as expected.
 Status tier_error(const Reply& r);

@@ -79,6 +79,15 @@ TEST_CASE("client: every call, two shards, native protocol", "[client][integrati
   exercise(*make_client(opts));
 }
 
+TEST_CASE("client: every call, two shards, a pool of 3 connections per node",
+          "[client][integration]") {
+  ServerProcess a({"-t", "2"}), b({"-t", "2"});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  opts.pool_size = 3;
+  exercise(*make_client(opts));
+}
+
 TEST_CASE("client: every call, two shards, memcache text against cacheserver",
           "[client][integration]") {
   ServerProcess a({"-t", "1"}), b({"-t", "1"});
@@ -152,4 +161,8 @@ TEST_CASE("client: bad options are refused", "[client][errors]") {
   ClientOptions empty_shard;
   empty_shard.shards = {{"s", 1, {}}};
   CHECK_FALSE(Client::create(empty_shard).is_ok());
+  ClientOptions no_pool;
+  no_pool.servers = {"127.0.0.1:1"};
+  no_pool.pool_size = 0;
+  CHECK_FALSE(Client::create(no_pool).is_ok());
 }

@@ -49,6 +49,7 @@ struct ClientOptions {
   ReadPolicy read_policy = ReadPolicy::kPrimary;
   Protocol protocol = Protocol::kNative;
   size_t max_in_flight = 16384;  // per node connection
+  size_t pool_size = 1;          // connections per node, used in turn
 };
 
 struct Item {
