@@ -321,7 +321,7 @@ Status Connection::encode_text(uint64_t id, const Call& c) {
   using native::Op;
   namespace mc = memcache;
   TextExpect expect{id, c.op, {}, 1, {}};
-  auto key_ok = [](std::string_view k) { return mc::valid_key_for_text(k); };
+  auto key_ok = [](std::string_view k) { return mc::valid_key(k); };
   if (c.version != 0) {
     return Status(StatusCode::kInvalidArgument, "versions need the native protocol");
   }

@@ -50,9 +50,7 @@ struct LookupOptions {
 struct LookupResult {
   bool hit = false;
   bool expired = false;  // the key was there but had expired (memcached's get_expired)
-  bool stale = false;    // marked stale by an invalidation
-  bool won = false;      // this caller won the right to recache
-  bool win_already_sent = false;
+  // Staleness and recache wins are reported to the visitor, in ItemView.
 };
 
 using ItemVisitor = FunctionRef<void(const ItemView&)>;

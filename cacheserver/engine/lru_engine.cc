@@ -653,7 +653,6 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       ++s.total_items;
       maybe_grow_locked(s);
       r.hit = true;
-      r.won = true;
       ItemView v = view_of(it);
       v.won = true;
       visit(v);
@@ -662,18 +661,19 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
     r.expired = false;
     r.hit = true;
     uint8_t b = it->load_bits();
-    r.stale = (b & Item::kStale) != 0;
-    bool wants_win = r.stale;
+    const bool stale = (b & Item::kStale) != 0;
+    bool won = false, already = false;
+    bool wants_win = stale;
     if (opts.recache && it->exptime != 0 &&
         static_cast<int64_t>(it->exptime) - now < opts.recache_below) {
       wants_win = true;
     }
     if (wants_win || (b & Item::kWinSent) != 0) {
       if ((b & Item::kWinSent) == 0) {
-        r.won = true;
+        won = true;
         it->set_bits(Item::kWinSent);
       } else {
-        r.win_already_sent = true;
+        already = true;
       }
     }
     if (opts.update_exptime) {
@@ -682,9 +682,9 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       s.ttl_items += (it->exptime != 0) - static_cast<int>(had);
     }
     ItemView v = view_of(it);
-    v.stale = r.stale;
-    v.won = r.won;
-    v.win_already_sent = r.win_already_sent;
+    v.stale = stale;
+    v.won = won;
+    v.win_already_sent = already;
     visit(v);
     if (opts.bump) {
       if ((b & (Item::kRef | Item::kFetched)) != (Item::kRef | Item::kFetched)) {

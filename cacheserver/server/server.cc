@@ -82,7 +82,6 @@ class Worker {
   Counter& bytes_written() { return bytes_written_; }
   Server& server() { return server_; }
   char* read_buffer() { return read_buf_.get(); }
-  bool stopping() const { return stopping_seen_; }
   void attach(Connection* c);
   void detach(Connection* c);
 

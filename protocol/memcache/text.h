@@ -16,7 +16,6 @@ bool parse_i64(std::string_view s, int64_t& out);
 
 // A key is 1..250 bytes with no whitespace or control characters.
 bool valid_key(std::string_view key);
-inline bool valid_key_for_text(std::string_view key) { return valid_key(key); }
 
 // Decodes standard base64 (with padding) into out. Returns false on a malformed input.
 bool base64_decode(std::string_view in, std::string& out);
