@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "common/clock.h"
@@ -73,9 +74,9 @@ struct StoreRequest {
   std::string_view key;
   std::string_view value;
   uint32_t client_flags = 0;
-  int64_t exptime = 0;         // resolved
-  uint64_t compare_cas = 0;    // non-zero: store only if the item's CAS matches
-  uint64_t new_cas = 0;        // non-zero: the stored item takes this CAS
+  int64_t exptime = 0;                  // resolved
+  std::optional<uint64_t> compare_cas;  // set: store only if the item's CAS equals it
+  uint64_t new_cas = 0;                 // non-zero: the stored item takes this CAS
   bool invalidate = false;     // with compare_cas: an older CAS stores the value but marks it stale
   bool vivify = false;         // append/prepend on a miss creates the item
   int64_t vivify_exptime = 0;  // resolved
@@ -93,7 +94,7 @@ struct StoreResult {
 
 struct DeleteRequest {
   std::string_view key;
-  uint64_t compare_cas = 0;
+  std::optional<uint64_t> compare_cas;  // set: act only if the item's CAS equals it
   uint64_t new_cas = 0;
   bool invalidate = false;      // mark stale instead of removing
   bool update_exptime = false;  // with invalidate
@@ -110,7 +111,7 @@ struct ArithRequest {
   std::string_view key;
   bool incr = true;
   uint64_t delta = 1;
-  uint64_t compare_cas = 0;
+  std::optional<uint64_t> compare_cas;  // set: act only if the item's CAS equals it
   uint64_t new_cas = 0;
   bool vivify = false;  // on a miss create the item holding `initial`
   int64_t vivify_exptime = 0;

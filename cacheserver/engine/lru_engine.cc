@@ -737,11 +737,11 @@ StoreResult LruEngine::store(const StoreRequest& req) {
       uint64_t held = old != nullptr ? old->version() : tomb != nullptr ? tomb->version() : 0;
       if (req.version != 0 && held > req.version) {
         fail = EngineStatus::kOlderVersion;
-      } else if (req.compare_cas != 0) {
+      } else if (req.compare_cas) {
         if (old == nullptr) {
           fail = EngineStatus::kNotFound;
-        } else if (old->cas != req.compare_cas) {
-          if (req.invalidate && req.compare_cas < old->cas) {
+        } else if (old->cas != *req.compare_cas) {
+          if (req.invalidate && *req.compare_cas < old->cas) {
             mark_stale = true;
           } else {
             fail = EngineStatus::kExists;
@@ -847,7 +847,7 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
       }
     } else if (it == nullptr || it->tombstone()) {
       r.status = EngineStatus::kNotFound;
-    } else if (req.compare_cas != 0 && it->cas != req.compare_cas) {
+    } else if (req.compare_cas && it->cas != *req.compare_cas) {
       r.status = EngineStatus::kExists;
     } else if (req.invalidate) {
       it->set_bits(Item::kStale);
@@ -906,7 +906,7 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
         value = req.initial;
       else
         r.status = EngineStatus::kNotFound;
-    } else if (req.compare_cas != 0 && it->cas != req.compare_cas) {
+    } else if (req.compare_cas && it->cas != *req.compare_cas) {
       r.status = EngineStatus::kExists;
     } else {
       uint64_t cur;

@@ -73,7 +73,7 @@ engine::StoreRequest store_request(const native::Request& req, std::string_view 
   s.value = value;
   s.client_flags = flags;
   s.exptime = engine::resolve_exptime(ttl, now);
-  if (req.op == Op::kCas) s.compare_cas = compare_cas_value(req.cas);
+  if (req.op == Op::kCas) s.compare_cas = req.cas;
   s.version = req.version;
   return s;
 }
@@ -175,7 +175,7 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
     case Op::kDelete: {
       engine::DeleteRequest d;
       d.key = req.key;
-      if (req.has_cas) d.compare_cas = compare_cas_value(req.cas);
+      if (req.has_cas) d.compare_cas = req.cas;
       if (req.has_version && req.version != 0) {
         d.version = req.version;
         d.tombstone_exptime =

@@ -97,7 +97,7 @@ Action storage(const Request& req, Context& ctx, ByteBuffer& out) {
   s.value = req.value;
   s.client_flags = req.client_flags;
   s.exptime = engine::resolve_exptime(req.exptime, ctx.engine.clock().now());
-  if (req.command == Command::kCas) s.compare_cas = compare_cas_value(req.cas_unique);
+  if (req.command == Command::kCas) s.compare_cas = req.cas_unique;
   auto r = ctx.engine.store(s);
   ctx.counters.cmd_set.add();
   if (req.command == Command::kCas) count_cas(ctx.counters, r.status);
@@ -251,7 +251,7 @@ Action meta_set(const Request& req, Context& ctx, ByteBuffer& out) {
   s.value = req.value;
   s.client_flags = m.client_flags;
   s.exptime = m.has('T') ? engine::resolve_exptime(m.ttl, now) : 0;
-  if (m.has('C')) s.compare_cas = compare_cas_value(m.compare_cas);
+  if (m.has('C')) s.compare_cas = m.compare_cas;
   s.new_cas = m.new_cas;
   s.invalidate = m.has('I');
   if (m.has('N')) {
@@ -294,7 +294,7 @@ Action meta_delete(const Request& req, Context& ctx, ByteBuffer& out) {
   int64_t now = ctx.engine.clock().now();
   engine::DeleteRequest d;
   d.key = req.key();
-  if (m.has('C')) d.compare_cas = compare_cas_value(m.compare_cas);
+  if (m.has('C')) d.compare_cas = m.compare_cas;
   d.new_cas = m.new_cas;
   d.invalidate = m.has('I');
   if (m.has('T')) {
@@ -330,7 +330,7 @@ Action meta_arith(const Request& req, Context& ctx, ByteBuffer& out) {
   a.key = req.key();
   a.incr = !(m.mode == 'D' || m.mode == 'd' || m.mode == '-');
   a.delta = m.delta;
-  if (m.has('C')) a.compare_cas = compare_cas_value(m.compare_cas);
+  if (m.has('C')) a.compare_cas = m.compare_cas;
   a.new_cas = m.new_cas;
   if (m.has('N')) {
     a.vivify = true;

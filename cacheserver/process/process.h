@@ -51,9 +51,6 @@ enum class Action {
 Action handle(const memcache::Request& req, Context& ctx, ByteBuffer& out);
 
 // Shared by both protocols' handlers.
-// Engine CAS uniques are never 0, so a client's CAS of 0 compares against a value no item holds:
-// EXISTS when the key is there, NOT_FOUND when it is not.
-inline uint64_t compare_cas_value(uint64_t cas) { return cas == 0 ? ~uint64_t{0} : cas; }
 // Counts a CAS store's outcome under memcached's names.
 inline void count_cas(Counters& c, engine::EngineStatus st) {
   if (st == engine::EngineStatus::kOk) c.cas_hits.add();

@@ -86,6 +86,12 @@ TEST_CASE("CAS uniques", "[engine]") {
   CHECK(f.get("k") == "c");
   r.key = "nope";
   CHECK(f.engine.store(r).status == EngineStatus::kNotFound);
+  // A compare against 0 (a client's "cas k 0 0 1 0") matches no item: uniques are never 0.
+  r.key = "k";
+  r.compare_cas = 0;
+  CHECK(f.engine.store(r).status == EngineStatus::kExists);
+  r.key = "nope";
+  CHECK(f.engine.store(r).status == EngineStatus::kNotFound);
   // Uniques stay distinct across shards.
   std::set<uint64_t> seen;
   for (int i = 0; i < 1000; ++i) seen.insert(f.set("u" + std::to_string(i), "x").cas);
