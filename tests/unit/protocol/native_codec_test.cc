@@ -14,26 +14,33 @@ namespace {
 
 constexpr size_t kFrameLimit = 1 << 20;
 
-// Decodes one request from `wire`, whole and then byte at a time; both must agree.
-template <typename Check>
-void decode_request_both(const std::string& wire, Check check) {
+// Feeds `wire` to a fresh Decoder whole, then one byte at a time, and calls check(result,
+// message) after each way. Works for both sides (RequestDecoder/Request,
+// ResponseDecoder/Response).
+template <typename Decoder, typename Message, typename Check>
+void decode_both_ways(const std::string& wire, Check check) {
   for (size_t step : {wire.size(), size_t{1}}) {
-    RequestDecoder dec(kFrameLimit);
-    Request req;
+    Decoder dec(kFrameLimit);
+    Message msg;
     std::string buf;
     DecodeResult r{DecodeStatus::kNeedMore, 0, 0, 0, native::Status::kOk, {}};
     for (size_t fed = 0; fed < wire.size();) {
       size_t n = std::min(step, wire.size() - fed);
       buf.append(wire, fed, n);
       fed += n;
-      r = dec.feed(buf, req);
+      r = dec.feed(buf, msg);
       if (r.status != DecodeStatus::kNeedMore) break;
       if (fed < wire.size()) REQUIRE(r.consumed == 0);
     }
     INFO("step " << step);
     CHECK(r.consumed == wire.size());
-    check(r, req);
+    check(r, msg);
   }
+}
+
+template <typename Check>
+void decode_request_both(const std::string& wire, Check check) {
+  decode_both_ways<RequestDecoder, Request>(wire, check);
 }
 
 std::string frame_of(const ByteBuffer& b) { return std::string(b.view()); }
@@ -205,32 +212,21 @@ TEST_CASE("native: replies round-trip", "[native]") {
   w.field(kMessage);
   w.str("fine");
   w.end();
-  std::string wire = frame_of(b);
-  for (size_t step : {wire.size(), size_t{1}}) {
-    ResponseDecoder dec(kFrameLimit);
-    Response resp;
-    std::string buf;
-    DecodeResult r{DecodeStatus::kNeedMore, 0, 0, 0, native::Status::kOk, {}};
-    for (size_t fed = 0; fed < wire.size();) {
-      size_t n = std::min(step, wire.size() - fed);
-      buf.append(wire, fed, n);
-      fed += n;
-      r = dec.feed(buf, resp);
-      if (r.status != DecodeStatus::kNeedMore) break;
-    }
-    REQUIRE(r.status == DecodeStatus::kComplete);
-    CHECK(resp.id == 42);
-    REQUIRE(resp.values.size() == 2);
-    CHECK(resp.values[0].value == "val");
-    CHECK(resp.values[0].flags == 7);
-    CHECK(resp.values[0].cas == 99);
-    CHECK_FALSE(resp.values[1].present);
-    CHECK(resp.statuses ==
-          std::vector<native::Status>{native::Status::kOk, native::Status::kNotStored});
-    REQUIRE(resp.stats.size() == 1);
-    CHECK(resp.stats[0].second == "12");
-    CHECK(resp.message == "fine");
-  }
+  decode_both_ways<ResponseDecoder, Response>(
+      frame_of(b), [](const DecodeResult& r, const Response& resp) {
+        REQUIRE(r.status == DecodeStatus::kComplete);
+        CHECK(resp.id == 42);
+        REQUIRE(resp.values.size() == 2);
+        CHECK(resp.values[0].value == "val");
+        CHECK(resp.values[0].flags == 7);
+        CHECK(resp.values[0].cas == 99);
+        CHECK_FALSE(resp.values[1].present);
+        CHECK(resp.statuses ==
+              std::vector<native::Status>{native::Status::kOk, native::Status::kNotStored});
+        REQUIRE(resp.stats.size() == 1);
+        CHECK(resp.stats[0].second == "12");
+        CHECK(resp.message == "fine");
+      });
 }
 
 TEST_CASE("native: malformed frames", "[native][errors]") {
