@@ -153,11 +153,11 @@ TEST_CASE("connection: a stopped server times out within the deadline, then reco
   opts.timeout_ms = 200;
   Fixture f(srv.port(), opts);
   REQUIRE(f.call_when_up(make(Op::kSet, "s", "x")).transport.is_ok());
-  srv.signal(SIGSTOP);
+  srv.pause();
   auto t0 = std::chrono::steady_clock::now();
   Reply r = f.call(make(Op::kGet, "s"));
   auto took = std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - t0).count();
-  srv.signal(SIGCONT);
+  srv.resume();
   CHECK(r.timed_out());
   INFO("timed out after " << took << " ms (deadline 200)");
   CHECK(took >= 190);

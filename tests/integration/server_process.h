@@ -68,7 +68,20 @@ class ServerProcess {
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
-  void signal(int sig) { ::kill(pid_, sig); }
+  // SIGSTOP, returning only once every thread has stopped: kill() returns
+  // before the stop takes effect, and a running worker could still answer.
+  void pause() {
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    while (waitpid(pid_, &status, WUNTRACED) == pid_ && !WIFSTOPPED(status)) {
+    }
+  }
+  void resume() {
+    ::kill(pid_, SIGCONT);
+    int status = 0;
+    while (waitpid(pid_, &status, WCONTINUED) == pid_ && !WIFCONTINUED(status)) {
+    }
+  }
   void kill9() {
     ::kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
