@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/status.h"
+#include "protocol/native/reader.h"
 
 namespace cachetier::native {
 
@@ -14,77 +15,43 @@ uint32_t read_be32(const char* p) {
   return (u(0) << 24) | (u(1) << 16) | (u(2) << 8) | u(3);
 }
 
-int append_to_buffer(void* data, const char* buf, size_t len) {
-  static_cast<ByteBuffer*>(data)->append(std::string_view(buf, len));
-  return 0;
-}
-
 DecodeResult need_more(size_t need) { return {DecodeStatus::kNeedMore, 0, need, 0, {}, {}}; }
 DecodeResult fatal(size_t consumed, std::string_view why) {
   return {DecodeStatus::kFatal, consumed, 0, 0, Status::kBadRequest, why};
 }
 
-// Common framing: checks the header and the body's shape; on success `body` holds the
-// three-element array and `frame` the frame size.
-// msgpack-c's msgpack_unpack_next() creates (mallocs) a new zone for every object; with one
-// zone per decoder, cleared between frames, a frame costs no allocation once the zone has
-// grown to the working size (measured: bench/RESULTS.md, client benchmark).
-DecodeResult parse_frame(std::string_view in, size_t max_frame, msgpack_zone& zone,
-                         msgpack_object& obj, const msgpack_object** body) {
+// Common framing: checks the header and the length limit; on success `body` holds the body
+// bytes and the result the frame size.
+DecodeResult frame_of(std::string_view in, size_t max_frame, std::string_view& body) {
   if (in.empty()) return need_more(kFrameHeader);
   if (static_cast<uint8_t>(in[0]) != kMagic) return fatal(in.size(), "bad frame magic");
   if (in.size() < kFrameHeader) return need_more(kFrameHeader);
   uint32_t len = read_be32(in.data() + 1);
   if (len > max_frame) return fatal(in.size(), "frame larger than the limit");
   if (in.size() < kFrameHeader + len) return need_more(kFrameHeader + len);
-  size_t frame = kFrameHeader + len;
-  std::string_view bytes = in.substr(kFrameHeader, len);
-  if (!prescan(bytes)) return fatal(frame, "malformed msgpack body");
-  size_t off = 0;
-  msgpack_zone_clear(&zone);
-  msgpack_unpack_return r = msgpack_unpack(bytes.data(), bytes.size(), &off, &zone, &obj);
-  if (r != MSGPACK_UNPACK_SUCCESS || off != bytes.size()) {
-    return fatal(frame, "malformed msgpack body");
-  }
-  const msgpack_object& o = obj;
-  if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 3 ||
-      o.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-      o.via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-    return fatal(frame, "body is not [id, code, fields]");
-  }
-  *body = &o;
-  return {DecodeStatus::kComplete, frame, 0, o.via.array.ptr[0].via.u64, {}, {}};
+  body = in.substr(kFrameHeader, len);
+  return {DecodeStatus::kComplete, kFrameHeader + len, 0, 0, {}, {}};
 }
 
-bool as_bytes(const msgpack_object& o, std::string_view& out) {
-  if (o.type == MSGPACK_OBJECT_BIN) {
-    out = {o.via.bin.ptr, o.via.bin.size};
-    return true;
+// Reads `[id, code, {` and returns the number of fields, or a fatal result.
+DecodeResult open_body(MsgReader& r, std::string_view body, size_t frame, uint64_t& code,
+                       uint32_t& nfields, bool& fields_not_map) {
+  uint32_t n = 0;
+  uint64_t id = 0;
+  fields_not_map = false;
+  if (!r.array(n) || n != 3 || !r.uint(id) || !r.uint(code)) {
+    return fatal(frame,
+                 prescan(body) ? "body is not [id, code, fields]" : "malformed msgpack body");
   }
-  if (o.type == MSGPACK_OBJECT_STR) {
-    out = {o.via.str.ptr, o.via.str.size};
-    return true;
+  if (!r.map(nfields)) {
+    if (!prescan(body)) return fatal(frame, "malformed msgpack body");
+    fields_not_map = true;
   }
-  return false;
+  return {DecodeStatus::kComplete, frame, 0, id, {}, {}};
 }
 
-bool as_u64(const msgpack_object& o, uint64_t& out) {
-  if (o.type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
-  out = o.via.u64;
-  return true;
-}
-
-bool as_i64(const msgpack_object& o, int64_t& out) {
-  if (o.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-    out = o.via.i64;
-    return true;
-  }
-  if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER && o.via.u64 <= INT64_MAX) {
-    out = static_cast<int64_t>(o.via.u64);
-    return true;
-  }
-  return false;
-}
+// Depth left for skipping an unknown field's value: body array and fields map are two levels.
+constexpr int kSkipDepth = 6;
 
 bool valid_key(std::string_view k) { return !k.empty() && k.size() <= kMaxKeyLength; }
 
@@ -141,8 +108,13 @@ void Response::clear() {
 // ---- prescan: a bounds-only walk of one msgpack object ----
 
 bool prescan(std::string_view body, int max_depth) {
-  const auto* p = reinterpret_cast<const uint8_t*>(body.data());
-  const uint8_t* end = p + body.size();
+  MsgReader r(body);
+  return r.skip(max_depth) && r.at_end();
+}
+
+bool MsgReader::skip(int max_depth) {
+  const uint8_t*& p = p_;
+  const uint8_t* end = end_;
   // Pending element counts per nesting level; one root object.
   uint64_t pending[16];
   if (max_depth > 15) max_depth = 15;
@@ -157,7 +129,7 @@ bool prescan(std::string_view body, int max_depth) {
   };
   while (true) {
     while (depth >= 0 && pending[depth] == 0) --depth;
-    if (depth < 0) return p == end;
+    if (depth < 0) return true;
     --pending[depth];
     if (!need(1)) return false;
     uint8_t t = *p++;
@@ -264,115 +236,117 @@ bool prescan(std::string_view body, int max_depth) {
 
 // ---- server side ----
 
-RequestDecoder::RequestDecoder(size_t max_frame) : max_frame_(max_frame), body_() {
-  if (!msgpack_zone_init(&zone_, 4096)) fatal_out_of_memory("msgpack zone", 4096);
-}
-RequestDecoder::~RequestDecoder() { msgpack_zone_destroy(&zone_); }
+RequestDecoder::RequestDecoder(size_t max_frame) : max_frame_(max_frame) {}
 
 DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
-  const msgpack_object* body = nullptr;
-  DecodeResult r = parse_frame(in, max_frame_, zone_, body_, &body);
+  std::string_view body;
+  DecodeResult r = frame_of(in, max_frame_, body);
+  if (r.status != DecodeStatus::kComplete) return r;
+  MsgReader rd(body);
+  uint64_t op = 0;
+  uint32_t nfields = 0;
+  bool not_map = false;
+  r = open_body(rd, body, r.consumed, op, nfields, not_map);
   if (r.status != DecodeStatus::kComplete) return r;
   req.clear();
   req.id = r.id;
+  // A well-formed body with a wrong value is answered (kError); bytes that are not msgpack at
+  // all end the stream, as before anything was read.
   auto fail = [&](Status s, std::string_view why) {
+    if (!prescan(body)) return fatal(r.consumed, "malformed msgpack body");
     return DecodeResult{DecodeStatus::kError, r.consumed, 0, r.id, s, why};
   };
-  uint64_t op = body->via.array.ptr[1].via.u64;
   if (op >= kOpCount) return fail(Status::kUnknownOp, "unknown op");
   req.op = static_cast<Op>(op);
-  const msgpack_object& fields = body->via.array.ptr[2];
-  if (fields.type != MSGPACK_OBJECT_MAP) return fail(Status::kBadRequest, "fields must be a map");
+  if (not_map) return fail(Status::kBadRequest, "fields must be a map");
   bool has_key = false, has_value = false, has_keys = false, has_items = false;
-  for (uint32_t i = 0; i < fields.via.map.size; ++i) {
-    const msgpack_object_kv& kv = fields.via.map.ptr[i];
+  for (uint32_t i = 0; i < nfields; ++i) {
     uint64_t f;
-    if (!as_u64(kv.key, f)) return fail(Status::kBadRequest, "field names are integers");
-    const msgpack_object& v = kv.val;
+    if (!rd.uint(f)) return fail(Status::kBadRequest, "field names are integers");
     bool ok = true;
+    uint32_t n = 0;
     switch (f) {
       case kKey:
-        ok = as_bytes(v, req.key) && valid_key(req.key);
+        ok = rd.bytes(req.key) && valid_key(req.key);
         has_key = ok;
         break;
       case kValue:
-        ok = as_bytes(v, req.value);
+        ok = rd.bytes(req.value);
         has_value = ok;
         break;
       case kFlags: {
         uint64_t x = 0;
-        ok = as_u64(v, x) && x <= UINT32_MAX;
+        ok = rd.uint(x) && x <= UINT32_MAX;
         req.flags = static_cast<uint32_t>(x);
         break;
       }
       case kTtl:
-        ok = as_i64(v, req.ttl);
+        ok = rd.sint(req.ttl);
         req.has_ttl = ok;
         break;
       case kCas:
-        ok = as_u64(v, req.cas);
+        ok = rd.uint(req.cas);
         req.has_cas = ok;
         break;
       case kNumber:
-        ok = as_u64(v, req.delta);
+        ok = rd.uint(req.delta);
         break;
       case kVersion:
-        ok = as_u64(v, req.version);
+        ok = rd.uint(req.version);
         req.has_version = ok;
         break;
       case kInitial:
-        ok = as_u64(v, req.initial);
+        ok = rd.uint(req.initial);
         req.has_initial = ok;
         break;
       case kDelay:
-        ok = as_i64(v, req.delay) && req.delay >= 0;
+        ok = rd.sint(req.delay) && req.delay >= 0;
         break;
       case kProtoVersion: {
         uint64_t x = 0;
-        ok = as_u64(v, x) && x <= UINT32_MAX;
+        ok = rd.uint(x) && x <= UINT32_MAX;
         req.proto_version = static_cast<uint32_t>(x);
         break;
       }
       case kKeys:
-        ok = v.type == MSGPACK_OBJECT_ARRAY;
-        for (uint32_t k = 0; ok && k < v.via.array.size; ++k) {
+        ok = rd.array(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
           std::string_view key;
-          ok = as_bytes(v.via.array.ptr[k], key) && valid_key(key);
+          ok = rd.bytes(key) && valid_key(key);
           req.keys.push_back(key);
         }
         has_keys = ok;
         break;
       case kItems:
-        ok = v.type == MSGPACK_OBJECT_ARRAY;
-        for (uint32_t k = 0; ok && k < v.via.array.size; ++k) {
-          const msgpack_object& it = v.via.array.ptr[k];
+        ok = rd.array(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
           Item item;
-          ok = it.type == MSGPACK_OBJECT_ARRAY && it.via.array.size >= 2 &&
-               it.via.array.size <= 4 && as_bytes(it.via.array.ptr[0], item.key) &&
-               valid_key(item.key) && as_bytes(it.via.array.ptr[1], item.value);
+          uint32_t parts = 0;
+          ok = rd.array(parts) && parts >= 2 && parts <= 4 && rd.bytes(item.key) &&
+               valid_key(item.key) && rd.bytes(item.value);
           uint64_t fl = 0;
-          if (ok && it.via.array.size >= 3) {
-            ok = as_u64(it.via.array.ptr[2], fl) && fl <= UINT32_MAX;
-          }
-          if (ok && it.via.array.size == 4) ok = as_i64(it.via.array.ptr[3], item.ttl);
+          if (ok && parts >= 3) ok = rd.uint(fl) && fl <= UINT32_MAX;
+          if (ok && parts == 4) ok = rd.sint(item.ttl);
           item.flags = static_cast<uint32_t>(fl);
           req.items.push_back(item);
         }
         has_items = ok;
         break;
       case kFeatures:
-        ok = v.type == MSGPACK_OBJECT_ARRAY;
-        for (uint32_t k = 0; ok && k < v.via.array.size; ++k) {
+        ok = rd.array(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
           std::string_view s;
-          ok = as_bytes(v.via.array.ptr[k], s);
+          ok = rd.bytes(s);
           req.features.push_back(s);
         }
         break;
       default:
-        break;  // unknown fields are ignored (newer clients)
+        ok = rd.skip(kSkipDepth);  // unknown fields are ignored (newer clients)
+        break;
     }
     if (!ok) return fail(Status::kBadRequest, "bad field value");
   }
+  if (!rd.at_end()) return fatal(r.consumed, "bytes after the body");
   switch (req.op) {
     case Op::kGet:
     case Op::kGets:
@@ -412,122 +386,130 @@ DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
 
 // ---- client side ----
 
-ResponseDecoder::ResponseDecoder(size_t max_frame) : max_frame_(max_frame), body_() {
-  if (!msgpack_zone_init(&zone_, 4096)) fatal_out_of_memory("msgpack zone", 4096);
-}
-ResponseDecoder::~ResponseDecoder() { msgpack_zone_destroy(&zone_); }
+ResponseDecoder::ResponseDecoder(size_t max_frame) : max_frame_(max_frame) {}
 
 DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
-  const msgpack_object* body = nullptr;
-  DecodeResult r = parse_frame(in, max_frame_, zone_, body_, &body);
+  std::string_view body;
+  DecodeResult r = frame_of(in, max_frame_, body);
+  if (r.status != DecodeStatus::kComplete) return r;
+  MsgReader rd(body);
+  uint64_t st = 0;
+  uint32_t nfields = 0;
+  bool not_map = false;
+  r = open_body(rd, body, r.consumed, st, nfields, not_map);
   if (r.status != DecodeStatus::kComplete) return r;
   resp.clear();
   resp.id = r.id;
-  uint64_t st = body->via.array.ptr[1].via.u64;
   if (st > static_cast<uint64_t>(Status::kServerError)) return fatal(r.consumed, "unknown status");
   resp.status = static_cast<Status>(st);
-  const msgpack_object& fields = body->via.array.ptr[2];
-  if (fields.type != MSGPACK_OBJECT_MAP) return fatal(r.consumed, "fields must be a map");
-  for (uint32_t i = 0; i < fields.via.map.size; ++i) {
-    const msgpack_object_kv& kv = fields.via.map.ptr[i];
+  if (not_map) return fatal(r.consumed, "fields must be a map");
+  for (uint32_t i = 0; i < nfields; ++i) {
     uint64_t f;
-    if (!as_u64(kv.key, f)) return fatal(r.consumed, "field names are integers");
-    const msgpack_object& v = kv.val;
+    if (!rd.uint(f)) return fatal(r.consumed, "field names are integers");
     bool ok = true;
     uint64_t x = 0;
+    uint32_t n = 0;
     switch (f) {
       case kValue:
-        ok = as_bytes(v, resp.value);
+        ok = rd.bytes(resp.value);
         resp.has_value = ok;
         break;
       case kFlags:
-        ok = as_u64(v, x) && x <= UINT32_MAX;
+        ok = rd.uint(x) && x <= UINT32_MAX;
         resp.flags = static_cast<uint32_t>(x);
         break;
       case kCas:
-        ok = as_u64(v, resp.cas);
+        ok = rd.uint(resp.cas);
         break;
       case kNumber:
-        ok = as_u64(v, resp.number);
+        ok = rd.uint(resp.number);
         break;
       case kVersion:
-        ok = as_u64(v, resp.version);
+        ok = rd.uint(resp.version);
         break;
       case kMessage:
-        ok = as_bytes(v, resp.message);
+        ok = rd.bytes(resp.message);
         break;
       case kServer:
-        ok = as_bytes(v, resp.server);
+        ok = rd.bytes(resp.server);
         break;
       case kMaxFrame:
-        ok = as_u64(v, resp.max_frame);
+        ok = rd.uint(resp.max_frame);
         break;
       case kProtoVersion:
-        ok = as_u64(v, x) && x <= UINT32_MAX;
+        ok = rd.uint(x) && x <= UINT32_MAX;
         resp.proto_version = static_cast<uint32_t>(x);
         break;
       case kValues:
-        ok = v.type == MSGPACK_OBJECT_ARRAY;
-        for (uint32_t k = 0; ok && k < v.via.array.size; ++k) {
-          const msgpack_object& it = v.via.array.ptr[k];
+        ok = rd.array(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
           Item item;
-          if (it.type == MSGPACK_OBJECT_NIL) {
+          uint32_t parts = 0;
+          if (rd.nil()) {
             item.present = false;
           } else {
             uint64_t fl = 0;
-            ok = it.type == MSGPACK_OBJECT_ARRAY && it.via.array.size == 3 &&
-                 as_bytes(it.via.array.ptr[0], item.value) && as_u64(it.via.array.ptr[1], fl) &&
-                 fl <= UINT32_MAX && as_u64(it.via.array.ptr[2], item.cas);
+            ok = rd.array(parts) && parts == 3 && rd.bytes(item.value) && rd.uint(fl) &&
+                 fl <= UINT32_MAX && rd.uint(item.cas);
             item.flags = static_cast<uint32_t>(fl);
           }
           resp.values.push_back(item);
         }
         break;
       case kStatuses:
-        ok = v.type == MSGPACK_OBJECT_ARRAY;
-        for (uint32_t k = 0; ok && k < v.via.array.size; ++k) {
-          ok = as_u64(v.via.array.ptr[k], x) && x <= static_cast<uint64_t>(Status::kServerError);
+        ok = rd.array(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
+          ok = rd.uint(x) && x <= static_cast<uint64_t>(Status::kServerError);
           resp.statuses.push_back(static_cast<Status>(x));
         }
         break;
       case kStats:
-        ok = v.type == MSGPACK_OBJECT_MAP;
-        for (uint32_t k = 0; ok && k < v.via.map.size; ++k) {
+        ok = rd.map(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
           std::string_view a, b;
-          ok = as_bytes(v.via.map.ptr[k].key, a) && as_bytes(v.via.map.ptr[k].val, b);
+          ok = rd.bytes(a) && rd.bytes(b);
           resp.stats.emplace_back(a, b);
         }
         break;
       case kFeatures:
-        ok = v.type == MSGPACK_OBJECT_ARRAY;
-        for (uint32_t k = 0; ok && k < v.via.array.size; ++k) {
+        ok = rd.array(n);
+        for (uint32_t k = 0; ok && k < n; ++k) {
           std::string_view s;
-          ok = as_bytes(v.via.array.ptr[k], s);
+          ok = rd.bytes(s);
           resp.features.push_back(s);
         }
         break;
       default:
+        ok = rd.skip(kSkipDepth);
         break;
     }
     if (!ok) return fatal(r.consumed, "bad field value in reply");
   }
+  if (!rd.at_end()) return fatal(r.consumed, "bytes after the body");
   return r;
 }
 
 // ---- writer ----
 
-FrameWriter::FrameWriter(ByteBuffer& out) : out_(out) {
-  msgpack_packer_init(&pk_, &out_, append_to_buffer);
+namespace {
+
+// Writes the type byte then v in n big-endian bytes; returns the bytes written.
+size_t put_be(char* p, uint8_t type, uint64_t v, unsigned n) {
+  p[0] = static_cast<char>(type);
+  for (unsigned i = 0; i < n; ++i) p[1 + i] = static_cast<char>(v >> (8 * (n - 1 - i)));
+  return 1 + n;
 }
+
+}  // namespace
 
 void FrameWriter::begin(uint64_t id, uint8_t code, uint32_t nfields) {
   start_ = out_.size();
   char header[kFrameHeader] = {static_cast<char>(kMagic), 0, 0, 0, 0};
   out_.append(std::string_view(header, kFrameHeader));
-  msgpack_pack_array(&pk_, 3);
-  msgpack_pack_uint64(&pk_, id);
-  msgpack_pack_uint8(&pk_, code);
-  msgpack_pack_map(&pk_, nfields);
+  array(3);
+  uint(id);
+  uint(code);
+  map(nfields);
 }
 
 void FrameWriter::begin_request(uint64_t id, Op op, uint32_t nfields) {
@@ -547,14 +529,80 @@ void FrameWriter::end() {
   h[3] = static_cast<char>(len);
 }
 
-void FrameWriter::bin(std::string_view v) {
-  msgpack_pack_bin(&pk_, v.size());
-  msgpack_pack_bin_body(&pk_, v.data(), v.size());
+void FrameWriter::uint(uint64_t v) {
+  char* p = out_.reserve(9);
+  size_t n;
+  if (v < 0x80) {
+    p[0] = static_cast<char>(v);
+    n = 1;
+  } else if (v <= UINT8_MAX) {
+    n = put_be(p, 0xcc, v, 1);
+  } else if (v <= UINT16_MAX) {
+    n = put_be(p, 0xcd, v, 2);
+  } else if (v <= UINT32_MAX) {
+    n = put_be(p, 0xce, v, 4);
+  } else {
+    n = put_be(p, 0xcf, v, 8);
+  }
+  out_.commit(n);
 }
 
-void FrameWriter::str(std::string_view v) {
-  msgpack_pack_str(&pk_, v.size());
-  msgpack_pack_str_body(&pk_, v.data(), v.size());
+void FrameWriter::sint(int64_t v) {
+  if (v >= 0) {
+    uint(static_cast<uint64_t>(v));
+    return;
+  }
+  char* p = out_.reserve(9);
+  auto u = static_cast<uint64_t>(v);
+  size_t n;
+  if (v >= -32) {
+    p[0] = static_cast<char>(u);
+    n = 1;
+  } else if (v >= INT8_MIN) {
+    n = put_be(p, 0xd0, u, 1);
+  } else if (v >= INT16_MIN) {
+    n = put_be(p, 0xd1, u, 2);
+  } else if (v >= INT32_MIN) {
+    n = put_be(p, 0xd2, u, 4);
+  } else {
+    n = put_be(p, 0xd3, u, 8);
+  }
+  out_.commit(n);
 }
+
+void FrameWriter::header(uint8_t fix, uint8_t wide16, uint32_t n) {
+  char* p = out_.reserve(5);
+  size_t w;
+  if (n < 16) {
+    p[0] = static_cast<char>(fix | n);
+    w = 1;
+  } else if (n <= UINT16_MAX) {
+    w = put_be(p, wide16, n, 2);
+  } else {
+    w = put_be(p, wide16 + 1, n, 4);
+  }
+  out_.commit(w);
+}
+
+// fix == 0 means there is no fix form (bin); w8/w16 then +1 for the 32-bit length.
+void FrameWriter::bytes(uint8_t fix, uint8_t w8, uint8_t w16, std::string_view v) {
+  char* p = out_.reserve(5 + v.size());
+  size_t n = v.size(), w;
+  if (fix != 0 && n < 32) {
+    p[0] = static_cast<char>(fix | n);
+    w = 1;
+  } else if (n <= UINT8_MAX) {
+    w = put_be(p, w8, n, 1);
+  } else if (n <= UINT16_MAX) {
+    w = put_be(p, w16, n, 2);
+  } else {
+    w = put_be(p, w16 + 1, n, 4);
+  }
+  if (n > 0) std::memcpy(p + w, v.data(), n);
+  out_.commit(w + n);
+}
+
+void FrameWriter::bin(std::string_view v) { bytes(0, 0xc4, 0xc5, v); }
+void FrameWriter::str(std::string_view v) { bytes(0xa0, 0xd9, 0xda, v); }
 
 }  // namespace cachetier::native

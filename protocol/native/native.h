@@ -6,13 +6,12 @@
 //   request body:  [id, op, {field: value, ...}]
 //   reply body:    [id, status, {field: value, ...}]
 //
-// Decoders check the frame length against the limit before anything is allocated, and check
-// every msgpack container's declared size against the bytes that remain before msgpack-c
-// (which allocates by declared size) parses the body. Views in decoded structs point into the
-// fed bytes and are valid until the next feed().
+// Decoders check the frame length against the limit before anything is allocated, then read the
+// body in one pass with MsgReader (reader.h), which checks every declared size against the
+// bytes that remain and allocates nothing; FrameWriter writes msgpack's smallest encodings. Both
+// are checked against msgpack-c (unit tests, fuzz oracle). Views in decoded structs
+// point into the fed bytes and are valid until the next feed().
 #pragma once
-
-#include <msgpack.h>
 
 #include <cstdint>
 #include <string_view>
@@ -154,56 +153,51 @@ struct DecodeResult {
 class RequestDecoder {
  public:
   explicit RequestDecoder(size_t max_frame);
-  ~RequestDecoder();
-  RequestDecoder(const RequestDecoder&) = delete;
-  RequestDecoder& operator=(const RequestDecoder&) = delete;
   DecodeResult feed(std::string_view in, Request& req);
 
  private:
   size_t max_frame_;
-  msgpack_zone zone_;  // reused frame after frame (cleared, not re-created)
-  msgpack_object body_;
 };
 
 // Client side: bytes -> Response.
 class ResponseDecoder {
  public:
   explicit ResponseDecoder(size_t max_frame);
-  ~ResponseDecoder();
-  ResponseDecoder(const ResponseDecoder&) = delete;
-  ResponseDecoder& operator=(const ResponseDecoder&) = delete;
   DecodeResult feed(std::string_view in, Response& resp);
 
  private:
   size_t max_frame_;
-  msgpack_zone zone_;
-  msgpack_object body_;
 };
 
 // Writes one frame: begin() with the number of map fields that will follow, then exactly that
 // many field calls (a field whose value is an array or map is opened with its size and filled
 // with the value calls), then end() patches the length.
+//
+// Values are written straight into the buffer in msgpack's smallest encoding, byte for byte
+// what msgpack-c's packer writes (tested against it): going through msgpack-c's packer callback
+// cost a 100-byte value reply 77 ns against 32 ns for the memcache text reply (bench/RESULTS.md).
 class FrameWriter {
  public:
-  explicit FrameWriter(ByteBuffer& out);
+  explicit FrameWriter(ByteBuffer& out) : out_(out) {}
   void begin_request(uint64_t id, Op op, uint32_t nfields);
   void begin_reply(uint64_t id, Status status, uint32_t nfields);
   void end();
 
   void field(Field f) { uint(f); }
-  void uint(uint64_t v) { msgpack_pack_uint64(&pk_, v); }
-  void sint(int64_t v) { msgpack_pack_int64(&pk_, v); }
+  void uint(uint64_t v);
+  void sint(int64_t v);
   void bin(std::string_view v);
   void str(std::string_view v);
-  void nil() { msgpack_pack_nil(&pk_); }
-  void array(uint32_t n) { msgpack_pack_array(&pk_, n); }
-  void map(uint32_t n) { msgpack_pack_map(&pk_, n); }
+  void nil() { out_.append(static_cast<char>(0xc0)); }
+  void array(uint32_t n) { header(0x90, 0xdc, n); }
+  void map(uint32_t n) { header(0x80, 0xde, n); }
 
  private:
   void begin(uint64_t id, uint8_t code, uint32_t nfields);
+  void header(uint8_t fix, uint8_t wide16, uint32_t n);
+  void bytes(uint8_t fix, uint8_t w8, uint8_t w16, std::string_view v);
   ByteBuffer& out_;
   size_t start_ = 0;
-  msgpack_packer pk_;
 };
 
 // Checks that a msgpack body is one object whose declared container and string sizes all fit
