@@ -119,6 +119,8 @@ void AsyncClient::get(std::string_view key, ItemCallback done) {
               [done = std::move(done)](Reply&& r) { done(client::item_result(std::move(r))); });
 }
 
+void AsyncClient::gets(std::string_view key, ItemCallback done) { get(key, std::move(done)); }
+
 void AsyncClient::set(std::string_view key, std::string_view value, int64_t ttl, uint32_t flags,
                       StatusCallback done) {
   impl_->write(impl_->ring->shard_for(key), client::store_call(Op::kSet, key, value, ttl, flags),
@@ -172,6 +174,88 @@ void AsyncClient::touch(std::string_view key, int64_t ttl, BoolCallback done) {
   impl_->write(impl_->ring->shard_for(key), c, [done = std::move(done)](Reply&& r) {
     done(client::bool_result(r, native::Status::kNotFound));
   });
+}
+
+// CAS tokens are per node: the compare happens on the first replica, and on success the value
+// is copied to the others with a plain set (as Client::cas).
+void AsyncClient::cas(std::string_view key, std::string_view value, uint64_t token, int64_t ttl,
+                      uint32_t flags, BoolCallback done) {
+  size_t shard = impl_->ring->shard_for(key);
+  Call c = client::store_call(Op::kCas, key, value, ttl, flags);
+  c.cas = token;
+  Impl* impl = impl_.get();
+  auto copy = std::make_shared<Call>(client::store_call(Op::kSet, key, value, ttl, flags));
+  auto answer = [impl, shard, copy, done = std::move(done)](Reply&& r) {
+    if (!r.transport.is_ok()) return done(r.transport);
+    if (r.code == native::Status::kExists || r.code == native::Status::kNotFound) {
+      return done(false);
+    }
+    if (r.code != native::Status::kOk) return done(client::tier_error(r));
+    // Copy to the other replicas; answer when they have (their failures do not undo the cas).
+    auto& replicas = impl->conns[shard];
+    auto left = std::make_shared<size_t>(replicas.size() - 1);
+    if (*left == 0) return done(true);
+    for (size_t i = 1; i < replicas.size(); ++i) {
+      auto one_done = [left, done](Reply&&) {
+        if (--*left == 0) done(true);
+      };
+      if (!replicas[i]->pick()->send(*copy, one_done).is_ok()) one_done(Reply{});
+    }
+  };
+  Status s = impl->conns[shard][0]->pick()->send(c, answer);
+  if (!s.is_ok()) {
+    Reply r;
+    r.transport = s;
+    answer(std::move(r));
+  }
+}
+
+namespace {
+// Gathers per-shard results; `finish` runs once, after the last shard.
+template <typename T>
+struct Gather {
+  size_t left = 0;
+  T out{};
+  Status first_error;
+  void note(const Status& s) {
+    if (!s.is_ok() && first_error.is_ok()) first_error = s;
+  }
+};
+}  // namespace
+
+void AsyncClient::get_multi(const std::vector<std::string>& keys, MultiCallback done) {
+  auto calls =
+      std::make_shared<std::map<size_t, Call>>(client::multi_get_calls(*impl_->ring, keys));
+  if (calls->empty()) return done(std::map<std::string, Item>());
+  auto g = std::make_shared<Gather<std::map<std::string, Item>>>();
+  g->left = calls->size();
+  auto shared_done = std::make_shared<MultiCallback>(std::move(done));
+  for (const auto& [shard, call] : *calls) {
+    const Call* c = &call;
+    impl_->read(shard, call, [g, calls, c, shared_done](Reply&& r) {
+      g->note(client::add_hits(std::move(r), *c, g->out));
+      if (--g->left > 0) return;
+      if (!g->first_error.is_ok()) return (*shared_done)(g->first_error);
+      (*shared_done)(std::move(g->out));
+    });
+  }
+}
+
+void AsyncClient::set_multi(const std::map<std::string, std::string>& items, int64_t ttl,
+                            StatusCallback done) {
+  auto calls =
+      std::make_shared<std::map<size_t, Call>>(client::multi_set_calls(*impl_->ring, items, ttl));
+  if (calls->empty()) return done(Status::ok());
+  auto g = std::make_shared<Gather<int>>();
+  g->left = calls->size();
+  auto shared_done = std::make_shared<StatusCallback>(std::move(done));
+  for (const auto& [shard, call] : *calls) {
+    const Call* c = &call;
+    impl_->write(shard, call, [g, calls, c, shared_done](Reply&& r) {
+      g->note(client::multi_set_status(r, *c));
+      if (--g->left == 0) (*shared_done)(g->first_error);
+    });
+  }
 }
 
 }  // namespace cachetier

@@ -52,26 +52,39 @@ struct Client::Impl {
   }
 
   // A read: one replica by policy, then the others, until one answers or time runs out.
+  // start_read() sends the first attempt; finish_read() waits and fails over.
+  struct ReadAttempt {
+    size_t shard, first;
+    std::shared_future<Reply> f;
+  };
+  ReadAttempt start_read(size_t shard, const Call& call) {
+    size_t n = conns[shard].size();
+    size_t first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % n : 0;
+    return {shard, first, start(conns[shard][first]->pick(), call)};
+  }
+  Reply finish_read(const ReadAttempt& a, const Call& call, Clock::time_point until) {
+    const auto& replicas = conns[a.shard];
+    size_t n = replicas.size();
+    Reply last = wait(a.f, until);
+    for (size_t i = 1; i < n && !last.transport.is_ok() && Clock::now() < until; ++i) {
+      last = wait(start(replicas[(a.first + i) % n]->pick(), call), until);
+    }
+    return last;
+  }
   Reply read(size_t shard, const Call& call) {
     auto until = deadline();
-    const auto& replicas = conns[shard];
-    size_t n = replicas.size();
-    size_t first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % n : 0;
-    Reply last;
-    for (size_t a = 0; a < n && Clock::now() < until; ++a) {
-      last = wait(start(replicas[(first + a) % n]->pick(), call), until);
-      if (last.transport.is_ok()) return last;
-    }
-    if (last.transport.is_ok()) last.transport = Status(StatusCode::kInternal, "timeout");
-    return last;
+    return finish_read(start_read(shard, call), call, until);
   }
 
   // A write: every replica, in parallel; the answer of the first replica that answered, in
   // replica order (so the primary's when it is up).
-  Reply write(size_t shard, const Call& call) {
-    auto until = deadline();
+  std::vector<std::shared_future<Reply>> start_write(size_t shard, const Call& call) {
     std::vector<std::shared_future<Reply>> fs;
     for (auto& pool : conns[shard]) fs.push_back(start(pool->pick(), call));
+    return fs;
+  }
+  static Reply finish_write(const std::vector<std::shared_future<Reply>>& fs,
+                            Clock::time_point until) {
     Reply best;
     bool have = false;
     for (auto& f : fs) {
@@ -82,6 +95,10 @@ struct Client::Impl {
       }
     }
     return best;
+  }
+  Reply write(size_t shard, const Call& call) {
+    auto until = deadline();
+    return finish_write(start_write(shard, call), until);
   }
 
   size_t shard_of(std::string_view key) const { return ring->shard_for(key); }
@@ -186,30 +203,36 @@ Result<bool> Client::touch(std::string_view key, int64_t ttl) {
   return client::bool_result(impl_->write(impl_->shard_of(key), c), native::Status::kNotFound);
 }
 
+// One multi_get per shard, all shards at once; each fails over on its own.
 Result<std::map<std::string, Item>> Client::get_multi(const std::vector<std::string>& keys) {
-  std::map<size_t, std::vector<std::string>> by_shard;
-  for (const auto& k : keys) by_shard[impl_->shard_of(k)].push_back(k);
+  auto calls = client::multi_get_calls(*impl_->ring, keys);
+  auto until = impl_->deadline();
+  std::vector<Impl::ReadAttempt> attempts;
+  for (const auto& [shard, call] : calls) attempts.push_back(impl_->start_read(shard, call));
   std::map<std::string, Item> out;
-  for (auto& [shard, ks] : by_shard) {
-    Call c;
-    c.op = Op::kMultiGet;
-    c.keys = ks;
-    Reply r = impl_->read(shard, c);
-    if (!r.transport.is_ok()) return r.transport;
-    if (r.code != native::Status::kOk || r.values.size() != ks.size()) return client::tier_error(r);
-    for (size_t i = 0; i < ks.size(); ++i) {
-      if (r.values[i]) out[ks[i]] = Item{r.values[i]->value, r.values[i]->flags, r.values[i]->cas};
-    }
+  Status first_error;
+  size_t i = 0;
+  for (const auto& [shard, call] : calls) {
+    Status s = client::add_hits(impl_->finish_read(attempts[i++], call, until), call, out);
+    if (!s.is_ok() && first_error.is_ok()) first_error = s;
   }
+  if (!first_error.is_ok()) return first_error;
   return out;
 }
 
+// One multi_set per shard to every replica, all at once.
 Status Client::set_multi(const std::map<std::string, std::string>& items, int64_t ttl) {
-  for (const auto& [k, v] : items) {
-    Status s = set(k, v, ttl);
-    if (!s.is_ok()) return s;
+  auto calls = client::multi_set_calls(*impl_->ring, items, ttl);
+  auto until = impl_->deadline();
+  std::vector<std::vector<std::shared_future<Reply>>> writes;
+  for (const auto& [shard, call] : calls) writes.push_back(impl_->start_write(shard, call));
+  Status first_error;
+  size_t i = 0;
+  for (const auto& [shard, call] : calls) {
+    Status s = client::multi_set_status(Impl::finish_write(writes[i++], until), call);
+    if (!s.is_ok() && first_error.is_ok()) first_error = s;
   }
-  return Status::ok();
+  return first_error;
 }
 
 }  // namespace cachetier

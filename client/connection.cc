@@ -28,6 +28,19 @@ void encode(native::FrameWriter& w, uint64_t id, const Call& c) {
       for (const auto& k : c.keys) w.bin(k);
       w.end();
       return;
+    case Op::kMultiSet:
+      w.begin_request(id, c.op, 1);
+      w.field(native::kItems);
+      w.array(static_cast<uint32_t>(c.items.size()));
+      for (const auto& [k, v] : c.items) {
+        w.array(4);
+        w.bin(k);
+        w.bin(v);
+        w.uint(c.flags);
+        w.sint(c.ttl);
+      }
+      w.end();
+      return;
     case Op::kNoop:
     case Op::kStats:
     case Op::kVersion:
@@ -325,8 +338,9 @@ Status Connection::encode_text(uint64_t id, const Call& c) {
   if (c.version != 0) {
     return Status(StatusCode::kInvalidArgument, "versions need the native protocol");
   }
-  if (c.op != Op::kMultiGet && c.op != Op::kMultiDelete && c.op != Op::kNoop &&
-      c.op != Op::kFlush && c.op != Op::kStats && c.op != Op::kVersion && !key_ok(c.key)) {
+  if (c.op != Op::kMultiGet && c.op != Op::kMultiDelete && c.op != Op::kMultiSet &&
+      c.op != Op::kNoop && c.op != Op::kFlush && c.op != Op::kStats && c.op != Op::kVersion &&
+      !key_ok(c.key)) {
     return Status(StatusCode::kInvalidArgument, "key not valid for memcache text");
   }
   switch (c.op) {
@@ -378,6 +392,16 @@ Status Connection::encode_text(uint64_t id, const Call& c) {
         mc::encode_delete(out_, k);
       }
       expect.replies_left = c.keys.size();
+      break;
+    case Op::kMultiSet:
+      if (c.items.empty()) return Status(StatusCode::kInvalidArgument, "no items");
+      for (const auto& [k, v] : c.items) {
+        if (!key_ok(k)) return Status(StatusCode::kInvalidArgument, "key not valid for text");
+      }
+      for (const auto& [k, v] : c.items) {
+        mc::encode_storage(out_, mc::Command::kSet, k, c.flags, c.ttl, v);
+      }
+      expect.replies_left = c.items.size();
       break;
     case Op::kIncr:
     case Op::kDecr: {
@@ -505,7 +529,7 @@ void Connection::on_read_text() {
     }
     in_.consume(r.consumed);
     if (!finished) continue;
-    if (head.op == Op::kMultiDelete) {
+    if (head.op == Op::kMultiDelete || head.op == Op::kMultiSet) {
       out.statuses.push_back(out.code);
       if (--head.replies_left > 0) continue;
       out.code = native::Status::kOk;

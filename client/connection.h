@@ -61,6 +61,9 @@ struct Call {
   bool has_initial = false;
   uint64_t initial = 0;
   std::vector<std::string> keys;  // multi_get / multi_delete
+  // multi_set: (key, value) pairs, all with the call's flags and ttl. Over memcache text it is
+  // sent as one set per item, answered as one Reply with a status per item.
+  std::vector<std::pair<std::string, std::string>> items;
 };
 
 // The outcome of one request. `transport` is ok when a reply arrived (its code may still be

@@ -111,4 +111,53 @@ Call key_call(native::Op op, std::string_view key) {
   return c;
 }
 
+std::map<size_t, Call> multi_get_calls(const Ring& ring, const std::vector<std::string>& keys) {
+  std::map<size_t, Call> calls;
+  for (const auto& k : keys) {
+    Call& c = calls[ring.shard_for(k)];
+    c.op = native::Op::kMultiGet;
+    c.keys.push_back(k);
+  }
+  return calls;
+}
+
+std::map<size_t, Call> multi_set_calls(const Ring& ring,
+                                       const std::map<std::string, std::string>& items,
+                                       int64_t ttl) {
+  std::map<size_t, Call> calls;
+  for (const auto& [k, v] : items) {
+    Call& c = calls[ring.shard_for(k)];
+    c.op = native::Op::kMultiSet;
+    c.ttl = ttl;
+    c.items.emplace_back(k, v);
+  }
+  return calls;
+}
+
+Status add_hits(Reply&& r, const Call& call, std::map<std::string, Item>& out) {
+  if (!r.transport.is_ok()) return r.transport;
+  if (r.code != native::Status::kOk || r.values.size() != call.keys.size()) return tier_error(r);
+  for (size_t i = 0; i < call.keys.size(); ++i) {
+    if (r.values[i]) {
+      out[call.keys[i]] = Item{std::move(r.values[i]->value), r.values[i]->flags, r.values[i]->cas};
+    }
+  }
+  return Status::ok();
+}
+
+Status multi_set_status(const Reply& r, const Call& call) {
+  if (!r.transport.is_ok()) return r.transport;
+  if (r.code != native::Status::kOk || r.statuses.size() != call.items.size()) {
+    return tier_error(r);
+  }
+  for (size_t i = 0; i < r.statuses.size(); ++i) {
+    if (r.statuses[i] != native::Status::kOk) {
+      return Status(StatusCode::kInternal, "server answered " +
+                                               std::string(native::status_name(r.statuses[i])) +
+                                               " for " + call.items[i].first);
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace cachetier::client

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -45,5 +46,15 @@ Result<std::optional<uint64_t>> counter_result(const Reply& r);
 Call store_call(native::Op op, std::string_view key, std::string_view value, int64_t ttl,
                 uint32_t flags);
 Call key_call(native::Op op, std::string_view key);
+
+// Multi-key calls, one per shard: the shard -> call map, in shard order.
+std::map<size_t, Call> multi_get_calls(const Ring& ring, const std::vector<std::string>& keys);
+std::map<size_t, Call> multi_set_calls(const Ring& ring,
+                                       const std::map<std::string, std::string>& items,
+                                       int64_t ttl);
+// Adds the hits of one shard's multi_get reply to `out`.
+Status add_hits(Reply&& r, const Call& call, std::map<std::string, Item>& out);
+// OK when every item of one shard's multi_set was stored.
+Status multi_set_status(const Reply& r, const Call& call);
 
 }  // namespace cachetier::client

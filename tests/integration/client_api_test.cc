@@ -69,6 +69,13 @@ void exercise(Client& c_) {
   CHECK(got.value().at("m42").cas != 0);  // flags and cas come back with multi-gets too
   REQUIRE(c->set("fl", "x", 0, 9).is_ok());
   CHECK(c->get_multi({"fl"}).value().at("fl").flags == 9);
+  CHECK(c->get_multi({}).value().empty());
+  // One item over the server's item size limit (1 MB): the call fails and names it; the
+  // others are stored.
+  Status too_big = c->set_multi({{"small", "s"}, {"big", std::string(2 << 20, 'b')}});
+  CHECK_FALSE(too_big.is_ok());
+  CHECK(too_big.message().find("big") != std::string::npos);
+  CHECK(c->get("small").value()->value == "s");
 }
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "server_process.h"
@@ -51,6 +52,46 @@ TEST_CASE("async client: calls chained through callbacks on the caller's loop",
   CHECK(uv_loop_close(&loop) == 0);
   CHECK(log == std::vector<std::string>{"set ok", "get v", "miss", "incr missing", "add refused",
                                         "deleted"});
+}
+
+TEST_CASE("async client: multi-key calls and cas", "[client][integration][async]") {
+  ServerProcess a({"-t", "1"}), b({"-t", "1"});
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  opts.timeout_ms = 5000;
+  auto c = std::move(AsyncClient::create(&loop, opts).value());
+  std::map<std::string, std::string> items;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) items["m" + std::to_string(i)] = "v" + std::to_string(i);
+  for (int i = 0; i < 105; ++i) keys.push_back("m" + std::to_string(i));
+  std::vector<std::string> log;
+  c->set_multi(items, 0, [&](Status s) {
+    log.push_back(s.is_ok() ? "set_multi ok" : "set_multi " + s.message());
+    c->get_multi(keys, [&](Result<std::map<std::string, Item>> got) {
+      bool all = got.is_ok() && got.value().size() == 100 && got.value().at("m7").value == "v7";
+      log.push_back(all ? "get_multi 100" : "get_multi failed");
+      uint64_t token = got.is_ok() && all ? got.value().at("m7").cas : 0;
+      c->cas("m7", "new", token, 0, 0, [&, token](Result<bool> swapped) {
+        log.push_back(swapped.is_ok() && swapped.value() ? "cas ok" : "cas failed");
+        c->cas("m7", "newer", token, 0, 0, [&](Result<bool> stale) {
+          log.push_back(stale.is_ok() && !stale.value() ? "stale cas refused" : "stale cas?");
+          c->gets("m7", [&](Result<std::optional<Item>> r) {
+            log.push_back(r.is_ok() && r.value() ? "gets " + r.value()->value : "gets failed");
+            c->get_multi({}, [&](Result<std::map<std::string, Item>> none) {
+              log.push_back(none.is_ok() && none.value().empty() ? "empty" : "empty failed");
+              c.reset();
+            });
+          });
+        });
+      });
+    });
+  });
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  CHECK(log == std::vector<std::string>{"set_multi ok", "get_multi 100", "cas ok",
+                                        "stale cas refused", "gets new", "empty"});
 }
 
 TEST_CASE("async client: reads fail over to the live replica", "[client][integration][async]") {

@@ -81,8 +81,11 @@ class Client {
   Result<std::optional<uint64_t>> incr(std::string_view key, uint64_t delta = 1);
   Result<std::optional<uint64_t>> decr(std::string_view key, uint64_t delta = 1);
   Result<bool> touch(std::string_view key, int64_t ttl_seconds);
-  // Hits only; keys are split by shard and fetched in parallel.
+  // Hits only; keys are split by shard and fetched in parallel, one multi_get per shard (over
+  // memcache text, one `gets k1 k2 ...` per shard). An error from any shard fails the call.
   Result<std::map<std::string, Item>> get_multi(const std::vector<std::string>& keys);
+  // One multi_set per shard, sent to every replica, all in parallel (over memcache text, one
+  // set per item, pipelined). OK when every item was stored.
   Status set_multi(const std::map<std::string, std::string>& items, int64_t ttl_seconds = 0);
 
   struct Impl;
@@ -104,6 +107,7 @@ class AsyncClient {
   using StatusCallback = std::function<void(Status)>;
   using BoolCallback = std::function<void(Result<bool>)>;
   using CounterCallback = std::function<void(Result<std::optional<uint64_t>>)>;
+  using MultiCallback = std::function<void(Result<std::map<std::string, Item>>)>;
 
   static Result<std::unique_ptr<AsyncClient>> create(uv_loop_s* loop, const ClientOptions& options);
   ~AsyncClient();
@@ -111,6 +115,7 @@ class AsyncClient {
   AsyncClient& operator=(const AsyncClient&) = delete;
 
   void get(std::string_view key, ItemCallback done);
+  void gets(std::string_view key, ItemCallback done);  // same as get: cas is always filled
   void set(std::string_view key, std::string_view value, int64_t ttl_seconds, uint32_t flags,
            StatusCallback done);
   void add(std::string_view key, std::string_view value, int64_t ttl_seconds, uint32_t flags,
@@ -121,6 +126,14 @@ class AsyncClient {
   void incr(std::string_view key, uint64_t delta, CounterCallback done);
   void decr(std::string_view key, uint64_t delta, CounterCallback done);
   void touch(std::string_view key, int64_t ttl_seconds, BoolCallback done);
+  // false: the item changed since `cas` was read, or is gone.
+  void cas(std::string_view key, std::string_view value, uint64_t cas, int64_t ttl_seconds,
+           uint32_t flags, BoolCallback done);
+  // As Client::get_multi and Client::set_multi; the callback runs once, when every shard has
+  // answered or failed.
+  void get_multi(const std::vector<std::string>& keys, MultiCallback done);
+  void set_multi(const std::map<std::string, std::string>& items, int64_t ttl_seconds,
+                 StatusCallback done);
 
   struct Impl;
 
