@@ -5,7 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,9 +16,23 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
-
 namespace cachetier::testing {
+
+// fork + exec, with the child killed if the test process dies first (a crashed test must not
+// leave servers behind holding ctest's output pipe open, which would hang the run).
+// stdout_fd >= 0 becomes the child's stdout; close_fd is closed in the child.
+inline pid_t spawn_child(const char* file, std::vector<char*>& argv, int stdout_fd = -1,
+                         int close_fd = -1) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid != 0) return pid;  // parent (or -1)
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);  // the parent is already gone
+  if (stdout_fd >= 0) dup2(stdout_fd, 1);
+  if (close_fd >= 0) close(close_fd);
+  execvp(file, argv.data());
+  _exit(127);
+}
 
 class ServerProcess {
  public:
@@ -38,14 +52,8 @@ class ServerProcess {
     cargv.push_back(nullptr);
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    if (posix_spawn(&pid_, bin, &fa, nullptr, cargv.data(), environ) != 0) {
-      throw std::runtime_error("cannot start cacheserver");
-    }
-    posix_spawn_file_actions_destroy(&fa);
+    pid_ = spawn_child(bin, cargv, fds[1], fds[0]);
+    if (pid_ < 0) throw std::runtime_error("cannot start cacheserver");
     close(fds[1]);
     std::string line;
     char c;
@@ -132,10 +140,8 @@ class MemcachedProcess {
     std::vector<char*> cargv;
     for (auto& x : argv) cargv.push_back(x.data());
     cargv.push_back(nullptr);
-    if (posix_spawnp(&pid_, "memcached", nullptr, nullptr, cargv.data(), environ) != 0) {
-      pid_ = -1;
-      return;
-    }
+    pid_ = spawn_child("memcached", cargv);
+    if (pid_ < 0) return;
     for (int i = 0; i < 100; ++i) {  // wait until it accepts
       int c = socket(AF_INET, SOCK_STREAM, 0);
       bool up = connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
