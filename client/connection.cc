@@ -113,6 +113,7 @@ Reply to_reply(const native::Response& r) {
   out.cas = r.cas;
   out.number = r.number;
   out.version = r.version;
+  out.ttl = r.ttl;
   for (const native::Item& it : r.values) {
     if (it.present) {
       out.values.emplace_back(Reply::Value{std::string(it.value), it.flags, it.cas});

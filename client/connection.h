@@ -77,6 +77,7 @@ struct Reply {
   uint64_t cas = 0;
   uint64_t number = 0;
   uint64_t version = 0;
+  int64_t ttl = 0;  // native get replies: seconds left for an item that expires, else 0
   struct Value {
     std::string value;
     uint32_t flags = 0;

@@ -126,7 +126,7 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         ctx.counters.cmd_touch.add();
       }
       auto r = ctx.engine.lookup(req.key, opts, [&](const engine::ItemView& v) {
-        w.begin_reply(req.id, Status::kOk, v.version != 0 ? 4 : 3);
+        w.begin_reply(req.id, Status::kOk, 3 + (v.version != 0) + (v.exptime != 0));
         w.field(native::kValue);
         w.bin(v.value);
         w.field(native::kFlags);
@@ -136,6 +136,10 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         if (v.version != 0) {
           w.field(native::kVersion);
           w.uint(v.version);
+        }
+        if (v.exptime != 0) {  // seconds left, at least 1 (a copy must expire too)
+          w.field(native::kTtl);
+          w.sint(std::max<int64_t>(v.exptime - now, 1));
         }
         w.end();
       });

@@ -97,6 +97,7 @@ void Response::clear() {
   value = message = server = {};
   flags = 0;
   cas = number = version = max_frame = 0;
+  ttl = 0;
   proto_version = 0;
   has_value = false;
   values.clear();
@@ -435,6 +436,9 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
         break;
       case kMaxFrame:
         ok = rd.uint(resp.max_frame);
+        break;
+      case kTtl:
+        ok = rd.sint(resp.ttl);
         break;
       case kProtoVersion:
         ok = rd.uint(x) && x <= UINT32_MAX;

@@ -127,6 +127,7 @@ struct Response {
   std::string_view value, message, server;
   uint32_t flags = 0;
   uint64_t cas = 0, number = 0, version = 0, max_frame = 0;
+  int64_t ttl = 0;  // get replies: seconds left for an item that expires, else 0
   uint32_t proto_version = 0;
   bool has_value = false;
   std::vector<Item> values;      // multi-get

@@ -88,7 +88,14 @@ TEST_CASE("connection: every op against cacheserver", "[client][integration]") {
   CHECK(r.code == native::Status::kOk);
   r = f.call(make(Op::kGet, "k"));
   CHECK(r.value == "v1");
+  CHECK(r.ttl == 0);  // never expires: no ttl in the reply
   uint64_t cas = r.cas;
+  Call expiring = make(Op::kSet, "e", "x");
+  expiring.ttl = 100;
+  CHECK(f.call(expiring).code == native::Status::kOk);
+  Reply left = f.call(make(Op::kGet, "e"));
+  CHECK(left.ttl >= 99);  // seconds left
+  CHECK(left.ttl <= 100);
   CHECK(f.call(make(Op::kGet, "missing")).code == native::Status::kNotFound);
   CHECK(f.call(make(Op::kAdd, "k", "x")).code == native::Status::kNotStored);
   CHECK(f.call(make(Op::kAppend, "k", "+")).code == native::Status::kOk);

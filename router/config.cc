@@ -1,0 +1,227 @@
+// cacherouter configuration: YAML -> RouterConfig with line-numbered errors.
+#include "router/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace cachetier::router {
+
+namespace {
+
+struct ConfigError {
+  std::string text;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string name) : name_(std::move(name)) {}
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& field,
+                         const std::string& why) const {
+    std::ostringstream o;
+    o << name_;
+    if (at.IsDefined() && at.Mark().line >= 0) o << ":" << at.Mark().line + 1;
+    o << ": " << field << ": " << why;
+    throw ConfigError{o.str()};
+  }
+
+  template <typename T>
+  T number(const YAML::Node& n, const std::string& field, T lo, T hi) const {
+    if (!n.IsScalar()) fail(n, field, "expected a number");
+    long long v = 0;
+    try {
+      size_t used = 0;
+      const std::string& s = n.Scalar();
+      v = std::stoll(s, &used, 10);
+      if (used != s.size()) fail(n, field, "expected a whole number, got '" + s + "'");
+    } catch (const std::logic_error&) {
+      fail(n, field, "expected a whole number, got '" + n.Scalar() + "'");
+    }
+    if (v < static_cast<long long>(lo) || v > static_cast<long long>(hi)) {
+      fail(n, field,
+           "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+               std::to_string(v));
+    }
+    return static_cast<T>(v);
+  }
+
+  std::string text(const YAML::Node& n, const std::string& field) const {
+    if (!n.IsScalar()) fail(n, field, "expected a string");
+    return n.Scalar();
+  }
+
+  template <typename E>
+  E choice(const YAML::Node& n, const std::string& field,
+           const std::vector<std::pair<std::string, E>>& options) const {
+    std::string v = text(n, field);
+    std::string all;
+    for (const auto& [name, e] : options) {
+      if (name == v) return e;
+      all += (all.empty() ? "" : " | ") + name;
+    }
+    fail(n, field, "'" + v + "' is not one of " + all);
+  }
+
+ private:
+  std::string name_;
+};
+
+RouterConfig parse(const YAML::Node& root, const Reader& r) {
+  RouterConfig c;
+  if (!root.IsMap()) r.fail(root, "(top level)", "expected a mapping of settings");
+  static const std::set<std::string> known = {
+      "listen",        "threads",        "hash",          "vnodes",        "timeout_ms",
+      "failure_limit", "retry_ms",       "retry_max_ms",  "warmup_ms",     "read_policy",
+      "write_policy",  "backend_protocol", "all_down",    "max_connections", "max_value",
+      "max_missed_keys", "shards"};
+  for (const auto& kv : root) {
+    std::string key = kv.first.Scalar();
+    if (!known.count(key)) r.fail(kv.first, key, "unknown setting");
+  }
+  if (root["listen"]) {
+    std::string l = r.text(root["listen"], "listen");
+    if (!split_host_port(l, c.listen_host, c.listen_port)) {
+      r.fail(root["listen"], "listen", "expected host:port, got '" + l + "'");
+    }
+  }
+  if (root["threads"]) c.threads = r.number<int>(root["threads"], "threads", 1, 256);
+  if (root["hash"]) {
+    c.hash = r.choice<HashKind>(root["hash"], "hash",
+                                {{"xxh3", HashKind::kXxh3}, {"ketama-md5", HashKind::kKetamaMd5}});
+  }
+  if (root["vnodes"]) c.vnodes = r.number<uint32_t>(root["vnodes"], "vnodes", 1, 4096);
+  if (root["timeout_ms"]) {
+    c.timeout_ms = r.number<uint32_t>(root["timeout_ms"], "timeout_ms", 1, 600000);
+  }
+  if (root["failure_limit"]) {
+    c.failure_limit = r.number<uint32_t>(root["failure_limit"], "failure_limit", 1, 1000000);
+  }
+  if (root["retry_ms"]) c.retry_ms = r.number<uint32_t>(root["retry_ms"], "retry_ms", 1, 3600000);
+  if (root["retry_max_ms"]) {
+    c.retry_max_ms = r.number<uint32_t>(root["retry_max_ms"], "retry_max_ms", 1, 3600000);
+  }
+  if (c.retry_max_ms < c.retry_ms) c.retry_max_ms = c.retry_ms;
+  if (root["warmup_ms"]) {
+    c.warmup_ms = r.number<uint32_t>(root["warmup_ms"], "warmup_ms", 0, 86400000);
+  }
+  if (root["read_policy"]) {
+    c.read_policy = r.choice<ReadPolicy>(root["read_policy"], "read_policy",
+                                         {{"primary", ReadPolicy::kPrimary},
+                                          {"round_robin", ReadPolicy::kRoundRobin},
+                                          {"least_outstanding", ReadPolicy::kLeastOutstanding}});
+  }
+  if (root["write_policy"]) {
+    c.write_policy = r.choice<WritePolicy>(
+        root["write_policy"], "write_policy",
+        {{"all_sync", WritePolicy::kAllSync}, {"all_async", WritePolicy::kAllAsync}});
+  }
+  if (root["backend_protocol"]) {
+    c.backend_protocol = r.choice<client::Protocol>(
+        root["backend_protocol"], "backend_protocol",
+        {{"native", client::Protocol::kNative}, {"memcache", client::Protocol::kMemcache}});
+  }
+  if (root["all_down"]) {
+    c.all_down = r.choice<AllDown>(root["all_down"], "all_down",
+                                   {{"miss", AllDown::kMiss}, {"error", AllDown::kError}});
+  }
+  if (root["max_connections"]) {
+    c.max_connections = r.number<uint32_t>(root["max_connections"], "max_connections", 1, 1 << 20);
+  }
+  if (root["max_value"]) {
+    c.max_value = r.number<uint64_t>(root["max_value"], "max_value", 1, 1ull << 30);
+  }
+  if (root["max_missed_keys"]) {
+    c.max_missed_keys =
+        r.number<uint64_t>(root["max_missed_keys"], "max_missed_keys", 0, 1ull << 30);
+  }
+  const YAML::Node shards = root["shards"];
+  if (!shards) r.fail(root, "shards", "required: a list of shards");
+  if (!shards.IsSequence() || shards.size() == 0) {
+    r.fail(shards, "shards", "expected a non-empty list of shards");
+  }
+  std::set<std::string> names, addrs;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const YAML::Node s = shards[i];
+    std::string at = "shards[" + std::to_string(i) + "]";
+    if (!s.IsMap()) r.fail(s, at, "expected name, weight and replicas");
+    for (const auto& kv : s) {
+      std::string key = kv.first.Scalar();
+      if (key != "name" && key != "weight" && key != "replicas") {
+        r.fail(kv.first, at + "." + key, "unknown setting");
+      }
+    }
+    client::ShardSpec spec;
+    if (!s["name"]) r.fail(s, at + ".name", "required");
+    spec.name = r.text(s["name"], at + ".name");
+    if (spec.name.empty()) r.fail(s["name"], at + ".name", "must not be empty");
+    if (!names.insert(spec.name).second) {
+      r.fail(s["name"], at + ".name", "duplicate shard name '" + spec.name + "'");
+    }
+    if (s["weight"]) spec.weight = r.number<uint32_t>(s["weight"], at + ".weight", 1, 1000);
+    const YAML::Node reps = s["replicas"];
+    if (!reps) r.fail(s, at + ".replicas", "required: a list of host:port");
+    if (!reps.IsSequence() || reps.size() == 0) {
+      r.fail(reps, at + ".replicas", "expected a non-empty list of host:port");
+    }
+    for (size_t j = 0; j < reps.size(); ++j) {
+      std::string field = at + ".replicas[" + std::to_string(j) + "]";
+      std::string addr = r.text(reps[j], field);
+      std::string host;
+      int port = 0;
+      if (!split_host_port(addr, host, port) || port == 0) {
+        r.fail(reps[j], field, "expected host:port, got '" + addr + "'");
+      }
+      if (!addrs.insert(addr).second) {
+        r.fail(reps[j], field, "node " + addr + " is listed twice");
+      }
+      spec.replicas.push_back(addr);
+    }
+    c.shards.push_back(std::move(spec));
+  }
+  return c;
+}
+
+}  // namespace
+
+bool split_host_port(const std::string& addr, std::string& host, int& port) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == addr.size()) return false;
+  host = addr.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  long p = 0;
+  for (size_t i = colon + 1; i < addr.size(); ++i) {
+    if (addr[i] < '0' || addr[i] > '9') return false;
+    p = p * 10 + (addr[i] - '0');
+    if (p > 65535) return false;
+  }
+  port = static_cast<int>(p);
+  return true;
+}
+
+Result<RouterConfig> parse_config(const std::string& text, const std::string& name) {
+  Reader r(name);
+  try {
+    YAML::Node root = YAML::Load(text);
+    return parse(root, r);
+  } catch (const ConfigError& e) {
+    return Status(StatusCode::kInvalidArgument, e.text);
+  } catch (const YAML::Exception& e) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+Result<RouterConfig> load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status(StatusCode::kNotFound, path + ": cannot open the file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace cachetier::router

@@ -1,0 +1,48 @@
+// cacherouter's configuration: the YAML file of docs/operations.md, parsed with yaml-cpp and
+// checked whole before anything starts. Errors name the file, the line and the field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "client/connection.h"
+#include "client/ring/ring.h"
+#include "common/status.h"
+
+namespace cachetier::router {
+
+enum class HashKind { kXxh3, kKetamaMd5 };
+enum class ReadPolicy { kPrimary, kRoundRobin, kLeastOutstanding };
+enum class WritePolicy { kAllSync, kAllAsync };
+enum class AllDown { kMiss, kError };
+
+struct RouterConfig {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 22121;
+  int threads = 2;
+  HashKind hash = HashKind::kXxh3;
+  uint32_t vnodes = client::Ring::kDefaultVnodes;
+  uint32_t timeout_ms = 250;    // per backend request
+  uint32_t failure_limit = 3;   // consecutive failures before a node is marked down
+  uint32_t retry_ms = 500;      // first probe of a down node; doubles up to retry_max_ms
+  uint32_t retry_max_ms = 5000;
+  uint32_t warmup_ms = 60000;   // after a node returns, its misses are retried on a sibling
+  ReadPolicy read_policy = ReadPolicy::kRoundRobin;
+  WritePolicy write_policy = WritePolicy::kAllSync;
+  client::Protocol backend_protocol = client::Protocol::kNative;
+  AllDown all_down = AllDown::kMiss;
+  uint32_t max_connections = 4096;     // client connections
+  uint64_t max_value = 1 << 20;        // largest value accepted from clients
+  uint64_t max_missed_keys = 1 << 20;  // per node; beyond it the node is flushed on return
+  std::vector<client::ShardSpec> shards;
+};
+
+// Parses and validates. Errors: "router.yaml:12: shards[1].replicas[0]: not host:port".
+Result<RouterConfig> load_config(const std::string& path);
+Result<RouterConfig> parse_config(const std::string& text, const std::string& name);
+
+// "host:port" -> host, port. False when malformed.
+bool split_host_port(const std::string& addr, std::string& host, int& port);
+
+}  // namespace cachetier::router

@@ -1,0 +1,145 @@
+#include "router/topology.h"
+
+#include <chrono>
+#include <map>
+#include <random>
+
+namespace cachetier::router {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view state_name(NodeState s) {
+  switch (s) {
+    case NodeState::kUp:
+      return "up";
+    case NodeState::kDown:
+      return "down";
+    case NodeState::kSyncing:
+      return "syncing";
+  }
+  return "unknown";
+}
+
+bool Node::on_failure(uint32_t failure_limit, uint32_t retry_ms) {
+  uint32_t n = failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n < failure_limit) return false;
+  NodeState expected = NodeState::kUp;
+  bool marked = state_.compare_exchange_strong(expected, NodeState::kDown);
+  if (!marked) {
+    expected = NodeState::kSyncing;
+    marked = state_.compare_exchange_strong(expected, NodeState::kDown);
+  }
+  if (marked) {
+    backoff_ms_.store(retry_ms);
+    next_probe_ms_.store(now_ms() + retry_ms);
+    counters.marked_down.fetch_add(1, std::memory_order_relaxed);
+  }
+  return marked;
+}
+
+void Node::probe_failed(uint32_t retry_max_ms) {
+  // Exponential backoff with jitter (0.5x..1.5x), capped.
+  uint32_t b = backoff_ms_.load();
+  uint32_t next = std::min<uint64_t>(uint64_t{b} * 2, retry_max_ms);
+  backoff_ms_.store(next);
+  thread_local std::mt19937 rng{std::random_device{}()};
+  uint32_t wait = next / 2 + std::uniform_int_distribution<uint32_t>(0, next)(rng);
+  next_probe_ms_.store(now_ms() + wait);
+}
+
+void Node::note_missed(std::string_view key, uint64_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (overflowed_.load()) return;
+  if (missed_.size() >= limit) {
+    missed_.clear();
+    missed_count_.store(0, std::memory_order_release);
+    overflowed_.store(true);
+    return;
+  }
+  if (missed_.emplace(key).second) missed_count_.fetch_add(1, std::memory_order_release);
+}
+
+bool Node::has_missed(std::string_view key) const {
+  if (overflowed_.load(std::memory_order_relaxed)) return true;
+  if (missed_count_.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  return missed_.count(std::string(key)) > 0;
+}
+
+std::vector<std::string> Node::take_missed(size_t max) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (auto it = missed_.begin(); it != missed_.end() && out.size() < max; ++it) {
+    out.push_back(*it);
+  }
+  return out;
+}
+
+void Node::unmiss(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (missed_.erase(key) > 0) missed_count_.fetch_sub(1, std::memory_order_release);
+}
+
+Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
+                                                       const Topology* previous) {
+  auto ring = client::Ring::create(cfg.shards, cfg.vnodes);
+  if (!ring.is_ok()) return ring.status();
+  std::map<std::string, std::shared_ptr<Node>> old_nodes;
+  std::map<std::string, std::shared_ptr<ShardCounters>> old_counters;
+  if (previous != nullptr) {
+    for (const auto& s : previous->shards) {
+      old_counters[s.name] = s.counters;
+      for (const auto& n : s.replicas) old_nodes[n->addr()] = n;
+    }
+  }
+  auto topo = std::make_shared<Topology>(Topology{cfg, std::move(ring.value()), {}, 0});
+  topo->generation = previous != nullptr ? previous->generation + 1 : 1;
+  for (const auto& spec : cfg.shards) {
+    Shard s;
+    s.name = spec.name;
+    auto oc = old_counters.find(spec.name);
+    s.counters = oc != old_counters.end() ? oc->second : std::make_shared<ShardCounters>();
+    for (const auto& addr : spec.replicas) {
+      auto on = old_nodes.find(addr);
+      if (on != old_nodes.end()) {
+        s.replicas.push_back(on->second);
+        continue;
+      }
+      std::string host;
+      int port = 0;
+      if (!split_host_port(addr, host, port)) {
+        return Status(StatusCode::kInvalidArgument, "bad node address " + addr);
+      }
+      auto node = std::make_shared<Node>(addr, host, port);
+      // A replica added to a running tier starts empty: warm it from its siblings.
+      if (previous != nullptr) node->start_warmup(now_ms() + cfg.warmup_ms);
+      s.replicas.push_back(std::move(node));
+    }
+    topo->shards.push_back(std::move(s));
+  }
+  return std::shared_ptr<const Topology>(std::move(topo));
+}
+
+VersionClock::VersionClock() {
+  std::random_device rd;
+  id_ = rd() & 0xff;
+}
+
+uint64_t VersionClock::next() {
+  uint64_t wall = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  uint64_t candidate = (wall << 20) | id_;
+  uint64_t prev = last_.load(std::memory_order_relaxed);
+  while (true) {
+    // Same or earlier millisecond: bump the counter bits (8..19) above the last version.
+    uint64_t v = candidate > prev ? candidate : (((prev >> 8) + 1) << 8) | id_;
+    if (last_.compare_exchange_weak(prev, v, std::memory_order_relaxed)) return v;
+  }
+}
+
+}  // namespace cachetier::router

@@ -1,0 +1,128 @@
+// What the router's workers share: the ring and, for every backend node, its health and the
+// keys it missed. Built from a RouterConfig; rebuilt on SIGHUP, keeping the Node objects of
+// addresses that stay (their state and missed keys carry over).
+//
+// Node life cycle (docs/operations.md, "Failure handling"):
+//
+//   kUp --failure_limit consecutive failures--> kDown --probe answers--> kSyncing --missed keys
+//    ^                                                                     replayed--> kUp
+//    +---------------------------------------------------------------------------------+
+//
+// A down node stays in the ring (its keys do not move); reads skip it and fail over, writes
+// skip it and note the key in its missed set. While syncing it takes writes but no reads; the
+// keys it missed are copied from a live sibling (or deleted) with their versions, so a late
+// older write cannot win. A key whose write to an up node failed is noted the same way, and
+// reads of that key skip that node until it is repaired.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "client/ring/ring.h"
+#include "router/config.h"
+
+namespace cachetier::router {
+
+int64_t now_ms();  // steady clock
+
+enum class NodeState : int { kUp = 0, kDown = 1, kSyncing = 2 };
+std::string_view state_name(NodeState s);
+
+struct NodeCounters {
+  std::atomic<uint64_t> requests{0}, errors{0}, timeouts{0}, failovers{0}, marked_down{0},
+      repaired{0}, backfills{0};
+};
+
+class Node {
+ public:
+  Node(std::string addr, std::string host, int port)
+      : addr_(std::move(addr)), host_(std::move(host)), port_(port) {}
+  const std::string& addr() const { return addr_; }
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+
+  NodeState state() const { return state_.load(std::memory_order_acquire); }
+  bool readable() const { return state() == NodeState::kUp; }
+  bool writable() const { return state() != NodeState::kDown; }
+
+  // A request to this node succeeded / failed. Returns true when this failure marked it down.
+  void on_success() { failures_.store(0, std::memory_order_relaxed); }
+  bool on_failure(uint32_t failure_limit, uint32_t retry_ms);
+
+  // Probing (worker 0's health timer).
+  bool probe_due(int64_t now) const { return now >= next_probe_ms_.load(); }
+  void probe_failed(uint32_t retry_max_ms);
+  void set_state(NodeState s) { state_.store(s, std::memory_order_release); }
+
+  // Cold replica window: misses on it are retried on a sibling and back-filled.
+  bool warming(int64_t now) const { return now < warm_until_ms_.load(std::memory_order_relaxed); }
+  void start_warmup(int64_t until) { warm_until_ms_.store(until, std::memory_order_relaxed); }
+
+  // Keys this node missed (writes skipped or failed). Bounded: past `limit` keys the set is
+  // dropped and the node is marked as needing a flush before it serves again.
+  void note_missed(std::string_view key, uint64_t limit);
+  bool has_missed(std::string_view key) const;
+  bool any_missed() const { return missed_count_.load(std::memory_order_acquire) > 0; }
+  std::vector<std::string> take_missed(size_t max);
+  void unmiss(const std::string& key);  // repaired
+  bool overflowed() const { return overflowed_.load(); }
+  void clear_overflow() { overflowed_.store(false); }
+  size_t missed_size() const { return missed_count_.load(); }
+
+  NodeCounters counters;
+
+ private:
+  std::string addr_, host_;
+  int port_;
+  std::atomic<NodeState> state_{NodeState::kUp};
+  std::atomic<uint32_t> failures_{0};
+  std::atomic<int64_t> next_probe_ms_{0};
+  std::atomic<uint32_t> backoff_ms_{0};
+  std::atomic<int64_t> warm_until_ms_{0};
+  mutable std::mutex mu_;
+  std::unordered_set<std::string> missed_;  // guarded by mu_
+  std::atomic<size_t> missed_count_{0};
+  std::atomic<bool> overflowed_{false};
+};
+
+struct ShardCounters {
+  std::atomic<uint64_t> requests{0}, errors{0}, all_down{0};
+};
+
+struct Shard {
+  std::string name;
+  std::vector<std::shared_ptr<Node>> replicas;
+  std::shared_ptr<ShardCounters> counters;
+};
+
+// Immutable once built (nodes' states change, the lists do not).
+struct Topology {
+  RouterConfig config;
+  client::Ring ring;
+  std::vector<Shard> shards;
+  uint64_t generation = 0;
+};
+
+// Builds a topology; nodes and shard counters whose address / name appear in `previous` are
+// reused.
+Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
+                                                       const Topology* previous);
+
+// Versions for writes: a hybrid logical clock, (ms since epoch << 20 | counter << 8 | router
+// id), so each router's versions increase and two routers never issue the same one.
+class VersionClock {
+ public:
+  VersionClock();
+  uint64_t next();
+
+ private:
+  std::atomic<uint64_t> last_{0};
+  uint64_t id_;
+};
+
+}  // namespace cachetier::router
