@@ -10,17 +10,19 @@ import tempfile
 import time
 
 BIN = os.environ.get("CACHESERVER_BIN", "cacheserver")
+ROUTER_BIN = os.environ.get("CACHEROUTER_BIN", "cacherouter")
 # Set by `make test-asan`: under ASan the process RSS includes shadow memory and the allocator
 # quarantine, so RSS bounds are checked in the release run and the accounted memory here.
 SANITIZED = os.environ.get("CACHETIER_SANITIZED", "")
 
 
 class Server:
-    def __init__(self, *args, expect_exit=0):
+    def __init__(self, *args, expect_exit=0, port=0):
         # stderr goes to a file (a pipe nobody reads could fill up with sanitizer reports).
         self.errfile = tempfile.TemporaryFile(mode="w+")
+        self.args = args
         self.proc = subprocess.Popen(
-            [BIN, "-p", "0", "-l", "127.0.0.1", *args],
+            [BIN, "-p", str(port), "-l", "127.0.0.1", *args],
             stdout=subprocess.PIPE, stderr=self.errfile, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on [^ ]*:(\d+)", line)
@@ -49,6 +51,24 @@ class Server:
         with open("/proc/%d/stat" % self.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def kill9(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def pause(self):
+        """SIGSTOP, returning once the process has stopped."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        for _ in range(500):
+            with open("/proc/%d/stat" % self.pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                    return
+            time.sleep(0.002)
+        raise AssertionError("process did not stop")
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
 
     def stop(self, timeout=10):
         """SIGTERM by pid; returns the exit code."""
@@ -87,6 +107,52 @@ class Server:
             out[k] = v
         c.close()
         return out
+
+
+class Router(Server):
+    """cacherouter on an ephemeral loopback port, from a config written to a temporary file."""
+
+    def __init__(self, config_text, *args, expect_exit=0):
+        self.config = tempfile.NamedTemporaryFile(mode="w", suffix=".yaml", delete=False)
+        self.config.write(config_text)
+        self.config.close()
+        self.errfile = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [ROUTER_BIN, "-c", self.config.name, "-p", "0", *args],
+            stdout=subprocess.PIPE, stderr=self.errfile, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on [^ ]*:(\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("router did not start: %r %r" % (line, self.stderr()))
+        self.port = int(m.group(1))
+        self.expect_exit = expect_exit
+
+    def reload(self, config_text):
+        with open(self.config.name, "w") as f:
+            f.write(config_text)
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+    def stop(self, timeout=10):
+        try:
+            return Server.stop(self, timeout)
+        finally:
+            if os.path.exists(self.config.name):
+                os.unlink(self.config.name)
+
+
+def router_config(shards, **settings):
+    """YAML for cacherouter: shards is a list of lists of Servers (one list per shard)."""
+    lines = ["listen: 127.0.0.1:0"]
+    settings.setdefault("timeout_ms", 1000 if SANITIZED else 250)
+    for k, v in settings.items():
+        lines.append("%s: %s" % (k, v))
+    lines.append("shards:")
+    for i, replicas in enumerate(shards):
+        lines.append("  - name: s%d" % i)
+        lines.append("    replicas: [%s]" % ", ".join(
+            "127.0.0.1:%d" % (r if isinstance(r, int) else r.port) for r in replicas))
+    return "\n".join(lines) + "\n"
 
 
 class Conn:
