@@ -62,6 +62,7 @@ class ByteBuffer {
   void commit(size_t n) { wpos_ += n; }
 
   void append(std::string_view s) {
+    if (s.empty()) return;  // (an empty buffer has no storage: memcpy to null is undefined)
     std::memcpy(reserve(s.size()), s.data(), s.size());
     wpos_ += s.size();
   }

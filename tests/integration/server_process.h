@@ -103,6 +103,59 @@ class ServerProcess {
   int port_ = 0;
 };
 
+// RouterProcess: cacherouter (CACHEROUTER_BIN) with the given YAML config, on an ephemeral
+// loopback port (the config's listen port is overridden with -p 0).
+class RouterProcess {
+ public:
+  explicit RouterProcess(const std::string& yaml) {
+    const char* bin = std::getenv("CACHEROUTER_BIN");
+#ifdef CACHEROUTER_BUILT_BIN
+    if (bin == nullptr) bin = CACHEROUTER_BUILT_BIN;
+#endif
+    if (bin == nullptr) throw std::runtime_error("CACHEROUTER_BIN is not set");
+    char path[] = "/tmp/cacherouter-test-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) throw std::runtime_error("mkstemp");
+    if (write(fd, yaml.data(), yaml.size()) != static_cast<ssize_t>(yaml.size())) {
+      throw std::runtime_error("write config");
+    }
+    ::close(fd);
+    config_ = path;
+    std::vector<std::string> argv = {bin, "-c", config_, "-p", "0"};
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("pipe");
+    pid_ = spawn_child(bin, cargv, fds[1], fds[0]);
+    close(fds[1]);
+    std::string line;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    close(fds[0]);
+    auto colon = line.rfind(':');
+    if (line.find("listening on") == std::string::npos || colon == std::string::npos) {
+      throw std::runtime_error("cacherouter did not start: " + line);
+    }
+    port_ = std::stoi(line.substr(colon + 1));
+  }
+  ~RouterProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+    unlink(config_.c_str());
+  }
+  RouterProcess(const RouterProcess&) = delete;
+  RouterProcess& operator=(const RouterProcess&) = delete;
+  int port() const { return port_; }
+
+ private:
+  std::string config_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
 // MemcachedProcess: stock memcached (Debian package) on a free loopback port. memcached cannot
 // report an ephemeral port, so one is picked by binding port 0 first (a small race that a
 // retry covers).
