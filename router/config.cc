@@ -73,10 +73,11 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   RouterConfig c;
   if (!root.IsMap()) r.fail(root, "(top level)", "expected a mapping of settings");
   static const std::set<std::string> known = {
-      "listen",        "threads",        "hash",          "vnodes",        "timeout_ms",
-      "failure_limit", "retry_ms",       "retry_max_ms",  "warmup_ms",     "read_policy",
-      "write_policy",  "backend_protocol", "all_down",    "max_connections", "max_value",
-      "max_missed_keys", "shards"};
+      "listen",     "threads",         "hash",         "vnodes",
+      "timeout_ms", "failure_limit",   "retry_ms",     "retry_max_ms",
+      "warmup_ms",  "read_policy",     "write_policy", "backend_protocol",
+      "all_down",   "max_connections", "max_value",    "max_missed_keys",
+      "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
     if (!known.count(key)) r.fail(kv.first, key, "unknown setting");
@@ -91,6 +92,9 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (root["hash"]) {
     c.hash = r.choice<HashKind>(root["hash"], "hash",
                                 {{"xxh3", HashKind::kXxh3}, {"ketama-md5", HashKind::kKetamaMd5}});
+    if (c.hash == HashKind::kKetamaMd5) {
+      r.fail(root["hash"], "hash", "ketama-md5 placement is not built yet; use xxh3");
+    }
   }
   if (root["vnodes"]) c.vnodes = r.number<uint32_t>(root["vnodes"], "vnodes", 1, 4096);
   if (root["timeout_ms"]) {

@@ -23,11 +23,11 @@ struct RouterConfig {
   int threads = 2;
   HashKind hash = HashKind::kXxh3;
   uint32_t vnodes = client::Ring::kDefaultVnodes;
-  uint32_t timeout_ms = 250;    // per backend request
-  uint32_t failure_limit = 3;   // consecutive failures before a node is marked down
-  uint32_t retry_ms = 500;      // first probe of a down node; doubles up to retry_max_ms
+  uint32_t timeout_ms = 250;   // per backend request
+  uint32_t failure_limit = 3;  // consecutive failures before a node is marked down
+  uint32_t retry_ms = 500;     // first probe of a down node; doubles up to retry_max_ms
   uint32_t retry_max_ms = 5000;
-  uint32_t warmup_ms = 60000;   // after a node returns, its misses are retried on a sibling
+  uint32_t warmup_ms = 60000;  // after a node returns, its misses are retried on a sibling
   ReadPolicy read_policy = ReadPolicy::kRoundRobin;
   WritePolicy write_policy = WritePolicy::kAllSync;
   client::Protocol backend_protocol = client::Protocol::kNative;

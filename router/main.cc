@@ -31,8 +31,9 @@ int main(int argc, char** argv) {
   }
   auto logger = spdlog::stderr_color_mt("cacherouter");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(verbose >= 2 ? spdlog::level::debug
-                                 : verbose == 1 ? spdlog::level::info : spdlog::level::warn);
+  spdlog::set_level(verbose >= 2   ? spdlog::level::debug
+                    : verbose == 1 ? spdlog::level::info
+                                   : spdlog::level::warn);
 
   auto loaded = cachetier::router::load_config(config_path);
   if (!loaded.is_ok()) {

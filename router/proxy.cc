@@ -31,10 +31,10 @@ using native::Op;
 namespace mc = memcache;
 using Done = std::function<void(Reply&&)>;
 
-constexpr size_t kMaxQueued = 4096;          // requests in flight per client connection
-constexpr size_t kOutHighWater = 4u << 20;   // stop reading a client that does not read
-constexpr int64_t kTombstoneSeconds = 60;    // versioned deletes: lifetime of the tombstone
-constexpr size_t kRepairBatch = 256;         // missed keys replayed per node per tick
+constexpr size_t kMaxQueued = 4096;         // requests in flight per client connection
+constexpr size_t kOutHighWater = 4u << 20;  // stop reading a client that does not read
+constexpr int64_t kTombstoneSeconds = 60;   // versioned deletes: lifetime of the tombstone
+constexpr size_t kRepairBatch = 256;        // missed keys replayed per node per tick
 constexpr uint64_t kHealthTickMs = 20;
 
 Reply failed(std::string why) {
@@ -257,8 +257,8 @@ void Downstream::process() {
       return;
     }
     if (proto_ == Proto::kUnknown) {
-      proto_ = static_cast<uint8_t>(in_.data()[0]) == native::kMagic ? Proto::kNative
-                                                                      : Proto::kText;
+      proto_ =
+          static_cast<uint8_t>(in_.data()[0]) == native::kMagic ? Proto::kNative : Proto::kText;
     }
     if (proto_ == Proto::kText) {
       mc::Request req;
@@ -375,8 +375,8 @@ void Downstream::close() {
 namespace {
 
 std::string server_error(const Reply& r) {
-  return "SERVER_ERROR " + (r.transport.is_ok() ? std::string("backend error") : r.transport.message()) +
-         "\r\n";
+  return "SERVER_ERROR " +
+         (r.transport.is_ok() ? std::string("backend error") : r.transport.message()) + "\r\n";
 }
 
 std::string text_status(const Reply& r, Op op) {
@@ -556,7 +556,8 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
   for (auto k : req.keys) m->keys.emplace_back(k);
   m->values.resize(m->keys.size());
   std::map<size_t, std::vector<size_t>> by_shard;  // shard -> positions
-  for (size_t i = 0; i < m->keys.size(); ++i) by_shard[topo.ring.shard_for(m->keys[i])].push_back(i);
+  for (size_t i = 0; i < m->keys.size(); ++i)
+    by_shard[topo.ring.shard_for(m->keys[i])].push_back(i);
   m->left = by_shard.size();
   for (auto& [shard, positions] : by_shard) {
     Call c;
@@ -667,30 +668,30 @@ void Downstream::text_meta(const mc::Request& req, Fill fill) {
           fill("HD" + flags + base + "\r\n");
         });
       } else {
-        w_.read(shard, std::move(c), f.has('c'), [owned, fill, base, quiet,
-                                                  miss = w_.cfg().all_down == AllDown::kMiss,
-                                                  &stats = w_.router().stats()](Reply&& r) {
-          bool hit = r.transport.is_ok() && r.code == native::Status::kOk;
-          if (!hit && (r.transport.is_ok() || miss)) {
-            stats.get_misses.fetch_add(1, std::memory_order_relaxed);
-            return fill(quiet ? "" : "EN\r\n");
-          }
-          if (!hit) return fill(server_error(r));
-          stats.get_hits.fetch_add(1, std::memory_order_relaxed);
-          std::string flags;
-          for (int i = 0; i < owned->count; ++i) {
-            char ch = owned->order[i];
-            if (ch == 'f') flags += " f" + std::to_string(r.flags);
-            if (ch == 'c') flags += " c" + std::to_string(r.cas);
-            if (ch == 's') flags += " s" + std::to_string(r.value.size());
-            if (ch == 't') flags += " t" + std::to_string(r.ttl > 0 ? r.ttl : -1);
-          }
-          if (owned->has('v')) {
-            return fill("VA " + std::to_string(r.value.size()) + flags + base + "\r\n" + r.value +
-                        "\r\n");
-          }
-          fill("HD" + flags + base + "\r\n");
-        });
+        w_.read(shard, std::move(c), f.has('c'),
+                [owned, fill, base, quiet, miss = w_.cfg().all_down == AllDown::kMiss,
+                 &stats = w_.router().stats()](Reply&& r) {
+                  bool hit = r.transport.is_ok() && r.code == native::Status::kOk;
+                  if (!hit && (r.transport.is_ok() || miss)) {
+                    stats.get_misses.fetch_add(1, std::memory_order_relaxed);
+                    return fill(quiet ? "" : "EN\r\n");
+                  }
+                  if (!hit) return fill(server_error(r));
+                  stats.get_hits.fetch_add(1, std::memory_order_relaxed);
+                  std::string flags;
+                  for (int i = 0; i < owned->count; ++i) {
+                    char ch = owned->order[i];
+                    if (ch == 'f') flags += " f" + std::to_string(r.flags);
+                    if (ch == 'c') flags += " c" + std::to_string(r.cas);
+                    if (ch == 's') flags += " s" + std::to_string(r.value.size());
+                    if (ch == 't') flags += " t" + std::to_string(r.ttl > 0 ? r.ttl : -1);
+                  }
+                  if (owned->has('v')) {
+                    return fill("VA " + std::to_string(r.value.size()) + flags + base + "\r\n" +
+                                r.value + "\r\n");
+                  }
+                  fill("HD" + flags + base + "\r\n");
+                });
       }
       return;
     }
@@ -855,44 +856,48 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
     return std::string(b.view());
   };
   auto status_only = [frame](native::Status st) {
-    return frame(st, [](native::FrameWriter&) {}, 0);
+    return frame(
+        st, [](native::FrameWriter&) {}, 0);
   };
   auto error_frame = [frame](const Reply& r) {
     std::string msg = r.transport.is_ok() ? "backend error" : r.transport.message();
-    return frame(native::Status::kServerError,
-                 [&msg](native::FrameWriter& fw) {
-                   fw.field(native::kMessage);
-                   fw.str(msg);
-                 },
-                 1);
+    return frame(
+        native::Status::kServerError,
+        [&msg](native::FrameWriter& fw) {
+          fw.field(native::kMessage);
+          fw.str(msg);
+        },
+        1);
   };
   const Topology& topo = w_.topo();
   const bool miss_when_down = topo.config.all_down == AllDown::kMiss;
   RouterStats& stats = w_.router().stats();
   switch (req.op) {
     case Op::kHello:
-      fill(frame(native::Status::kOk,
-                 [](native::FrameWriter& fw) {
-                   fw.field(native::kProtoVersion);
-                   fw.uint(native::kProtocolVersion);
-                   fw.field(native::kFeatures);
-                   fw.array(1);
-                   fw.str("multi");
-                   fw.field(native::kServer);
-                   fw.str("cacherouter " CACHETIER_VERSION);
-                 },
-                 3));
+      fill(frame(
+          native::Status::kOk,
+          [](native::FrameWriter& fw) {
+            fw.field(native::kProtoVersion);
+            fw.uint(native::kProtocolVersion);
+            fw.field(native::kFeatures);
+            fw.array(1);
+            fw.str("multi");
+            fw.field(native::kServer);
+            fw.str("cacherouter " CACHETIER_VERSION);
+          },
+          3));
       return;
     case Op::kNoop:
       fill(status_only(native::Status::kOk));
       return;
     case Op::kVersion:
-      fill(frame(native::Status::kOk,
-                 [](native::FrameWriter& fw) {
-                   fw.field(native::kServer);
-                   fw.str("cacherouter " CACHETIER_VERSION);
-                 },
-                 1));
+      fill(frame(
+          native::Status::kOk,
+          [](native::FrameWriter& fw) {
+            fw.field(native::kServer);
+            fw.str("cacherouter " CACHETIER_VERSION);
+          },
+          1));
       return;
     case Op::kStats: {
       // The same counters as the text `stats`, as a map.
@@ -908,16 +913,17 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
         size_t sp = line.find(' ', 5);
         kv.emplace_back(line.substr(5, sp - 5), sp == std::string::npos ? "" : line.substr(sp + 1));
       }
-      fill(frame(native::Status::kOk,
-                 [&kv](native::FrameWriter& fw) {
-                   fw.field(native::kStats);
-                   fw.map(static_cast<uint32_t>(kv.size()));
-                   for (auto& [k, v] : kv) {
-                     fw.str(k);
-                     fw.str(v);
-                   }
-                 },
-                 1));
+      fill(frame(
+          native::Status::kOk,
+          [&kv](native::FrameWriter& fw) {
+            fw.field(native::kStats);
+            fw.map(static_cast<uint32_t>(kv.size()));
+            for (auto& [k, v] : kv) {
+              fw.str(k);
+              fw.str(v);
+            }
+          },
+          1));
       return;
     }
     case Op::kFlush:
@@ -937,24 +943,25 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
         if (r.transport.is_ok() && r.code == native::Status::kOk) {
           stats.get_hits.fetch_add(1, std::memory_order_relaxed);
           uint32_t n = 3 + (r.version != 0) + (r.ttl != 0);
-          return fill(frame(native::Status::kOk,
-                            [&r](native::FrameWriter& fw) {
-                              fw.field(native::kValue);
-                              fw.bin(r.value);
-                              fw.field(native::kFlags);
-                              fw.uint(r.flags);
-                              fw.field(native::kCas);
-                              fw.uint(r.cas);
-                              if (r.version != 0) {
-                                fw.field(native::kVersion);
-                                fw.uint(r.version);
-                              }
-                              if (r.ttl != 0) {
-                                fw.field(native::kTtl);
-                                fw.sint(r.ttl);
-                              }
-                            },
-                            n));
+          return fill(frame(
+              native::Status::kOk,
+              [&r](native::FrameWriter& fw) {
+                fw.field(native::kValue);
+                fw.bin(r.value);
+                fw.field(native::kFlags);
+                fw.uint(r.flags);
+                fw.field(native::kCas);
+                fw.uint(r.cas);
+                if (r.version != 0) {
+                  fw.field(native::kVersion);
+                  fw.uint(r.version);
+                }
+                if (r.ttl != 0) {
+                  fw.field(native::kTtl);
+                  fw.sint(r.ttl);
+                }
+              },
+              n));
         }
         if (r.transport.is_ok() || miss_when_down) {
           stats.get_misses.fetch_add(1, std::memory_order_relaxed);
@@ -1003,12 +1010,13 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
       auto done = [fill, frame, status_only, error_frame, op](Reply&& r) {
         if (!r.transport.is_ok()) return fill(error_frame(r));
         if ((op == Op::kIncr || op == Op::kDecr) && r.code == native::Status::kOk) {
-          return fill(frame(native::Status::kOk,
-                            [&r](native::FrameWriter& fw) {
-                              fw.field(native::kNumber);
-                              fw.uint(r.number);
-                            },
-                            1));
+          return fill(frame(
+              native::Status::kOk,
+              [&r](native::FrameWriter& fw) {
+                fw.field(native::kNumber);
+                fw.uint(r.number);
+              },
+              1));
         }
         fill(status_only(r.code));
       };
@@ -1035,12 +1043,13 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
       m->left = by_shard.size();
       stats.cmd_get.fetch_add(req.keys.size(), std::memory_order_relaxed);
       if (by_shard.empty()) {
-        fill(frame(native::Status::kOk,
-                   [](native::FrameWriter& fw) {
-                     fw.field(native::kValues);
-                     fw.array(0);
-                   },
-                   1));
+        fill(frame(
+            native::Status::kOk,
+            [](native::FrameWriter& fw) {
+              fw.field(native::kValues);
+              fw.array(0);
+            },
+            1));
         return;
       }
       for (auto& [shard, positions] : by_shard) {
@@ -1059,22 +1068,23 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
                   }
                   if (--m->left > 0) return;
                   if (m->error) return fill(error_frame(*m->error));
-                  fill(frame(native::Status::kOk,
-                             [&m](native::FrameWriter& fw) {
-                               fw.field(native::kValues);
-                               fw.array(static_cast<uint32_t>(m->values.size()));
-                               for (auto& v : m->values) {
-                                 if (!v) {
-                                   fw.nil();
-                                   continue;
-                                 }
-                                 fw.array(3);
-                                 fw.bin(v->value);
-                                 fw.uint(v->flags);
-                                 fw.uint(v->cas);
-                               }
-                             },
-                             1));
+                  fill(frame(
+                      native::Status::kOk,
+                      [&m](native::FrameWriter& fw) {
+                        fw.field(native::kValues);
+                        fw.array(static_cast<uint32_t>(m->values.size()));
+                        for (auto& v : m->values) {
+                          if (!v) {
+                            fw.nil();
+                            continue;
+                          }
+                          fw.array(3);
+                          fw.bin(v->value);
+                          fw.uint(v->flags);
+                          fw.uint(v->cas);
+                        }
+                      },
+                      1));
                 });
       }
       return;
@@ -1091,13 +1101,14 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
       m->statuses.assign(n, native::Status::kOk);
       m->left = n;
       auto finish = [m, fill, frame]() {
-        fill(frame(native::Status::kOk,
-                   [&m](native::FrameWriter& fw) {
-                     fw.field(native::kStatuses);
-                     fw.array(static_cast<uint32_t>(m->statuses.size()));
-                     for (auto s : m->statuses) fw.uint(static_cast<uint8_t>(s));
-                   },
-                   1));
+        fill(frame(
+            native::Status::kOk,
+            [&m](native::FrameWriter& fw) {
+              fw.field(native::kStatuses);
+              fw.array(static_cast<uint32_t>(m->statuses.size()));
+              for (auto s : m->statuses) fw.uint(static_cast<uint8_t>(s));
+            },
+            1));
       };
       if (n == 0) return finish();
       for (size_t i = 0; i < n; ++i) {

@@ -35,8 +35,8 @@ TEST_CASE("router: keys land on the shard the client ring names", "[router][inte
   const char* names[] = {"alpha", "beta", "gamma"};
   const ServerProcess* nodes[] = {&a, &b, &c};
   for (int i = 0; i < 3; ++i) {
-    yaml += std::string("  - name: ") + names[i] + "\n    replicas: [" + addr(nodes[i]->port()) +
-            "]\n";
+    yaml +=
+        std::string("  - name: ") + names[i] + "\n    replicas: [" + addr(nodes[i]->port()) + "]\n";
   }
   RouterProcess router(yaml);
 

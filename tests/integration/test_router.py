@@ -60,6 +60,7 @@ def test_config_errors_name_the_line_and_field():
          ":1: read_policy"),
         ("colour: blue\nshards:\n  - name: a\n    replicas: [127.0.0.1:1]\n", ":1: colour"),
         ("shards: [\n", "router"),  # not YAML
+        ("hash: ketama-md5\nshards:\n  - name: a\n    replicas: [127.0.0.1:1]\n", ":1: hash"),
     ]
     for text, expect in cases:
         path = "/tmp/cacherouter-test-%d.yaml" % os.getpid()
@@ -83,6 +84,12 @@ def test_config_errors_name_the_line_and_field():
     finally:
         os.unlink(path)
     check(p.returncode == 0 and "ok (1 shards, 2 nodes)" in p.stdout, p.stdout + p.stderr)
+    deploy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                          "router")
+    for name in sorted(os.listdir(deploy)):  # the shipped examples are valid
+        p = subprocess.run([ROUTER_BIN, "-c", os.path.join(deploy, name), "--check-config"],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0, "deploy/router/%s: %s" % (name, p.stderr))
 
 
 def test_pymemcache_through_the_router_and_stats():
