@@ -170,6 +170,7 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
     if (!reps.IsSequence() || reps.size() == 0) {
       r.fail(reps, at + ".replicas", "expected a non-empty list of host:port");
     }
+    if (reps.size() > 16) r.fail(reps, at + ".replicas", "at most 16 replicas per shard");
     for (size_t j = 0; j < reps.size(); ++j) {
       std::string field = at + ".replicas[" + std::to_string(j) + "]";
       std::string addr = r.text(reps[j], field);

@@ -36,6 +36,7 @@ constexpr size_t kOutHighWater = 4u << 20;  // stop reading a client that does n
 constexpr int64_t kTombstoneSeconds = 60;   // versioned deletes: lifetime of the tombstone
 constexpr size_t kRepairBatch = 256;        // missed keys replayed per node per tick
 constexpr uint64_t kHealthTickMs = 20;
+constexpr size_t kMaxReplicas = 16;          // per shard (config check)
 
 Reply failed(std::string why) {
   Reply r;
@@ -60,15 +61,6 @@ bool versioned_op(Op op) {
   }
 }
 
-std::vector<std::string> keys_of(const Call& c) {
-  if (c.op == Op::kMultiGet || c.op == Op::kMultiDelete) return c.keys;
-  if (c.op == Op::kMultiSet) {
-    std::vector<std::string> ks;
-    for (const auto& [k, v] : c.items) ks.push_back(k);
-    return ks;
-  }
-  return {c.key};
-}
 
 }  // namespace
 
@@ -103,32 +95,45 @@ class Worker {
   void flush_all(int64_t delay, Done done);
 
  private:
+  // A read in progress: tries replicas in `order` until one answers. Owned by the request:
+  // deleted when `done` has run (each Connection callback runs exactly once). Plain pointers
+  // keep the Connection callback ([this, ctx]) inside std::function's inline buffer.
   struct ReadCtx {
-    std::shared_ptr<const Topology> topo;
+    const Topology* topo = nullptr;
     size_t shard = 0;
     Call call;
     Done done;
-    std::vector<size_t> order;
-    size_t next = 0;
+    uint8_t order[kMaxReplicas];
+    uint8_t n_order = 0, next = 0, current = 0;
+    uint8_t cold[kMaxReplicas];  // warming replicas that missed: back-fill on a hit
+    uint8_t n_cold = 0;
     std::optional<Reply> miss;  // a replica answered NOT_FOUND
     Reply last;
-    std::vector<size_t> cold;  // warming replicas that missed: back-fill on a hit
+  };
+  // A write in progress: one leg per replica written; deleted after the last leg's reply.
+  struct WriteCtx;
+  struct WriteLeg {
+    WriteCtx* ctx;
+    uint8_t replica;
   };
   struct WriteCtx {
-    std::shared_ptr<const Topology> topo;
+    const Topology* topo = nullptr;
     size_t shard = 0;
     Call call;
     Done done;
-    std::vector<std::string> keys;
-    std::vector<std::optional<Reply>> replies;
+    WriteLeg legs[kMaxReplicas];
+    std::optional<Reply> replies[kMaxReplicas];
     size_t left = 0;
     bool answered = false;
   };
 
   client::Connection* conn(const Node& n);
-  void attempt(const std::shared_ptr<ReadCtx>& ctx);
-  void on_read_reply(const std::shared_ptr<ReadCtx>& ctx, size_t i, Reply&& r);
-  void on_write_reply(const std::shared_ptr<WriteCtx>& ctx, size_t i, Reply&& r);
+  void attempt(ReadCtx* ctx);
+  void finish_read(ReadCtx* ctx, Reply&& r);
+  void on_read_reply(ReadCtx* ctx, Reply&& r);
+  void on_write_reply(WriteLeg* leg, Reply&& r);
+  void note_missed(Node& n, const Call& call);
+  bool missed_any(const Node& n, const Call& call) const;
   void backfill(const ReadCtx& ctx, const Reply& hit);
   void note_failure(Node& n, const Reply& r);
   void adopt_topology();
@@ -148,6 +153,9 @@ class Worker {
   uv_prepare_t flush_prepare_{};
   uv_timer_t health_timer_{};
   std::shared_ptr<const Topology> topo_;
+  // Every topology this worker has used: requests in flight point at theirs (reloads are rare;
+  // each is a few KB).
+  std::vector<std::shared_ptr<const Topology>> kept_;
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
   std::unordered_map<std::string, uint64_t> seen_reconnects_;   // worker 0: cold detection
   std::unordered_set<std::string> probing_, repairing_;         // worker 0
@@ -162,10 +170,32 @@ class Worker {
 // ---------------------------------------------------------------------------------------------
 // Downstream: one client connection
 
+// One request's place in a client connection's in-order reply queue. Two references: the
+// queue's and the pending reply's (Fill). Plain pointers and a count rather than shared_ptr:
+// a Fill then fits in std::function's inline buffer, and routing a request allocates less
+// (bench/RESULTS.md, router profile).
 struct Slot {
+  Downstream* owner = nullptr;  // null once the connection has closed
+  int refs = 2;
   bool done = false;
   bool close_after = false;
+  bool with_cas = false;  // text get/gets: what the reply needs
+  std::string key;
   std::string out;
+  void unref() {
+    if (--refs == 0) delete this;
+  }
+};
+
+// Completes a Slot with the bytes of its reply. Call exactly once.
+class Fill {
+ public:
+  explicit Fill(Slot* s) : s_(s) {}
+  void operator()(std::string bytes) const;
+  Slot* slot() const { return s_; }
+
+ private:
+  Slot* s_;
 };
 
 class Downstream {
@@ -179,6 +209,7 @@ class Downstream {
   void close();
   void drain();
   void flush();
+  RouterStats& stats() { return w_.router().stats(); }
 
  private:
   static mc::DecoderLimits limits(Worker& w) {
@@ -188,7 +219,6 @@ class Downstream {
   }
   static size_t native_frame(Worker& w) { return w.cfg().max_value * 2 + (64 << 10); }
 
-  using Fill = std::function<void(std::string)>;
   Fill push();
   void on_read(ssize_t n);
   void process();
@@ -207,23 +237,25 @@ class Downstream {
   mc::RequestDecoder text_;
   native::RequestDecoder native_;
   ByteBuffer in_, out_, inflight_;
-  std::deque<std::shared_ptr<Slot>> queue_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::deque<Slot*> queue_;
   bool writing_ = false, closing_ = false, paused_ = false, dirty_ = false;
   bool close_when_flushed_ = false;
 };
 
-Downstream::Fill Downstream::push() {
-  auto slot = std::make_shared<Slot>();
+Fill Downstream::push() {
+  auto* slot = new Slot;
+  slot->owner = this;
   queue_.push_back(slot);
-  std::weak_ptr<bool> alive = alive_;
-  return [this, alive, slot](std::string bytes) {
-    auto a = alive.lock();
-    if (!a || !*a) return;
-    slot->out = std::move(bytes);
-    slot->done = true;
-    drain();
-  };
+  return Fill(slot);
+}
+
+void Fill::operator()(std::string bytes) const {
+  if (s_->owner != nullptr) {
+    s_->out = std::move(bytes);
+    s_->done = true;
+    s_->owner->drain();
+  }
+  s_->unref();
 }
 
 void Downstream::start() {
@@ -308,10 +340,11 @@ void Downstream::process() {
 
 void Downstream::drain() {
   while (!queue_.empty() && queue_.front()->done) {
-    Slot& s = *queue_.front();
-    out_.append(s.out);
-    if (s.close_after) close_when_flushed_ = true;
+    Slot* s = queue_.front();
+    out_.append(s->out);
+    if (s->close_after) close_when_flushed_ = true;
     queue_.pop_front();
+    s->unref();
   }
   if (!dirty_) {
     dirty_ = true;
@@ -363,7 +396,11 @@ void Downstream::maybe_resume() {
 void Downstream::close() {
   if (closing_) return;
   closing_ = true;
-  *alive_ = false;
+  for (Slot* s : queue_) {  // replies still on their way are dropped when they arrive
+    s->owner = nullptr;
+    s->unref();
+  }
+  queue_.clear();
   w_.forget(this);
   w_.router().stats().curr_connections.fetch_sub(1, std::memory_order_relaxed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
@@ -503,8 +540,42 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
   const bool miss_when_down = topo.config.all_down == AllDown::kMiss;
   RouterStats& stats = w_.router().stats();
   stats.cmd_get.fetch_add(req.keys.size(), std::memory_order_relaxed);
-  if (req.keys.size() == 1 || touch) {
-    // One key (or gat: a write, one key at a time).
+  if (req.keys.size() == 1 && !touch) {
+    // The common case, kept lean: everything the reply needs is in the slot.
+    Slot* slot = fill.slot();
+    slot->key.assign(req.keys[0].data(), req.keys[0].size());
+    slot->with_cas = with_cas;
+    Call c;
+    c.op = with_cas ? Op::kGets : Op::kGet;
+    c.key = slot->key;
+    size_t shard = topo.ring.shard_for(c.key);
+    w_.read(shard, std::move(c), with_cas, [fill](Reply&& r) {
+      Slot* s = fill.slot();
+      if (s->owner == nullptr) return fill(std::string());
+      RouterStats& st = s->owner->stats();
+      if (r.transport.is_ok() && r.code == native::Status::kOk) {
+        st.get_hits.fetch_add(1, std::memory_order_relaxed);
+        std::string o;
+        o.reserve(r.value.size() + s->key.size() + 64);
+        append_value(o, s->key, r.flags, r.value, s->with_cas ? &r.cas : nullptr);
+        o.append("END\r\n");
+        return fill(std::move(o));
+      }
+      if (r.transport.is_ok() && r.code == native::Status::kNotFound) {
+        st.get_misses.fetch_add(1, std::memory_order_relaxed);
+        return fill("END\r\n");
+      }
+      if (!r.transport.is_ok() &&
+          s->owner->w_.cfg().all_down == AllDown::kMiss) {
+        st.get_misses.fetch_add(1, std::memory_order_relaxed);
+        return fill("END\r\n");
+      }
+      fill(server_error(r));
+    });
+    return;
+  }
+  if (touch) {
+    // gat/gats: a write (the new TTL goes to every replica), one key at a time.
     struct Acc {
       std::vector<std::string> parts;
       size_t left = 0;
@@ -516,10 +587,11 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
     for (size_t i = 0; i < req.keys.size(); ++i) {
       std::string key(req.keys[i]);
       Call c;
-      c.op = touch ? Op::kGat : (with_cas ? Op::kGets : Op::kGet);
+      c.op = Op::kGat;
       c.key = key;
       c.ttl = req.exptime;
-      auto on_reply = [acc, i, key, with_cas, miss_when_down, fill, &stats](Reply&& r) {
+      size_t shard = topo.ring.shard_for(key);
+      w_.write(shard, std::move(c), [acc, i, key, with_cas, miss_when_down, fill, &stats](Reply&& r) {
         if (r.transport.is_ok() && r.code == native::Status::kOk) {
           stats.get_hits.fetch_add(1, std::memory_order_relaxed);
           append_value(acc->parts[i], key, r.flags, r.value, with_cas ? &r.cas : nullptr);
@@ -535,13 +607,7 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
         std::string o;
         for (auto& p : acc->parts) o += p;
         fill(o + "END\r\n");
-      };
-      size_t shard = topo.ring.shard_for(key);
-      if (touch) {
-        w_.write(shard, std::move(c), on_reply);
-      } else {
-        w_.read(shard, std::move(c), with_cas, on_reply);
-      }
+      });
     }
     return;
   }
@@ -1230,6 +1296,7 @@ void Worker::flush_dirty() {
 void Worker::adopt_topology() {
   if (stopping_) return;
   topo_ = router_.topology();
+  kept_.push_back(topo_);
   std::unordered_set<std::string> wanted;
   for (const Shard& s : topo_->shards) {
     for (const auto& n : s.replicas) {
@@ -1285,50 +1352,68 @@ void Worker::note_failure(Node& n, const Reply& r) {
   }
 }
 
+bool Worker::missed_any(const Node& n, const Call& call) const {
+  if (!n.any_missed() && !n.overflowed()) return false;
+  if (call.op == Op::kMultiGet || call.op == Op::kMultiDelete) {
+    for (const auto& k : call.keys) {
+      if (n.has_missed(k)) return true;
+    }
+    return false;
+  }
+  if (call.op == Op::kMultiSet) {
+    for (const auto& [k, v] : call.items) {
+      if (n.has_missed(k)) return true;
+    }
+    return false;
+  }
+  return n.has_missed(call.key);
+}
+
+void Worker::note_missed(Node& n, const Call& call) {
+  uint64_t limit = cfg().max_missed_keys;
+  if (call.op == Op::kMultiGet || call.op == Op::kMultiDelete) {
+    for (const auto& k : call.keys) n.note_missed(k, limit);
+  } else if (call.op == Op::kMultiSet) {
+    for (const auto& [k, v] : call.items) n.note_missed(k, limit);
+  } else {
+    n.note_missed(call.key, limit);
+  }
+}
+
 void Worker::read(size_t shard, Call call, bool primary_only, Done done) {
-  auto ctx = std::make_shared<ReadCtx>();
-  ctx->topo = topo_;
+  auto* ctx = new ReadCtx;
+  ctx->topo = topo_.get();
   ctx->shard = shard;
   ctx->done = std::move(done);
   const Shard& s = topo_->shards[shard];
   s.counters->requests.fetch_add(1, std::memory_order_relaxed);
-  std::vector<std::string> keys = keys_of(call);
-  for (size_t i = 0; i < s.replicas.size(); ++i) {
+  for (size_t i = 0; i < s.replicas.size() && i < kMaxReplicas; ++i) {
     const Node& n = *s.replicas[i];
-    if (!n.readable()) continue;
-    bool missed = false;
-    for (const auto& k : keys) {
-      if (n.has_missed(k)) {
-        missed = true;
-        break;
-      }
-    }
-    if (!missed) ctx->order.push_back(i);
+    if (n.readable() && !missed_any(n, call)) ctx->order[ctx->n_order++] = static_cast<uint8_t>(i);
   }
   ctx->call = std::move(call);
-  if (ctx->order.empty()) {
+  if (ctx->n_order == 0) {
     s.counters->all_down.fetch_add(1, std::memory_order_relaxed);
-    ctx->done(failed("no live replica in shard " + s.name));
+    finish_read(ctx, failed("no live replica in shard " + s.name));
     return;
   }
-  if (!primary_only && ctx->order.size() > 1) {
+  if (!primary_only && ctx->n_order > 1) {
+    uint8_t* b = ctx->order;
+    uint8_t* e = ctx->order + ctx->n_order;
     switch (cfg().read_policy) {
       case ReadPolicy::kPrimary:
         break;
       case ReadPolicy::kRoundRobin:
-        std::rotate(ctx->order.begin(), ctx->order.begin() + (rr_++ % ctx->order.size()),
-                    ctx->order.end());
+        std::rotate(b, b + (rr_++ % ctx->n_order), e);
         break;
       case ReadPolicy::kLeastOutstanding: {
-        auto load = [&](size_t i) {
+        auto load = [&](uint8_t i) {
           client::Connection* c = conn(*s.replicas[i]);
           return c == nullptr ? SIZE_MAX : c->in_flight();
         };
         // Ties go round robin so that idle replicas share the load.
-        std::rotate(ctx->order.begin(), ctx->order.begin() + (rr_++ % ctx->order.size()),
-                    ctx->order.end());
-        std::stable_sort(ctx->order.begin(), ctx->order.end(),
-                         [&](size_t a, size_t b) { return load(a) < load(b); });
+        std::rotate(b, b + (rr_++ % ctx->n_order), e);
+        std::stable_sort(b, e, [&](uint8_t x, uint8_t y) { return load(x) < load(y); });
         break;
       }
     }
@@ -1336,30 +1421,39 @@ void Worker::read(size_t shard, Call call, bool primary_only, Done done) {
   attempt(ctx);
 }
 
-void Worker::attempt(const std::shared_ptr<ReadCtx>& ctx) {
+void Worker::finish_read(ReadCtx* ctx, Reply&& r) {
+  Done done = std::move(ctx->done);
+  delete ctx;
+  done(std::move(r));
+}
+
+void Worker::attempt(ReadCtx* ctx) {
   const Shard& s = ctx->topo->shards[ctx->shard];
-  while (ctx->next < ctx->order.size()) {
-    size_t i = ctx->order[ctx->next++];
+  while (ctx->next < ctx->n_order) {
+    uint8_t i = ctx->order[ctx->next++];
     Node& n = *s.replicas[i];
     if (ctx->next > 1) n.counters.failovers.fetch_add(1, std::memory_order_relaxed);
-    if (!n.readable() && ctx->next < ctx->order.size()) continue;  // went down meanwhile
+    if (!n.readable() && ctx->next < ctx->n_order) continue;  // went down meanwhile
     client::Connection* c = conn(n);
     n.counters.requests.fetch_add(1, std::memory_order_relaxed);
+    ctx->current = i;
     Status st = c == nullptr ? Status(StatusCode::kIoError, "no connection")
-                             : c->send(ctx->call, [this, ctx, i](Reply&& r) {
-                                 on_read_reply(ctx, i, std::move(r));
+                             : c->send(ctx->call, [this, ctx](Reply&& r) {
+                                 on_read_reply(ctx, std::move(r));
                                });
     if (st.is_ok()) return;
     Reply r = failed(n.addr() + ": " + st.message());
     note_failure(n, r);
     ctx->last = std::move(r);
   }
-  s.counters->errors.fetch_add(ctx->miss ? 0 : 1, std::memory_order_relaxed);
-  ctx->done(ctx->miss ? std::move(*ctx->miss) : std::move(ctx->last));
+  if (!ctx->miss) s.counters->errors.fetch_add(1, std::memory_order_relaxed);
+  Reply out = ctx->miss ? std::move(*ctx->miss) : std::move(ctx->last);
+  finish_read(ctx, std::move(out));
 }
 
-void Worker::on_read_reply(const std::shared_ptr<ReadCtx>& ctx, size_t i, Reply&& r) {
+void Worker::on_read_reply(ReadCtx* ctx, Reply&& r) {
   const Shard& s = ctx->topo->shards[ctx->shard];
+  uint8_t i = ctx->current;
   Node& n = *s.replicas[i];
   if (!r.transport.is_ok()) {
     note_failure(n, r);
@@ -1369,16 +1463,16 @@ void Worker::on_read_reply(const std::shared_ptr<ReadCtx>& ctx, size_t i, Reply&
   }
   n.on_success();
   bool single = ctx->call.op == Op::kGet || ctx->call.op == Op::kGets;
-  if (single && r.code == native::Status::kNotFound && n.warming(now_ms()) &&
-      ctx->next < ctx->order.size()) {
+  if (single && r.code == native::Status::kNotFound && ctx->next < ctx->n_order &&
+      n.warming(now_ms())) {
     // A cold replica's miss: ask a warm sibling, and back-fill this one on a hit.
-    ctx->cold.push_back(i);
+    ctx->cold[ctx->n_cold++] = i;
     ctx->miss = std::move(r);
     attempt(ctx);
     return;
   }
-  if (single && r.code == native::Status::kOk && !ctx->cold.empty()) backfill(*ctx, r);
-  ctx->done(std::move(r));
+  if (single && r.code == native::Status::kOk && ctx->n_cold > 0) backfill(*ctx, r);
+  finish_read(ctx, std::move(r));
 }
 
 void Worker::backfill(const ReadCtx& ctx, const Reply& hit) {
@@ -1394,8 +1488,8 @@ void Worker::backfill(const ReadCtx& ctx, const Reply& hit) {
                   ? (hit.version != 0 ? hit.version : 1)
                   : 0;
   if (cfg().backend_protocol == client::Protocol::kMemcache) c.op = Op::kAdd;  // never clobber
-  for (size_t i : ctx.cold) {
-    Node& n = *s.replicas[i];
+  for (uint8_t k = 0; k < ctx.n_cold; ++k) {
+    Node& n = *s.replicas[ctx.cold[k]];
     client::Connection* conn_i = conn(n);
     if (conn_i == nullptr) continue;
     n.counters.backfills.fetch_add(1, std::memory_order_relaxed);
@@ -1404,76 +1498,97 @@ void Worker::backfill(const ReadCtx& ctx, const Reply& hit) {
 }
 
 void Worker::write(size_t shard, Call call, Done done) {
-  auto ctx = std::make_shared<WriteCtx>();
-  ctx->topo = topo_;
-  ctx->shard = shard;
-  ctx->done = std::move(done);
   const Shard& s = topo_->shards[shard];
   s.counters->requests.fetch_add(1, std::memory_order_relaxed);
   if (cfg().backend_protocol == client::Protocol::kNative && call.version == 0 &&
       versioned_op(call.op)) {
     call.version = router_.versions().next();
   }
-  ctx->keys = keys_of(call);
-  ctx->call = std::move(call);
-  ctx->replies.resize(s.replicas.size());
-  std::vector<size_t> targets;
-  for (size_t i = 0; i < s.replicas.size(); ++i) {
+  uint8_t targets[kMaxReplicas];
+  size_t n_targets = 0;
+  for (size_t i = 0; i < s.replicas.size() && i < kMaxReplicas; ++i) {
     Node& n = *s.replicas[i];
     if (n.writable()) {
-      targets.push_back(i);
+      targets[n_targets++] = static_cast<uint8_t>(i);
     } else {
-      for (const auto& k : ctx->keys) n.note_missed(k, cfg().max_missed_keys);
+      note_missed(n, call);
     }
   }
-  if (targets.empty()) {
+  if (n_targets == 0) {
     s.counters->all_down.fetch_add(1, std::memory_order_relaxed);
     s.counters->errors.fetch_add(1, std::memory_order_relaxed);
-    ctx->done(failed("all replicas of shard " + s.name + " are down"));
+    done(failed("all replicas of shard " + s.name + " are down"));
     return;
   }
-  ctx->left = targets.size();
-  for (size_t i : targets) {
+  auto* ctx = new WriteCtx;
+  ctx->topo = topo_.get();
+  ctx->shard = shard;
+  ctx->done = std::move(done);
+  ctx->call = std::move(call);
+  ctx->left = n_targets;
+  for (size_t t = 0; t < n_targets; ++t) {
+    uint8_t i = targets[t];
+    WriteLeg* leg = &ctx->legs[i];
+    leg->ctx = ctx;
+    leg->replica = i;
     Node& n = *s.replicas[i];
     client::Connection* c = conn(n);
     n.counters.requests.fetch_add(1, std::memory_order_relaxed);
     Status st = c == nullptr ? Status(StatusCode::kIoError, "no connection")
-                             : c->send(ctx->call, [this, ctx, i](Reply&& r) {
-                                 on_write_reply(ctx, i, std::move(r));
+                             : c->send(ctx->call, [this, leg](Reply&& r) {
+                                 on_write_reply(leg, std::move(r));
                                });
-    if (!st.is_ok()) on_write_reply(ctx, i, failed(n.addr() + ": " + st.message()));
+    // (ctx may be gone after the last on_write_reply: nothing below touches it.)
+    if (!st.is_ok()) on_write_reply(leg, failed(n.addr() + ": " + st.message()));
   }
 }
 
-void Worker::on_write_reply(const std::shared_ptr<WriteCtx>& ctx, size_t i, Reply&& r) {
+void Worker::on_write_reply(WriteLeg* leg, Reply&& r) {
+  WriteCtx* ctx = leg->ctx;
   const Shard& s = ctx->topo->shards[ctx->shard];
+  uint8_t i = leg->replica;
   Node& n = *s.replicas[i];
   if (!r.transport.is_ok()) {
     note_failure(n, r);
-    for (const auto& k : ctx->keys) n.note_missed(k, ctx->topo->config.max_missed_keys);
+    note_missed(n, ctx->call);
   } else {
     n.on_success();
   }
   bool ok = r.transport.is_ok();
   ctx->replies[i] = std::move(r);
   --ctx->left;
-  if (ctx->answered) return;
-  if (ok && ctx->topo->config.write_policy == WritePolicy::kAllAsync) {
-    ctx->answered = true;
-    Reply copy = *ctx->replies[i];
-    ctx->done(std::move(copy));
-    return;
+  if (!ctx->answered) {
+    if (ok && ctx->topo->config.write_policy == WritePolicy::kAllAsync) {
+      ctx->answered = true;
+      Reply copy = *ctx->replies[i];
+      ctx->done(std::move(copy));
+    } else if (ctx->left == 0) {
+      ctx->answered = true;
+      // The first replica (in order) that answered; else the first failure.
+      std::optional<Reply>* pick = nullptr;
+      for (auto& x : ctx->replies) {
+        if (x && x->transport.is_ok()) {
+          pick = &x;
+          break;
+        }
+      }
+      if (pick == nullptr) {
+        s.counters->errors.fetch_add(1, std::memory_order_relaxed);
+        for (auto& x : ctx->replies) {
+          if (x) {
+            pick = &x;
+            break;
+          }
+        }
+      }
+      Done done = std::move(ctx->done);
+      Reply out = std::move(**pick);
+      delete ctx;
+      done(std::move(out));
+      return;
+    }
   }
-  if (ctx->left > 0) return;
-  ctx->answered = true;
-  // The first replica (in order) that answered; else the first failure.
-  for (auto& x : ctx->replies) {
-    if (x && x->transport.is_ok()) return ctx->done(std::move(*x));
-  }
-  s.counters->errors.fetch_add(1, std::memory_order_relaxed);
-  for (auto& x : ctx->replies) {
-    if (x) return ctx->done(std::move(*x));
-  }
+  if (ctx->left == 0) delete ctx;
 }
 
 // CAS tokens are per node: compare on the first readable replica; on success copy the value to
