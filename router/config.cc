@@ -73,11 +73,10 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   RouterConfig c;
   if (!root.IsMap()) r.fail(root, "(top level)", "expected a mapping of settings");
   static const std::set<std::string> known = {
-      "listen",     "threads",         "hash",         "vnodes",
-      "timeout_ms", "failure_limit",   "retry_ms",     "retry_max_ms",
-      "warmup_ms",  "read_policy",     "write_policy", "backend_protocol",
-      "all_down",   "max_connections", "max_value",    "max_missed_keys",
-      "shards"};
+      "listen",          "threads",          "hash",         "vnodes",          "timeout_ms",
+      "failure_limit",   "retry_ms",         "retry_max_ms", "warmup_ms",       "read_policy",
+      "write_policy",    "backend_protocol", "all_down",     "max_connections", "max_value",
+      "max_missed_keys", "idle_polls",       "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
     if (!known.count(key)) r.fail(kv.first, key, "unknown setting");
@@ -130,6 +129,9 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (root["all_down"]) {
     c.all_down = r.choice<AllDown>(root["all_down"], "all_down",
                                    {{"miss", AllDown::kMiss}, {"error", AllDown::kError}});
+  }
+  if (root["idle_polls"]) {
+    c.idle_polls = r.number<uint32_t>(root["idle_polls"], "idle_polls", 0, 100000);
   }
   if (root["max_connections"]) {
     c.max_connections = r.number<uint32_t>(root["max_connections"], "max_connections", 1, 1 << 20);

@@ -32,6 +32,7 @@ struct RouterConfig {
   WritePolicy write_policy = WritePolicy::kAllSync;
   client::Protocol backend_protocol = client::Protocol::kNative;
   AllDown all_down = AllDown::kMiss;
+  uint32_t idle_polls = 4;             // extra loop polls before a worker blocks (as cacheserver)
   uint32_t max_connections = 4096;     // client connections
   uint64_t max_value = 1 << 20;        // largest value accepted from clients
   uint64_t max_missed_keys = 1 << 20;  // per node; beyond it the node is flushed on return
