@@ -91,9 +91,6 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (root["hash"]) {
     c.hash = r.choice<HashKind>(root["hash"], "hash",
                                 {{"xxh3", HashKind::kXxh3}, {"ketama-md5", HashKind::kKetamaMd5}});
-    if (c.hash == HashKind::kKetamaMd5) {
-      r.fail(root["hash"], "hash", "ketama-md5 placement is not built yet; use xxh3");
-    }
   }
   if (root["vnodes"]) c.vnodes = r.number<uint32_t>(root["vnodes"], "vnodes", 1, 4096);
   if (root["timeout_ms"]) {

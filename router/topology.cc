@@ -4,6 +4,8 @@
 #include <map>
 #include <random>
 
+#include "router/ketama.h"
+
 namespace cachetier::router {
 
 int64_t now_ms() {
@@ -86,7 +88,8 @@ void Node::unmiss(const std::string& key) {
 
 Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
                                                        const Topology* previous) {
-  auto ring = client::Ring::create(cfg.shards, cfg.vnodes);
+  auto ring = cfg.hash == HashKind::kKetamaMd5 ? ketama_ring(cfg.shards)
+                                               : client::Ring::create(cfg.shards, cfg.vnodes);
   if (!ring.is_ok()) return ring.status();
   std::map<std::string, std::shared_ptr<Node>> old_nodes;
   std::map<std::string, std::shared_ptr<ShardCounters>> old_counters;

@@ -8,10 +8,9 @@
 
 namespace cachetier::client {
 
-Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
+Status Ring::check(const std::vector<ShardSpec>& shards) {
   if (shards.empty())
     return Status(StatusCode::kInvalidArgument, "a ring needs at least one shard");
-  if (vnodes == 0) return Status(StatusCode::kInvalidArgument, "vnodes must be at least 1");
   std::set<std::string> names;
   for (const ShardSpec& s : shards) {
     if (s.name.empty()) return Status(StatusCode::kInvalidArgument, "a shard has no name");
@@ -22,6 +21,32 @@ Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
       return Status(StatusCode::kInvalidArgument, "shard '" + s.name + "' has weight 0");
     }
   }
+  return Status::ok();
+}
+
+Result<Ring> Ring::from_points(std::vector<ShardSpec> shards,
+                               std::vector<std::pair<uint64_t, uint32_t>> points,
+                               KeyHash key_hash) {
+  Status st = check(shards);
+  if (!st.is_ok()) return st;
+  if (points.empty()) return Status(StatusCode::kInvalidArgument, "a ring needs points");
+  for (const auto& p : points) {
+    if (p.second >= shards.size()) {
+      return Status(StatusCode::kInvalidArgument, "a point names no shard");
+    }
+  }
+  Ring ring;
+  ring.points_ = std::move(points);
+  std::sort(ring.points_.begin(), ring.points_.end());
+  ring.shards_ = std::move(shards);
+  ring.key_hash_ = key_hash;
+  return ring;
+}
+
+Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
+  if (vnodes == 0) return Status(StatusCode::kInvalidArgument, "vnodes must be at least 1");
+  Status st = check(shards);
+  if (!st.is_ok()) return st;
   Ring ring;
   for (uint32_t i = 0; i < shards.size(); ++i) {
     const ShardSpec& s = shards[i];
@@ -39,7 +64,7 @@ Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
 }
 
 size_t Ring::shard_for(std::string_view key) const {
-  uint64_t h = XXH3_64bits(key.data(), key.size());
+  uint64_t h = key_hash_ != nullptr ? key_hash_(key) : XXH3_64bits(key.data(), key.size());
   auto it = std::lower_bound(points_.begin(), points_.end(), std::make_pair(h, uint32_t{0}));
   if (it == points_.end()) it = points_.begin();
   return it->second;

@@ -35,6 +35,13 @@ class Ring {
   static constexpr uint32_t kDefaultVnodes = 256;
   static Result<Ring> create(std::vector<ShardSpec> shards, uint32_t vnodes = kDefaultVnodes);
 
+  // A ring from points placed elsewhere (the router's ketama-md5 mode: twemproxy-compatible
+  // placement) and the key hash that goes with them. Same checks on `shards` as create().
+  using KeyHash = uint64_t (*)(std::string_view key);
+  static Result<Ring> from_points(std::vector<ShardSpec> shards,
+                                  std::vector<std::pair<uint64_t, uint32_t>> points,
+                                  KeyHash key_hash);
+
   // Index of the shard that owns `key`.
   size_t shard_for(std::string_view key) const;
   const ShardSpec& shard(size_t i) const { return shards_[i]; }
@@ -43,8 +50,10 @@ class Ring {
 
  private:
   Ring() = default;
+  static Status check(const std::vector<ShardSpec>& shards);
   std::vector<std::pair<uint64_t, uint32_t>> points_;  // (position, shard index), sorted
   std::vector<ShardSpec> shards_;
+  KeyHash key_hash_ = nullptr;  // null: xxh3
 };
 
 }  // namespace cachetier::client

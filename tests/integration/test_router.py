@@ -4,6 +4,7 @@ warm-up, multi-get, reload under load, all replicas down, bad input. Run with /u
 Every load loop here is bounded in count and in time."""
 import os
 import random
+import socket
 import subprocess
 import threading
 import time
@@ -60,7 +61,7 @@ def test_config_errors_name_the_line_and_field():
          ":1: read_policy"),
         ("colour: blue\nshards:\n  - name: a\n    replicas: [127.0.0.1:1]\n", ":1: colour"),
         ("shards: [\n", "router"),  # not YAML
-        ("hash: ketama-md5\nshards:\n  - name: a\n    replicas: [127.0.0.1:1]\n", ":1: hash"),
+        ("hash: md5\nshards:\n  - name: a\n    replicas: [127.0.0.1:1]\n", ":1: hash"),
     ]
     for text, expect in cases:
         path = "/tmp/cacherouter-test-%d.yaml" % os.getpid()
@@ -137,6 +138,92 @@ def test_pymemcache_through_the_router_and_stats():
             n.close()
     finally:
         stop_all(nodes)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_ketama_md5_places_keys_as_nutcracker_does():
+    """Keys written through nutcracker (distribution: ketama, hash: md5) to stock memcached are
+    all found through cacherouter (hash: ketama-md5, memcache backends, same server names),
+    with the same weights: the placement is the same."""
+    import shutil
+    nutcracker = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
+    check(os.path.exists(nutcracker), "nutcracker is installed (make deps)")
+    mcs, procs = [], []
+    tmp = []
+    try:
+        for _ in range(3):
+            port = free_port()
+            argv = ["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-t", "1"]
+            if os.getuid() == 0:
+                argv += ["-u", "root"]
+            procs.append(subprocess.Popen(argv))
+            mcs.append(port)
+        weights = [1, 2, 1]
+        tw_port, tw_stats = free_port(), free_port()
+        conf = "/tmp/nutcracker-test-%d.yml" % os.getpid()
+        tmp.append(conf)
+        with open(conf, "w") as f:
+            f.write("alpha:\n  listen: 127.0.0.1:%d\n  hash: md5\n  distribution: ketama\n"
+                    "  redis: false\n  servers:\n" % tw_port)
+            for i, (port, w) in enumerate(zip(mcs, weights)):
+                f.write("   - 127.0.0.1:%d:%d node%d\n" % (port, w, i))
+        log = "/tmp/nutcracker-test-%d.log" % os.getpid()
+        tmp.append(log)
+        procs.append(subprocess.Popen([nutcracker, "-c", conf, "-s", str(tw_stats), "-a",
+                                       "127.0.0.1", "-o", log]))
+        def accepts(port):
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                return True
+            except OSError:
+                return False
+
+        for port in mcs + [tw_port]:
+            wait_for(lambda: accepts(port), 10, "port %d" % port)
+        tw = py(tw_port)
+        keys = ["ketama:%d" % i for i in range(500)]
+        for k in keys:
+            check(tw.set(k, k.encode(), noreply=False), "set through nutcracker")
+        lines = ["listen: 127.0.0.1:0", "hash: ketama-md5", "backend_protocol: memcache",
+                 "shards:"]
+        for i, (port, w) in enumerate(zip(mcs, weights)):
+            lines += ["  - name: node%d" % i, "    weight: %d" % w,
+                      "    replicas: [127.0.0.1:%d]" % port]
+        with Router("\n".join(lines) + "\n") as r:
+            c = py(r.port)
+            found = sum(1 for k in keys if c.get(k) == k.encode())
+            check(found == len(keys), "%d of %d keys found where nutcracker put them" % (
+                found, len(keys)))
+            per = [sum(1 for k in keys if direct_port(p, k)) for p in mcs]
+            check(all(x > 0 for x in per), "keys on every server: %s" % per)
+            print("  500 of 500 keys at nutcracker's placement; per server %s" % per)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        for f in tmp:
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+def direct_port(port, key):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"get %s\r\n" % key.encode())
+    buf = b""
+    while not buf.endswith(b"END\r\n"):
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    return buf.startswith(b"VALUE")
 
 
 # ---- 2. write fan-out and convergence ----
@@ -494,6 +581,7 @@ def test_connection_limit():
 if __name__ == "__main__":
     run([test_config_errors_name_the_line_and_field,
          test_pymemcache_through_the_router_and_stats,
+         test_ketama_md5_places_keys_as_nutcracker_does,
          test_two_routers_hammering_the_same_keys_converge,
          test_kill9_one_replica_per_shard_under_load_no_errors_no_misses,
          test_paused_replica_never_serves_stale_values_and_is_resynced,
