@@ -58,7 +58,7 @@ test-tsan: build-tsan
 test: test-release test-asan test-tsan test-fuzz
 
 demo: build
-	bash scripts/demo.sh build/release/cacheserver/cacheserver
+	/usr/bin/python3 scripts/tier.py demo
 
 bench: build
 	bash bench/compare/memcached_compare.sh
