@@ -42,8 +42,8 @@ Result<client::Ring> ketama_ring(std::vector<client::ShardSpec> shards) {
     // Single-precision arithmetic, as twemproxy computes it, so the point counts agree.
     float share = static_cast<float>(shards[i].weight) / static_cast<float>(total_weight);
     float hashes = share * kPointsPerServer / kPointsPerHash * n;
-    auto per_server = static_cast<uint32_t>(
-        std::floor(static_cast<float>(hashes + 0.0000000001)) * kPointsPerHash);
+    auto per_server = static_cast<uint32_t>(std::floor(static_cast<float>(hashes + 0.0000000001)) *
+                                            kPointsPerHash);
     for (uint32_t p = 0; p < per_server / kPointsPerHash; ++p) {
       std::string label = shards[i].name + "-" + std::to_string(p);
       uint8_t d[MD5_DIGEST_SIZE];

@@ -170,8 +170,9 @@ def demo(seconds, check):
         print("== a local tier: 3 shards x 2 replicas of cacheserver behind cacherouter")
         print(tier.describe())
         keys = 10000
-        pre = subprocess.run([BENCH, "-s", "127.0.0.1", "-p", str(tier.router_port), "-c", "4",
-                              "--ratio", "1:0", "--key-pattern", "S:S", "--key-minimum", "1",
+        pre = subprocess.run([BENCH, "-s", "127.0.0.1", "-p", str(tier.router_port), "-t", "1",
+                              "-c", "4", "--ratio", "1:0", "--key-pattern", "P:P",
+                              "--key-minimum", "1",
                               "--key-maximum", str(keys), "-n", str(keys // 4), "-d", "100"],
                              capture_output=True, text=True, timeout=120)
         if pre.returncode != 0:
@@ -184,8 +185,8 @@ def demo(seconds, check):
               "kill -9 of node 127.0.0.1:%d (shard %s) at %d s, restart at %d s"
               % (seconds, victim, victim_shard, seconds // 3, 2 * seconds // 3))
         sys.stdout.flush()
-        load = subprocess.Popen([BENCH, "-s", "127.0.0.1", "-p", str(tier.router_port), "-c",
-                                 "10", "--ratio", "1:9", "--key-minimum", "1", "--key-maximum",
+        load = subprocess.Popen([BENCH, "-s", "127.0.0.1", "-p", str(tier.router_port), "-t",
+                                 "1", "-c", "10", "--ratio", "1:9", "--key-minimum", "1", "--key-maximum",
                                  str(keys), "-d", "100", "--test-time", str(seconds),
                                  "--json-out-file", json_out],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -120,7 +120,7 @@ def main():
     try:
         for n, s in servers.items():
             base = rss_kb(s.p.pid)
-            cachebench(bench, s.port, ["-c", "1", "--ratio", "1:0", "--key-pattern", "S:S",
+            cachebench(bench, s.port, ["-t", "1", "-c", "1", "--ratio", "1:0", "--key-pattern", "S:S",
                                        "-n", "100000"])
             time.sleep(0.5)
             results[n]["rss_base_kb"] = base

@@ -143,7 +143,7 @@ def proxies_section(sections, out, ours, node, start, start_router, args, bench,
                               "127.0.0.1", "-o", tw_log], tw_port)
     proxies = {"nutcracker": tw, "cacherouter": r}
     for p in proxies.values():
-        cachebench(bench, p.port, ["-c", "4", "--ratio", "1:0", "--key-pattern", "S:S",
+        cachebench(bench, p.port, ["-t", "1", "-c", "4", "--ratio", "1:0", "--key-pattern", "P:P",
                                    "-n", "25000"])
     res = {n: {} for n in proxies}
     for pipeline in (1, 16):
@@ -152,7 +152,7 @@ def proxies_section(sections, out, ours, node, start, start_router, args, bench,
             for n in order:
                 p = proxies[n]
                 c0 = cpu_seconds(p.p.pid)
-                st = cachebench(bench, p.port, ["-c", "50", "--ratio", "1:9", "--pipeline",
+                st = cachebench(bench, p.port, ["-t", "1", "-c", "50", "--ratio", "1:9", "--pipeline",
                                                 str(pipeline)], args.seconds)
                 cpu = cpu_seconds(p.p.pid) - c0
                 tot = st["Totals"]
@@ -189,7 +189,7 @@ def overhead_section(sections, out, ours, start_router, args, bench, mean):
                 port = direct_node.port if n == "direct" else r1.port
                 pids = [direct_node.p.pid] + ([r1.p.pid] if n == "router" else [])
                 c0 = sum(cpu_seconds(x) for x in pids)
-                st = cachebench(bench, port, ["-c", "50", "--ratio", "1:9", "--pipeline",
+                st = cachebench(bench, port, ["-t", "1", "-c", "50", "--ratio", "1:9", "--pipeline",
                                               str(pipeline)], args.seconds)
                 cpu = sum(cpu_seconds(x) for x in pids) - c0
                 tot = st["Totals"]

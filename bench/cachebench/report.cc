@@ -1,0 +1,404 @@
+#include "bench/cachebench/report.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace cachetier::bench {
+
+namespace {
+
+bool parse_pair(const std::string& s, char sep, long long& a, long long& b) {
+  auto at = s.find(sep);
+  if (at == std::string::npos) return false;
+  try {
+    size_t u1 = 0, u2 = 0;
+    a = std::stoll(s.substr(0, at), &u1);
+    b = std::stoll(s.substr(at + 1), &u2);
+    return u1 == at && u2 == s.size() - at - 1;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string fmt(const char* f, const char* v) {
+  char b[64];
+  std::snprintf(b, sizeof(b), f, v);
+  return b;
+}
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof(b), f, v);
+  return b;
+}
+
+// "50" -> "p50", "99.9" -> "p99.9" (the text column); "p50.00", "p99.90" (the JSON key).
+std::string pname(double p) {
+  std::string s = fmt("%.3f", p);
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return "p" + s;
+}
+std::string pkey(double p) { return fmt("p%.2f", p); }
+
+double ms(double ns) { return ns / 1e6; }
+
+}  // namespace
+
+void RunTotals::merge(const RunTotals& o) {
+  sets += o.sets;
+  gets += o.gets;
+  hits += o.hits;
+  misses += o.misses;
+  errors += o.errors;
+  bytes += o.bytes;
+  set_lat.merge(o.set_lat);
+  get_lat.merge(o.get_lat);
+  if (series.size() < o.series.size()) series.resize(o.series.size());
+  for (size_t i = 0; i < o.series.size(); ++i) {
+    series[i].ops += o.series[i].ops;
+    series[i].hits += o.series[i].hits;
+    series[i].misses += o.series[i].misses;
+    series[i].errors += o.series[i].errors;
+    series[i].lat.merge(o.series[i].lat);
+  }
+  seconds = std::max(seconds, o.seconds);
+}
+
+int parse_options(int argc, char** argv, Options& o) {
+  std::string ratio = "1:10", pattern = "R:R", requests, data_range, expiry_range, percentiles;
+  size_t data_size = 32;
+  CLI::App app{"cachebench: a memtier_benchmark-style load generator (memcache_text, redis, "
+               "native)"};
+  app.add_option("-s,--server", o.server, "server address")->capture_default_str();
+  app.add_option("-p,--port", o.port, "server port")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("-P,--protocol", o.protocol, "memcache_text, redis (RESP2) or native")
+      ->check(CLI::IsMember({"memcache_text", "redis", "native"}))
+      ->capture_default_str();
+  app.add_option("-t,--threads", o.threads, "threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("-c,--clients", o.clients, "connections per thread")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--pipeline", o.pipeline, "requests in flight per connection")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--ratio", ratio, "set:get ratio")->capture_default_str();
+  app.add_option("--key-pattern", pattern,
+                 "set:get key pattern: R uniform, S sequential, P parallel sequential, "
+                 "G gaussian, Z zipf")
+      ->capture_default_str();
+  app.add_option("--key-minimum", o.keys.min, "smallest key id")->capture_default_str();
+  app.add_option("--key-maximum", o.keys.max, "largest key id")->capture_default_str();
+  app.add_option("--key-prefix", o.key_prefix, "key prefix")->capture_default_str();
+  app.add_option("--key-median", o.keys.median, "G: median key id (default: the middle)");
+  app.add_option("--key-stddev", o.keys.stddev, "G: standard deviation (default: range / 6)");
+  app.add_option("--key-zipf-exp", o.keys.zipf_exp, "Z: exponent")
+      ->check(CLI::Range(0.01, 5.0))
+      ->capture_default_str();
+  app.add_option("-d,--data-size", data_size, "value size in bytes")
+      ->check(CLI::Range(size_t{1}, size_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--data-size-range", data_range, "random value sizes MIN-MAX");
+  app.add_option("--expiry-range", expiry_range, "random TTL in seconds MIN-MAX for sets");
+  app.add_option("--test-time", o.test_time, "seconds to run")->check(CLI::Range(1, 86400));
+  app.add_option("-n,--requests", requests, "requests per client, or allkeys");
+  app.add_option("-x,--run-count", o.run_count, "number of full test runs")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--print-percentiles", percentiles, "latency percentiles (default 50,99,99.9)");
+  app.add_flag("--hide-histogram", o.hide_histogram, "no histogram (cachebench never prints one)");
+  app.add_flag("--distinct-client-seed", o.distinct_client_seed, "a random seed per client");
+  app.add_flag("--randomize", o.randomize, "seed from the clock instead of a fixed seed");
+  app.add_option("--json-out-file", o.json_out, "memtier-style JSON results");
+  app.add_option("--csv", o.csv_out, "the per-second series as CSV");
+  app.add_option("--report", o.html_out, "a self-contained HTML report with charts");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "cachebench: %s\n", e.what());
+    return 2;
+  }
+  auto bad = [](const std::string& what) {
+    std::fprintf(stderr, "cachebench: %s\n", what.c_str());
+    return 2;
+  };
+  long long a = 0, b = 0;
+  if (!parse_pair(ratio, ':', a, b) || a < 0 || b < 0 || a + b == 0) {
+    return bad("bad --ratio '" + ratio + "' (want S:G, e.g. 1:10)");
+  }
+  o.sets = int(a);
+  o.gets = int(b);
+  const std::string letters = "RSPGZ";
+  if (pattern.size() != 3 || pattern[1] != ':' || letters.find(pattern[0]) == std::string::npos ||
+      letters.find(pattern[2]) == std::string::npos) {
+    return bad("bad --key-pattern '" + pattern + "' (want X:Y, each of R S P G Z)");
+  }
+  o.set_pattern = pattern[0];
+  o.get_pattern = pattern[2];
+  if (o.keys.max < o.keys.min) return bad("--key-maximum is below --key-minimum");
+  o.data_min = o.data_max = data_size;
+  if (!data_range.empty()) {
+    if (!parse_pair(data_range, '-', a, b) || a < 1 || b < a || b > (64ll << 20)) {
+      return bad("bad --data-size-range '" + data_range + "' (want MIN-MAX bytes)");
+    }
+    o.data_min = size_t(a);
+    o.data_max = size_t(b);
+  }
+  if (!expiry_range.empty()) {
+    if (!parse_pair(expiry_range, '-', a, b) || a < 0 || b < a) {
+      return bad("bad --expiry-range '" + expiry_range + "' (want MIN-MAX seconds)");
+    }
+    o.expiry_min = a;
+    o.expiry_max = b;
+  }
+  if (!requests.empty()) {
+    if (requests == "allkeys") {
+      uint64_t span = o.keys.max - o.keys.min + 1;
+      uint64_t all = uint64_t(o.threads) * uint64_t(o.clients);
+      o.requests = (span + all - 1) / all;
+    } else {
+      try {
+        size_t used = 0;
+        o.requests = std::stoull(requests, &used);
+        if (used != requests.size() || o.requests == 0) throw std::invalid_argument("");
+      } catch (const std::exception&) {
+        return bad("bad --requests '" + requests + "' (want a count or allkeys)");
+      }
+    }
+  }
+  if (!percentiles.empty()) {
+    o.percentiles.clear();
+    std::stringstream ss(percentiles);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      try {
+        size_t used = 0;
+        double p = std::stod(item, &used);
+        if (used != item.size() || p <= 0 || p > 100) throw std::invalid_argument("");
+        o.percentiles.push_back(p);
+      } catch (const std::exception&) {
+        return bad("bad --print-percentiles '" + percentiles + "' (want e.g. 50,99,99.9)");
+      }
+    }
+  }
+  if (o.test_time == 0 && o.requests == 0) o.test_time = 10;
+  return -1;
+}
+
+void print_header(const Options& o) {
+  std::printf("Writing results to stdout\n");
+  std::printf("[RUN #1] Preparing benchmark client...\n[RUN #1] Launching threads now...\n");
+  std::fflush(stdout);
+}
+
+std::string all_stats_table(const Options& o, const RunTotals& t) {
+  std::ostringstream out;
+  double secs = t.seconds > 0 ? t.seconds : 1;
+  std::string head = fmt("%-8s", "Type") + fmt("%12s", "Ops/sec") + fmt("%13s", "Hits/sec") +
+                     fmt("%13s", "Misses/sec") + fmt("%16s", "Avg. Latency");
+  for (double p : o.percentiles) {
+    char b[40];
+    std::snprintf(b, sizeof(b), "%16s", (pname(p) + " Latency").c_str());
+    head += b;
+  }
+  head += fmt("%13s", "KB/sec");
+  std::string rule(head.size(), '=');
+  out << "ALL STATS\n" << rule << "\n" << head << " \n" << std::string(head.size(), '-') << "\n";
+  auto row = [&](const char* name, uint64_t count, double hits, double misses,
+                 const LatencyHistogram& h, double kb, bool has_hits) {
+    std::string r = fmt("%-8s", name) + fmt("%12.2f", double(count) / secs);
+    r += has_hits ? fmt("%13.2f", hits / secs) + fmt("%13.2f", misses / secs)
+                  : std::string(10, ' ') + "---" + std::string(10, ' ') + "---";
+    r += fmt("%16.5f", ms(h.mean_ns()));
+    for (double p : o.percentiles) r += fmt("%16.5f", ms(double(h.percentile(p))));
+    r += kb >= 0 ? fmt("%13.2f", kb) : std::string(10, ' ') + "---";
+    out << r << " \n";
+  };
+  LatencyHistogram all;
+  all.merge(t.set_lat);
+  all.merge(t.get_lat);
+  double kb = double(t.bytes) / 1024 / secs;
+  row("Sets", t.sets, 0, 0, t.set_lat, -1, false);
+  row("Gets", t.gets, double(t.hits), double(t.misses), t.get_lat, -1, true);
+  std::string waits = fmt("%-8s", "Waits") + fmt("%12.2f", 0.0) + fmt("%13s", "---") +
+                      fmt("%13s", "---") + fmt("%16s", "---");
+  for (size_t i = 0; i < o.percentiles.size(); ++i) waits += fmt("%16s", "---");
+  waits += fmt("%13s", "---");
+  out << waits << " \n";
+  row("Totals", t.sets + t.gets, double(t.hits), double(t.misses), all, kb, true);
+  out << "Errors: " << t.errors << "\n";
+  return out.str();
+}
+
+std::string json_report(const Options& o, const RunTotals& t) {
+  std::ostringstream j;
+  double secs = t.seconds > 0 ? t.seconds : 1;
+  auto section = [&](const char* name, uint64_t count, uint64_t hits, uint64_t misses,
+                     const LatencyHistogram& h, double kb, bool last) {
+    j << "    \"" << name << "\": {\"Count\": " << count << ", \"Ops/sec\": "
+      << fmt("%.2f", double(count) / secs) << ", \"Hits/sec\": " << fmt("%.2f", hits / secs)
+      << ", \"Misses/sec\": " << fmt("%.2f", misses / secs)
+      << ", \"Latency\": " << fmt("%.5f", ms(h.mean_ns()))
+      << ", \"Average Latency\": " << fmt("%.5f", ms(h.mean_ns()))
+      << ", \"Max Latency\": " << fmt("%.5f", ms(double(h.max())))
+      << ", \"KB/sec\": " << fmt("%.2f", kb) << ", \"Percentile Latencies\": {";
+    for (size_t i = 0; i < o.percentiles.size(); ++i) {
+      j << (i ? ", " : "") << "\"" << pkey(o.percentiles[i])
+        << "\": " << fmt("%.5f", ms(double(h.percentile(o.percentiles[i]))));
+    }
+    j << "}}" << (last ? "" : ",") << "\n";
+  };
+  LatencyHistogram all;
+  all.merge(t.set_lat);
+  all.merge(t.get_lat);
+  j << "{\n  \"configuration\": {\"server\": \"" << o.server << "\", \"port\": " << o.port
+    << ", \"protocol\": \"" << o.protocol << "\", \"threads\": " << o.threads
+    << ", \"clients\": " << o.clients << ", \"pipeline\": " << o.pipeline << ", \"ratio\": \""
+    << o.sets << ":" << o.gets << "\", \"key_pattern\": \"" << o.set_pattern << ":"
+    << o.get_pattern << "\", \"key_minimum\": " << o.keys.min
+    << ", \"key_maximum\": " << o.keys.max << ", \"data_size\": " << o.data_max
+    << ", \"test_time\": " << o.test_time << ", \"requests\": " << o.requests
+    << ", \"run_count\": " << o.run_count << "},\n  \"ALL STATS\": {\n";
+  section("Sets", t.sets, 0, 0, t.set_lat, 0, false);
+  section("Gets", t.gets, t.hits, t.misses, t.get_lat, 0, false);
+  j << "    \"Waits\": {\"Count\": 0, \"Ops/sec\": 0.00},\n";
+  section("Totals", t.sets + t.gets, t.hits, t.misses, all, double(t.bytes) / 1024 / secs,
+          false);
+  j << "    \"Runtime\": {\"Total duration\": " << fmt("%.0f", secs * 1000)
+    << ", \"Time unit\": \"MILLISECONDS\"},\n";
+  j << "    \"Errors\": " << t.errors << ",\n    \"Time-Serie\": [";
+  for (size_t i = 0; i < t.series.size(); ++i) {
+    const Second& s = t.series[i];
+    j << (i ? ", " : "") << "{\"second\": " << i << ", \"Count\": " << s.ops
+      << ", \"Hits\": " << s.hits << ", \"Misses\": " << s.misses << ", \"Errors\": " << s.errors
+      << ", \"p50.00\": " << fmt("%.5f", ms(double(s.lat.percentile(50))))
+      << ", \"p99.00\": " << fmt("%.5f", ms(double(s.lat.percentile(99)))) << "}";
+  }
+  j << "]\n  }\n}\n";
+  return j.str();
+}
+
+std::string csv_series(const RunTotals& t) {
+  std::ostringstream c;
+  c << "second,ops,hits,misses,errors,p50_ms,p99_ms\n";
+  for (size_t i = 0; i < t.series.size(); ++i) {
+    const Second& s = t.series[i];
+    c << i << "," << s.ops << "," << s.hits << "," << s.misses << "," << s.errors << ","
+      << fmt("%.5f", ms(double(s.lat.percentile(50)))) << ","
+      << fmt("%.5f", ms(double(s.lat.percentile(99)))) << "\n";
+  }
+  return c.str();
+}
+
+namespace {
+
+// A line chart as inline SVG: one polyline per series, y from 0 to the largest value.
+std::string svg_chart(const std::string& title, const std::vector<std::string>& names,
+                      const std::vector<std::vector<double>>& series, const char* unit) {
+  const double w = 760, h = 220, pad = 40;
+  double ymax = 0;
+  size_t n = 0;
+  for (const auto& s : series) {
+    for (double v : s) ymax = std::max(ymax, v);
+    n = std::max(n, s.size());
+  }
+  if (ymax <= 0) ymax = 1;
+  const char* colors[] = {"#1f77b4", "#2ca02c", "#d62728", "#ff7f0e"};
+  std::ostringstream o;
+  o << "<h2>" << title << "</h2>\n<svg width=\"" << w << "\" height=\"" << h + 30
+    << "\" xmlns=\"http://www.w3.org/2000/svg\" style=\"font:12px sans-serif\">\n";
+  o << "<line x1=\"" << pad << "\" y1=\"" << h << "\" x2=\"" << w << "\" y2=\"" << h
+    << "\" stroke=\"#888\"/><line x1=\"" << pad << "\" y1=\"10\" x2=\"" << pad << "\" y2=\"" << h
+    << "\" stroke=\"#888\"/>\n";
+  o << "<text x=\"2\" y=\"16\">" << fmt("%.4g", ymax) << " " << unit << "</text><text x=\"2\" y=\""
+    << h << "\">0</text><text x=\"" << w - 60 << "\" y=\"" << h + 16 << "\">" << n
+    << " s</text>\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    o << "<polyline fill=\"none\" stroke=\"" << colors[k % 4] << "\" stroke-width=\"1.5\" points=\"";
+    for (size_t i = 0; i < series[k].size(); ++i) {
+      double x = pad + (n > 1 ? double(i) / double(n - 1) : 0) * (w - pad - 10);
+      double y = h - series[k][i] / ymax * (h - 20);
+      o << fmt("%.1f", x) << "," << fmt("%.1f", y) << " ";
+    }
+    o << "\"/>\n<text x=\"" << pad + 10 + 140 * double(k) << "\" y=\"" << h + 28 << "\" fill=\""
+      << colors[k % 4] << "\">" << names[k] << "</text>\n";
+  }
+  o << "</svg>\n";
+  return o.str();
+}
+
+}  // namespace
+
+std::string html_report(const Options& o, const RunTotals& t) {
+  std::vector<double> ops, p50, p99, hits, misses, errors;
+  for (const Second& s : t.series) {
+    ops.push_back(double(s.ops));
+    p50.push_back(ms(double(s.lat.percentile(50))));
+    p99.push_back(ms(double(s.lat.percentile(99))));
+    hits.push_back(double(s.hits));
+    misses.push_back(double(s.misses));
+    errors.push_back(double(s.errors));
+  }
+  std::ostringstream h;
+  h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cachebench report</title>"
+       "<style>body{font-family:sans-serif;margin:24px}pre{background:#f4f4f4;padding:8px}"
+       "</style></head><body>\n<h1>cachebench report</h1>\n<p>"
+    << o.protocol << " to " << o.server << ":" << o.port << ", " << o.threads << " threads x "
+    << o.clients << " connections, pipeline " << o.pipeline << ", ratio " << o.sets << ":"
+    << o.gets << ", key pattern " << o.set_pattern << ":" << o.get_pattern << ", keys "
+    << o.keys.min << ".." << o.keys.max << ", " << fmt("%.1f", t.seconds) << " s</p>\n<pre>"
+    << all_stats_table(o, t) << "</pre>\n";
+  h << svg_chart("Throughput", {"ops/s"}, {ops}, "ops/s");
+  h << svg_chart("Latency", {"p50", "p99"}, {p50, p99}, "ms");
+  h << svg_chart("Gets: hits and misses per second", {"hits", "misses"}, {hits, misses}, "/s");
+  h << svg_chart("Errors per second", {"errors"}, {errors}, "/s");
+  h << "</body></html>\n";
+  return h.str();
+}
+
+int report(const Options& o, const std::vector<RunTotals>& runs) {
+  RunTotals agg;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (runs.size() > 1) std::printf("\n[RUN #%zu RESULTS]\n", i + 1);
+    std::printf("\n%d         Threads\n%d        Connections per thread\n%.0f        Seconds\n\n",
+                o.threads, o.clients, runs[i].seconds);
+    std::printf("\n%s", all_stats_table(o, runs[i]).c_str());
+    agg.merge(runs[i]);
+  }
+  if (runs.size() > 1) {
+    // Averages: counts over the summed durations.
+    double total_secs = 0;
+    for (const auto& r : runs) total_secs += r.seconds;
+    agg.seconds = total_secs;
+    std::printf("\nAGGREGATED AVERAGE RESULTS (%zu runs)\n\n%s", runs.size(),
+                all_stats_table(o, agg).c_str());
+  } else {
+    agg = runs.front();
+  }
+  auto write = [](const std::string& path, const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "cachebench: cannot write %s\n", path.c_str());
+      return false;
+    }
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+    return true;
+  };
+  bool ok = true;
+  if (!o.json_out.empty()) ok &= write(o.json_out, json_report(o, agg));
+  if (!o.csv_out.empty()) ok &= write(o.csv_out, csv_series(agg));
+  if (!o.html_out.empty()) ok &= write(o.html_out, html_report(o, agg));
+  if (!ok) return 1;
+  return agg.errors == 0 ? 0 : 1;
+}
+
+}  // namespace cachetier::bench

@@ -1,0 +1,61 @@
+// cachebench's options (memtier_benchmark's flags) and its reports: memtier's text report and
+// JSON file, plus the per-second series as CSV and as a self-contained HTML page.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/cachebench/histogram.h"
+#include "bench/cachebench/keys.h"
+
+namespace cachetier::bench {
+
+struct Options {
+  std::string server = "127.0.0.1";
+  int port = 11211;
+  std::string protocol = "memcache_text";
+  int threads = 4;
+  int clients = 50;
+  int pipeline = 1;
+  int sets = 1, gets = 10;
+  char set_pattern = 'R', get_pattern = 'R';
+  KeyPatternOptions keys;
+  std::string key_prefix = "memtier-";
+  size_t data_min = 32, data_max = 32;  // -d, or --data-size-range
+  int64_t expiry_min = 0, expiry_max = 0;
+  int test_time = 0;
+  uint64_t requests = 0;  // per client; 0 = until --test-time
+  int run_count = 1;
+  std::vector<double> percentiles = {50, 99, 99.9};
+  bool hide_histogram = false, distinct_client_seed = false, randomize = false;
+  std::string json_out, csv_out, html_out;
+};
+
+// Parses argv. Returns -1 to go on, else the exit code (0 for --help, 2 for a bad flag).
+int parse_options(int argc, char** argv, Options& o);
+
+struct Second {
+  uint64_t ops = 0, hits = 0, misses = 0, errors = 0;
+  BasicLatencyHistogram<4> lat;
+};
+
+struct RunTotals {
+  uint64_t sets = 0, gets = 0, hits = 0, misses = 0, errors = 0, bytes = 0;
+  LatencyHistogram set_lat, get_lat;
+  std::vector<Second> series;
+  double seconds = 0;
+  void merge(const RunTotals& o);
+};
+
+void print_header(const Options& o);
+// Prints the report(s), writes the files; returns the exit code (1 when any error happened).
+int report(const Options& o, const std::vector<RunTotals>& runs);
+
+// Pieces exposed for tests.
+std::string all_stats_table(const Options& o, const RunTotals& t);
+std::string json_report(const Options& o, const RunTotals& t);
+std::string csv_series(const RunTotals& t);
+std::string html_report(const Options& o, const RunTotals& t);
+
+}  // namespace cachetier::bench

@@ -1,0 +1,156 @@
+"""cachebench against real servers: cacheserver (memcache_text and native), stock memcached
+and redis-server (RESP2): exact --requests counts, the JSON / CSV / HTML outputs, bad flags,
+and a server that dies mid-run (errors are counted per second; the run goes on and reconnects).
+Run with /usr/bin/python3."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness import Server, check, run
+
+BENCH = os.environ.get("CACHEBENCH_BIN", "cachebench")
+
+
+def bench(port, *args, timeout=120):
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    try:
+        p = subprocess.run([BENCH, "-s", "127.0.0.1", "-p", str(port), "--json-out-file", out,
+                            *args], capture_output=True, text=True, timeout=timeout)
+        with open(out) as f:
+            data = json.load(f) if os.path.getsize(out) else None
+    finally:
+        os.unlink(out)
+    return p, data
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("port %d never opened" % port)
+
+
+def check_exact(port, protocol):
+    p, data = bench(port, "-P", protocol, "-t", "2", "-c", "3", "-n", "500", "--ratio", "1:1",
+                    "--key-maximum", "999")
+    check(p.returncode == 0, "%s: exit %d: %s" % (protocol, p.returncode, p.stderr))
+    tot = data["ALL STATS"]["Totals"]
+    check(tot["Count"] == 2 * 3 * 500, "%s: %d requests, expected 3000" % (protocol, tot["Count"]))
+    check(data["ALL STATS"]["Errors"] == 0, "%s: errors" % protocol)
+    check(data["ALL STATS"]["Sets"]["Count"] == 1500, "%s: half sets" % protocol)
+    check(data["ALL STATS"]["Gets"]["Hits/sec"] > 0, "%s: some gets hit" % protocol)
+    check("p99.90" in tot["Percentile Latencies"], "percentile keys as memtier names them")
+    for line in ("ALL STATS", "Sets", "Gets", "Waits", "Totals", "p99.9 Latency", "KB/sec"):
+        check(line in p.stdout, "%s: report has %r" % (protocol, line))
+
+
+def test_cacheserver_memcache_text_and_native():
+    with Server("-t", "2") as s:
+        check_exact(s.port, "memcache_text")
+        check_exact(s.port, "native")
+
+
+def test_stock_memcached():
+    port = free_port()
+    argv = ["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-t", "1"]
+    if os.getuid() == 0:
+        argv += ["-u", "root"]
+    mc = subprocess.Popen(argv)
+    try:
+        wait_port(port)
+        check_exact(port, "memcache_text")
+    finally:
+        mc.terminate()
+        mc.wait()
+
+
+def test_redis_server():
+    redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+    check(os.path.exists(redis), "redis-server is installed (make deps)")
+    port = free_port()
+    rs = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        check_exact(port, "redis")
+    finally:
+        rs.terminate()
+        rs.wait()
+
+
+def test_files_patterns_and_flags():
+    with Server("-t", "1") as s:
+        tmp = tempfile.mkdtemp()
+        csv, html = os.path.join(tmp, "s.csv"), os.path.join(tmp, "r.html")
+        p, data = bench(s.port, "-t", "1", "-c", "2", "--test-time", "2", "--key-pattern", "Z:G",
+                        "--data-size-range", "10-200", "--expiry-range", "100-200",
+                        "--print-percentiles", "50,90", "--csv", csv, "--report", html,
+                        "--distinct-client-seed", "--randomize", "-x", "2")
+        check(p.returncode == 0, p.stderr)
+        check("AGGREGATED AVERAGE RESULTS (2 runs)" in p.stdout, "two runs aggregated")
+        check("p90 Latency" in p.stdout, "custom percentiles")
+        check(list(data["ALL STATS"]["Totals"]["Percentile Latencies"]) == ["p50.00", "p90.00"],
+              "json percentiles")
+        rows = open(csv).read().splitlines()
+        check(rows[0] == "second,ops,hits,misses,errors,p50_ms,p99_ms" and len(rows) >= 3, rows)
+        page = open(html).read()
+        check(page.startswith("<!DOCTYPE html>") and "<svg" in page and "ALL STATS" in page,
+              "html report")
+        shutil.rmtree(tmp)
+        # allkeys with P:P writes every key once.
+        p, data = bench(s.port, "-t", "2", "-c", "2", "--ratio", "1:0", "--key-pattern", "P:P",
+                        "--key-minimum", "1", "--key-maximum", "400", "-n", "allkeys",
+                        "--key-prefix", "all:")
+        check(data["ALL STATS"]["Totals"]["Count"] == 400, "allkeys: 400 sets")
+        st = s.stats()
+        check(int(st["curr_items"]) >= 400, "every key written")
+    for bad in (["--ratio", "1-10"], ["--key-pattern", "X:R"], ["-P", "smtp"], ["--nope"],
+                ["--data-size-range", "9-3"], ["-n", "some"], ["--print-percentiles", "a,b"]):
+        p = subprocess.run([BENCH, *bad], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and p.stderr.strip(), "%s: exit %d %r" % (bad, p.returncode,
+                                                                          p.stderr))
+
+
+def test_a_server_dying_mid_run_is_counted_not_fatal():
+    port = free_port()
+    s = Server("-t", "1", port=port)
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    load = subprocess.Popen([BENCH, "-s", "127.0.0.1", "-p", str(port), "-t", "1", "-c", "4",
+                             "--test-time", "4", "--json-out-file", out],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.2)
+        s.kill9()
+        time.sleep(1.0)
+        s = Server("-t", "1", port=port)
+        stdout, stderr = load.communicate(timeout=60)
+        data = json.load(open(out))["ALL STATS"]
+        series = data["Time-Serie"]
+        check(load.returncode == 1, "exit 1 when errors happened")
+        check(data["Errors"] > 0, "errors counted")
+        check(len(series) >= 4, "a full run: %d seconds" % len(series))
+        check(series[-1]["Count"] > 0, "ops again after the restart: %s" % series[-1])
+        check(any(x["Errors"] for x in series), "errors in the per-second series")
+    finally:
+        os.unlink(out)
+        s.stop()
+
+
+if __name__ == "__main__":
+    run([test_cacheserver_memcache_text_and_native, test_stock_memcached, test_redis_server,
+         test_files_patterns_and_flags, test_a_server_dying_mid_run_is_counted_not_fatal])
