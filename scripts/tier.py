@@ -181,6 +181,7 @@ def demo(seconds, check):
         victim_shard, victim_ports = tier.shards[1]
         victim = victim_ports[0]
         json_out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+        html_out = os.environ.get("DEMO_REPORT", os.path.join(BUILD, "demo-report.html"))
         print("== cachebench through the router for %d s (10 connections, 1:9 sets:gets); "
               "kill -9 of node 127.0.0.1:%d (shard %s) at %d s, restart at %d s"
               % (seconds, victim, victim_shard, seconds // 3, 2 * seconds // 3))
@@ -188,7 +189,7 @@ def demo(seconds, check):
         load = subprocess.Popen([BENCH, "-s", "127.0.0.1", "-p", str(tier.router_port), "-t",
                                  "1", "-c", "10", "--ratio", "1:9", "--key-minimum", "1", "--key-maximum",
                                  str(keys), "-d", "100", "--test-time", str(seconds),
-                                 "--json-out-file", json_out],
+                                 "--json-out-file", json_out, "--report", html_out],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         phases = {}
         t0 = time.time()
@@ -237,6 +238,7 @@ def demo(seconds, check):
             phases[name] = ratio
             print("hit ratio %-14s %.4f  (%d gets)" % (name, ratio, hits + misses))
         print("node 127.0.0.1:%d state  %s" % (victim, end.get("node:127.0.0.1:%d:state" % victim)))
+        print("HTML report (per-second charts): %s" % html_out)
         if check:
             if errors != 0:
                 sys.exit("demo check failed: %d client-visible errors" % errors)
