@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 
 #include "client/connection.h"
 #include "common/buffer.h"
+#include "common/uvx/run_with_idle_polls.h"
 #include "common/version.h"
 #include "protocol/memcache/server_codec.h"
 #include "protocol/native/native.h"
@@ -44,6 +44,10 @@ Reply failed(std::string why) {
   r.transport = Status(StatusCode::kIoError, std::move(why));
   return r;
 }
+
+}  // namespace
+native::Status superseded(Op op);
+namespace {
 
 bool versioned_op(Op op) {
   switch (op) {
@@ -129,6 +133,7 @@ class Worker {
     std::optional<Reply> replies[kMaxReplicas];
     size_t left = 0;
     bool answered = false;
+    bool router_version = false;  // the version is ours (not the client's)
   };
 
   client::Connection* conn(const Node& n);
@@ -443,6 +448,9 @@ std::string text_status(const Reply& r, Op op) {
     case native::Status::kNoMemory:
       return std::string(mc::reply::kNoMemory);
     case native::Status::kOlderVersion:
+      if (op == Op::kIncr || op == Op::kDecr) {
+        return "SERVER_ERROR superseded by a concurrent write\r\n";
+      }
       return "NOT_STORED\r\n";
     default:
       return "SERVER_ERROR " + std::string(native::status_name(r.code)) + "\r\n";
@@ -456,6 +464,47 @@ void append_value(std::string& o, std::string_view key, uint32_t flags, std::str
   if (cas != nullptr) o.append(" ").append(std::to_string(*cas));
   o.append("\r\n").append(value).append("\r\n");
 }
+
+// An mg hit: VA (with v) or HD, then the asked return flags in the order sent, then the echoed
+// ones (O, k, b) in `base`.
+std::string meta_value_reply(const mc::MetaFlags& f, const Reply& r, const std::string& base) {
+  std::string flags;
+  for (int i = 0; i < f.count; ++i) {
+    char ch = f.order[i];
+    if (ch == 'f') flags += " f" + std::to_string(r.flags);
+    if (ch == 'c') flags += " c" + std::to_string(r.cas);
+    if (ch == 's') flags += " s" + std::to_string(r.value.size());
+    if (ch == 't') flags += " t" + std::to_string(r.ttl > 0 ? r.ttl : -1);
+  }
+  if (f.has('v')) {
+    return "VA " + std::to_string(r.value.size()) + flags + base + "\r\n" + r.value + "\r\n";
+  }
+  return "HD" + flags + base + "\r\n";
+}
+
+}  // namespace
+
+// A write whose router-issued version lost to a newer one already on the node: another client
+// wrote the key concurrently (through another worker or router) and that write wins on every
+// replica. For the client this write happened just before the winning one: a set, replace,
+// append, prepend, touch or delete took effect and was overwritten. An add lost (the key
+// exists) and a cas lost (the item changed). incr/decr keep OLDER_VERSION: the number it
+// would return is unknown.
+native::Status superseded(Op op) {
+  switch (op) {
+    case Op::kAdd:
+      return native::Status::kNotStored;
+    case Op::kCas:
+      return native::Status::kExists;
+    case Op::kIncr:
+    case Op::kDecr:
+      return native::Status::kOlderVersion;
+    default:
+      return native::Status::kOk;
+  }
+}
+
+namespace {
 
 Op text_op(mc::Command c) {
   switch (c) {
@@ -722,48 +771,21 @@ void Downstream::text_meta(const mc::Request& req, Fill fill) {
       w_.router().stats().cmd_get.fetch_add(1, std::memory_order_relaxed);
       // Copy the flags: the request's views die after this call.
       auto owned = std::make_shared<mc::MetaFlags>(f);
+      auto done = [owned, fill, base, quiet, miss = w_.cfg().all_down == AllDown::kMiss,
+                   &stats = w_.router().stats()](Reply&& r) {
+        bool hit = r.transport.is_ok() && r.code == native::Status::kOk;
+        if (!hit && (r.transport.is_ok() || miss)) {
+          stats.get_misses.fetch_add(1, std::memory_order_relaxed);
+          return fill(quiet ? "" : "EN\r\n");
+        }
+        if (!hit) return fill(server_error(r));
+        stats.get_hits.fetch_add(1, std::memory_order_relaxed);
+        fill(meta_value_reply(*owned, r, base));
+      };
       if (c.op == Op::kGat) {
-        w_.write(shard, std::move(c), [fill, base, quiet, owned](Reply&& r) {
-          bool hit = r.transport.is_ok() && r.code == native::Status::kOk;
-          if (!hit) return fill(r.transport.is_ok() ? (quiet ? "" : "EN\r\n") : server_error(r));
-          std::string flags;
-          for (int i = 0; i < owned->count; ++i) {
-            char ch = owned->order[i];
-            if (ch == 'f') flags += " f" + std::to_string(r.flags);
-            if (ch == 'c') flags += " c" + std::to_string(r.cas);
-            if (ch == 's') flags += " s" + std::to_string(r.value.size());
-          }
-          if (owned->has('v')) {
-            return fill("VA " + std::to_string(r.value.size()) + flags + base + "\r\n" + r.value +
-                        "\r\n");
-          }
-          fill("HD" + flags + base + "\r\n");
-        });
+        w_.write(shard, std::move(c), std::move(done));
       } else {
-        w_.read(shard, std::move(c), f.has('c'),
-                [owned, fill, base, quiet, miss = w_.cfg().all_down == AllDown::kMiss,
-                 &stats = w_.router().stats()](Reply&& r) {
-                  bool hit = r.transport.is_ok() && r.code == native::Status::kOk;
-                  if (!hit && (r.transport.is_ok() || miss)) {
-                    stats.get_misses.fetch_add(1, std::memory_order_relaxed);
-                    return fill(quiet ? "" : "EN\r\n");
-                  }
-                  if (!hit) return fill(server_error(r));
-                  stats.get_hits.fetch_add(1, std::memory_order_relaxed);
-                  std::string flags;
-                  for (int i = 0; i < owned->count; ++i) {
-                    char ch = owned->order[i];
-                    if (ch == 'f') flags += " f" + std::to_string(r.flags);
-                    if (ch == 'c') flags += " c" + std::to_string(r.cas);
-                    if (ch == 's') flags += " s" + std::to_string(r.value.size());
-                    if (ch == 't') flags += " t" + std::to_string(r.ttl > 0 ? r.ttl : -1);
-                  }
-                  if (owned->has('v')) {
-                    return fill("VA " + std::to_string(r.value.size()) + flags + base + "\r\n" +
-                                r.value + "\r\n");
-                  }
-                  fill("HD" + flags + base + "\r\n");
-                });
+        w_.read(shard, std::move(c), f.has('c'), std::move(done));
       }
       return;
     }
@@ -1259,26 +1281,9 @@ void Worker::init() {
   adopt_topology();
 }
 
-// As cacheserver's workers: after work, poll a few more times (yielding the core in between)
-// before blocking, so that the next client bytes or backend replies are picked up without a
-// wake-up, which costs tens of microseconds on a busy or virtualized machine.
 void Worker::run() {
-  const int idle_polls = static_cast<int>(cfg().idle_polls);
-  int polls = 0;
-  for (;;) {
-    uint64_t before = activity_;
-    if (uv_run(&loop_, idle_polls > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE) == 0) break;
-    if (activity_ != before) {
-      polls = 0;
-      continue;
-    }
-    if (polls++ < idle_polls) {
-      sched_yield();
-      continue;
-    }
-    polls = 0;
-    if (uv_run(&loop_, UV_RUN_ONCE) == 0) break;
-  }
+  uvx::run_with_idle_polls(&loop_, static_cast<int>(cfg().idle_polls),
+                           [this] { return activity_; });
   uv_loop_close(&loop_);
 }
 
@@ -1524,9 +1529,11 @@ void Worker::backfill(const ReadCtx& ctx, const Reply& hit) {
 void Worker::write(size_t shard, Call call, Done done) {
   const Shard& s = topo_->shards[shard];
   s.counters->requests.fetch_add(1, std::memory_order_relaxed);
+  bool router_version = false;
   if (cfg().backend_protocol == client::Protocol::kNative && call.version == 0 &&
       versioned_op(call.op)) {
     call.version = router_.versions().next();
+    router_version = true;
   }
   uint8_t targets[kMaxReplicas];
   size_t n_targets = 0;
@@ -1549,6 +1556,7 @@ void Worker::write(size_t shard, Call call, Done done) {
   ctx->shard = shard;
   ctx->done = std::move(done);
   ctx->call = std::move(call);
+  ctx->router_version = router_version;
   ctx->left = n_targets;
   for (size_t t = 0; t < n_targets; ++t) {
     uint8_t i = targets[t];
@@ -1579,6 +1587,9 @@ void Worker::on_write_reply(WriteLeg* leg, Reply&& r) {
     n.on_success();
   }
   bool ok = r.transport.is_ok();
+  if (ok && r.code == native::Status::kOlderVersion && ctx->router_version) {
+    r.code = superseded(ctx->call.op);
+  }
   ctx->replies[i] = std::move(r);
   --ctx->left;
   if (!ctx->answered) {
@@ -1648,6 +1659,7 @@ void Worker::cas(size_t shard, Call call, Done done) {
                         return done(std::move(r));
                       }
                       sh.replicas[first]->on_success();
+                      if (r.code == native::Status::kOlderVersion) r.code = superseded(Op::kCas);
                       if (r.code == native::Status::kOk) {
                         for (size_t i = 0; i < sh.replicas.size(); ++i) {
                           if (i == first) continue;

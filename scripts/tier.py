@@ -213,6 +213,8 @@ def demo(seconds, check):
         end = router_stats(tier.router_port)
         out, err = load.communicate()
         print(out.rstrip())
+        if err.strip():
+            print(err.rstrip())
         with open(json_out) as f:
             result = json.load(f)["ALL STATS"]
         os.unlink(json_out)
@@ -238,6 +240,10 @@ def demo(seconds, check):
             phases[name] = ratio
             print("hit ratio %-14s %.4f  (%d gets)" % (name, ratio, hits + misses))
         print("node 127.0.0.1:%d state  %s" % (victim, end.get("node:127.0.0.1:%d:state" % victim)))
+        print("router-side errors      %d" % (
+            sum(int(v) for k, v in end.items() if k.startswith("shard:") and k.endswith(":errors"))
+            - sum(int(v) for k, v in snap.items() if k.startswith("shard:") and
+                  k.endswith(":errors"))))
         print("HTML report (per-second charts): %s" % html_out)
         if check:
             if errors != 0:

@@ -51,7 +51,8 @@ class ZipfSampler {
     return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
   }
   static double helper2(double x) {  // expm1(x) / x
-    return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x));
+    return std::abs(x) > 1e-8 ? std::expm1(x) / x
+                              : 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x));
   }
   double n_, s_, h_x1_, h_n_, cut_;
 };
@@ -67,8 +68,7 @@ class KeyGen {
  public:
   // client: this client's index among `clients` (all threads); seed: per-client when
   // --distinct-client-seed, else per-thread.
-  KeyGen(char pattern, const KeyPatternOptions& o, uint64_t client, uint64_t clients,
-         uint64_t seed)
+  KeyGen(char pattern, const KeyPatternOptions& o, uint64_t client, uint64_t clients, uint64_t seed)
       : pattern_(pattern),
         min_(o.min),
         span_(o.max - o.min + 1),

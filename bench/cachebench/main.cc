@@ -219,6 +219,11 @@ class Worker {
       if (d.kind == ReplyKind::kError) {
         ++totals_.errors;
         ++sec.errors;
+        if (totals_.error_samples.size() < 5) {
+          std::string e(d.error);
+          while (!e.empty() && (e.back() == '\n' || e.back() == '\r')) e.pop_back();
+          totals_.error_samples.push_back(e);
+        }
       }
       if (p.is_get) {
         ++totals_.gets;

@@ -1,5 +1,6 @@
 #include "bench/cachebench/proto.h"
 
+#include <algorithm>
 #include <span>
 
 namespace cachetier::bench {
@@ -42,6 +43,9 @@ class MemcacheText : public WireProtocol {
       } else {
         d.kind = r.kind == mc::ResponseKind::kStored ? ReplyKind::kStored : ReplyKind::kError;
       }
+      if (d.kind == ReplyKind::kError) {
+        d.error = in.substr(used - res.consumed, std::min<size_t>(res.consumed, 80));
+      }
       hit_ = false;
       return d;
     }
@@ -81,6 +85,7 @@ class Redis : public WireProtocol {
       d.status = Decoded::kReply;
       d.consumed = eol + 2;
       d.kind = t == '+' && !is_get ? ReplyKind::kStored : ReplyKind::kError;
+      if (d.kind == ReplyKind::kError) d.error = in.substr(0, std::min<size_t>(eol, 80));
       return d;
     }
     if (t != '$') {

@@ -21,6 +21,7 @@ struct Decoded {
   enum { kNeedMore, kReply, kFatal } status = kNeedMore;
   size_t consumed = 0;
   ReplyKind kind = ReplyKind::kError;
+  std::string_view error;  // kError: the reply as received (a prefix), for the report
 };
 
 class WireProtocol {

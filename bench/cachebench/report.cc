@@ -66,13 +66,17 @@ void RunTotals::merge(const RunTotals& o) {
     series[i].lat.merge(o.series[i].lat);
   }
   seconds = std::max(seconds, o.seconds);
+  for (const auto& e : o.error_samples) {
+    if (error_samples.size() < 5) error_samples.push_back(e);
+  }
 }
 
 int parse_options(int argc, char** argv, Options& o) {
   std::string ratio = "1:10", pattern = "R:R", requests, data_range, expiry_range, percentiles;
   size_t data_size = 32;
-  CLI::App app{"cachebench: a memtier_benchmark-style load generator (memcache_text, redis, "
-               "native)"};
+  CLI::App app{
+      "cachebench: a memtier_benchmark-style load generator (memcache_text, redis, "
+      "native)"};
   app.add_option("-s,--server", o.server, "server address")->capture_default_str();
   app.add_option("-p,--port", o.port, "server port")
       ->check(CLI::Range(1, 65535))
@@ -243,8 +247,9 @@ std::string json_report(const Options& o, const RunTotals& t) {
   double secs = t.seconds > 0 ? t.seconds : 1;
   auto section = [&](const char* name, uint64_t count, uint64_t hits, uint64_t misses,
                      const LatencyHistogram& h, double kb, bool last) {
-    j << "    \"" << name << "\": {\"Count\": " << count << ", \"Ops/sec\": "
-      << fmt("%.2f", double(count) / secs) << ", \"Hits/sec\": " << fmt("%.2f", hits / secs)
+    j << "    \"" << name << "\": {\"Count\": " << count
+      << ", \"Ops/sec\": " << fmt("%.2f", double(count) / secs)
+      << ", \"Hits/sec\": " << fmt("%.2f", hits / secs)
       << ", \"Misses/sec\": " << fmt("%.2f", misses / secs)
       << ", \"Latency\": " << fmt("%.5f", ms(h.mean_ns()))
       << ", \"Average Latency\": " << fmt("%.5f", ms(h.mean_ns()))
@@ -262,16 +267,15 @@ std::string json_report(const Options& o, const RunTotals& t) {
   j << "{\n  \"configuration\": {\"server\": \"" << o.server << "\", \"port\": " << o.port
     << ", \"protocol\": \"" << o.protocol << "\", \"threads\": " << o.threads
     << ", \"clients\": " << o.clients << ", \"pipeline\": " << o.pipeline << ", \"ratio\": \""
-    << o.sets << ":" << o.gets << "\", \"key_pattern\": \"" << o.set_pattern << ":"
-    << o.get_pattern << "\", \"key_minimum\": " << o.keys.min
-    << ", \"key_maximum\": " << o.keys.max << ", \"data_size\": " << o.data_max
-    << ", \"test_time\": " << o.test_time << ", \"requests\": " << o.requests
-    << ", \"run_count\": " << o.run_count << "},\n  \"ALL STATS\": {\n";
+    << o.sets << ":" << o.gets << "\", \"key_pattern\": \"" << o.set_pattern << ":" << o.get_pattern
+    << "\", \"key_minimum\": " << o.keys.min << ", \"key_maximum\": " << o.keys.max
+    << ", \"data_size\": " << o.data_max << ", \"test_time\": " << o.test_time
+    << ", \"requests\": " << o.requests << ", \"run_count\": " << o.run_count
+    << "},\n  \"ALL STATS\": {\n";
   section("Sets", t.sets, 0, 0, t.set_lat, 0, false);
   section("Gets", t.gets, t.hits, t.misses, t.get_lat, 0, false);
   j << "    \"Waits\": {\"Count\": 0, \"Ops/sec\": 0.00},\n";
-  section("Totals", t.sets + t.gets, t.hits, t.misses, all, double(t.bytes) / 1024 / secs,
-          false);
+  section("Totals", t.sets + t.gets, t.hits, t.misses, all, double(t.bytes) / 1024 / secs, false);
   j << "    \"Runtime\": {\"Total duration\": " << fmt("%.0f", secs * 1000)
     << ", \"Time unit\": \"MILLISECONDS\"},\n";
   j << "    \"Errors\": " << t.errors << ",\n    \"Time-Serie\": [";
@@ -319,10 +323,10 @@ std::string svg_chart(const std::string& title, const std::vector<std::string>& 
     << "\" stroke=\"#888\"/><line x1=\"" << pad << "\" y1=\"10\" x2=\"" << pad << "\" y2=\"" << h
     << "\" stroke=\"#888\"/>\n";
   o << "<text x=\"2\" y=\"16\">" << fmt("%.4g", ymax) << " " << unit << "</text><text x=\"2\" y=\""
-    << h << "\">0</text><text x=\"" << w - 60 << "\" y=\"" << h + 16 << "\">" << n
-    << " s</text>\n";
+    << h << "\">0</text><text x=\"" << w - 60 << "\" y=\"" << h + 16 << "\">" << n << " s</text>\n";
   for (size_t k = 0; k < series.size(); ++k) {
-    o << "<polyline fill=\"none\" stroke=\"" << colors[k % 4] << "\" stroke-width=\"1.5\" points=\"";
+    o << "<polyline fill=\"none\" stroke=\"" << colors[k % 4]
+      << "\" stroke-width=\"1.5\" points=\"";
     for (size_t i = 0; i < series[k].size(); ++i) {
       double x = pad + (n > 1 ? double(i) / double(n - 1) : 0) * (w - pad - 10);
       double y = h - series[k][i] / ymax * (h - 20);
@@ -352,10 +356,10 @@ std::string html_report(const Options& o, const RunTotals& t) {
        "<style>body{font-family:sans-serif;margin:24px}pre{background:#f4f4f4;padding:8px}"
        "</style></head><body>\n<h1>cachebench report</h1>\n<p>"
     << o.protocol << " to " << o.server << ":" << o.port << ", " << o.threads << " threads x "
-    << o.clients << " connections, pipeline " << o.pipeline << ", ratio " << o.sets << ":"
-    << o.gets << ", key pattern " << o.set_pattern << ":" << o.get_pattern << ", keys "
-    << o.keys.min << ".." << o.keys.max << ", " << fmt("%.1f", t.seconds) << " s</p>\n<pre>"
-    << all_stats_table(o, t) << "</pre>\n";
+    << o.clients << " connections, pipeline " << o.pipeline << ", ratio " << o.sets << ":" << o.gets
+    << ", key pattern " << o.set_pattern << ":" << o.get_pattern << ", keys " << o.keys.min << ".."
+    << o.keys.max << ", " << fmt("%.1f", t.seconds) << " s</p>\n<pre>" << all_stats_table(o, t)
+    << "</pre>\n";
   h << svg_chart("Throughput", {"ops/s"}, {ops}, "ops/s");
   h << svg_chart("Latency", {"p50", "p99"}, {p50, p99}, "ms");
   h << svg_chart("Gets: hits and misses per second", {"hits", "misses"}, {hits, misses}, "/s");
@@ -397,6 +401,9 @@ int report(const Options& o, const std::vector<RunTotals>& runs) {
   if (!o.json_out.empty()) ok &= write(o.json_out, json_report(o, agg));
   if (!o.csv_out.empty()) ok &= write(o.csv_out, csv_series(agg));
   if (!o.html_out.empty()) ok &= write(o.html_out, html_report(o, agg));
+  for (const auto& e : agg.error_samples) {
+    std::fprintf(stderr, "cachebench: error reply: %s\n", e.c_str());
+  }
   if (!ok) return 1;
   return agg.errors == 0 ? 0 : 1;
 }

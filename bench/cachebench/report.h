@@ -44,6 +44,7 @@ struct RunTotals {
   uint64_t sets = 0, gets = 0, hits = 0, misses = 0, errors = 0, bytes = 0;
   LatencyHistogram set_lat, get_lat;
   std::vector<Second> series;
+  std::vector<std::string> error_samples;  // the first few error replies, as received
   double seconds = 0;
   void merge(const RunTotals& o);
 };

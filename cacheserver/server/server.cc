@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "cacheserver/process/native_process.h"
+#include "common/uvx/run_with_idle_polls.h"
 #include "common/version.h"
 #include "protocol/memcache/server_codec.h"
 #include "protocol/native/native.h"
@@ -112,22 +113,7 @@ class Worker {
 // per request at 50 connections without pipelining; +16% CPU per request for a lone client.
 // An idle worker does idle_polls polls once and then blocks: it never spins while idle.
 void Worker::run_loop() {
-  const int idle_polls = server_.config().idle_polls;
-  int polls = 0;
-  for (;;) {
-    uint64_t before = activity_;
-    if (uv_run(&loop_, idle_polls > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE) == 0) break;
-    if (activity_ != before) {
-      polls = 0;
-      continue;
-    }
-    if (polls++ < idle_polls) {
-      sched_yield();
-      continue;
-    }
-    polls = 0;
-    if (uv_run(&loop_, UV_RUN_ONCE) == 0) break;
-  }
+  uvx::run_with_idle_polls(&loop_, server_.config().idle_polls, [this] { return activity_; });
   uv_loop_close(&loop_);
 }
 

@@ -226,6 +226,42 @@ def direct_port(port, key):
     return buf.startswith(b"VALUE")
 
 
+def test_meta_commands_through_the_router():
+    nodes = servers(2)
+    try:
+        with Router(router_config([nodes])) as r:
+            c = r.connect()
+
+            def say(cmd):
+                c.send(cmd)
+                return c.line()
+
+            check(say(b"ms mk 2 T100 F5\r\nhi\r\n") == b"HD", "ms")
+            line = say(b"mg mk v f t c s k O77\r\n")
+            parts = line.split()
+            check(parts[0] == b"VA" and parts[1] == b"2" and b"f5" in parts and b"s2" in parts
+                  and b"kmk" in parts and b"O77" in parts, "mg flags: %r" % line)
+            ttl = [p for p in parts if p.startswith(b"t")][0]
+            check(98 <= int(ttl[1:]) <= 100, "mg t: %r" % line)
+            check(c.exact(4) == b"hi\r\n", "mg value")
+            cas = int([p for p in parts if p.startswith(b"c")][0][1:])
+            check(say(b"ms mk 1 C%d\r\nx\r\n" % (cas + 1)) == b"EX", "ms with a stale C")
+            check(say(b"ms mk 1 C%d\r\nx\r\n" % cas) == b"HD", "ms with the right C")
+            check(say(b"ms mk 1 ME\r\ny\r\n") == b"NS", "ms add mode on an existing key")
+            check(say(b"mg missing v\r\n") == b"EN", "mg miss")
+            check(say(b"ma cnt N0 J10 v\r\n") == b"VA 2", "ma autovivify")
+            check(c.line() == b"10", "ma value")
+            check(say(b"ma cnt MD D3 v\r\n") == b"VA 1" and c.line() == b"7", "ma decr")
+            check(say(b"md mk\r\n") == b"HD", "md")
+            check(say(b"md mk\r\n") == b"NF", "md again")
+            check(say(b"mn\r\n") == b"MN", "mn")
+            for n in nodes:  # both replicas got every write
+                check(n.connect().get(b"cnt") == b"7", "replicated counter")
+            c.close()
+    finally:
+        stop_all(nodes)
+
+
 # ---- 2. write fan-out and convergence ----
 
 def test_two_routers_hammering_the_same_keys_converge():
@@ -234,6 +270,7 @@ def test_two_routers_hammering_the_same_keys_converge():
         cfg = router_config([nodes])
         with Router(cfg) as r1, Router(cfg) as r2:
             keys = ["hot%d" % i for i in range(40)]
+            refused = []
             stop_at = time.time() + 3
 
             def hammer(port, tag):
@@ -245,8 +282,9 @@ def test_two_routers_hammering_the_same_keys_converge():
                     k = rnd.choice(keys)
                     if rnd.random() < 0.1:
                         c.delete(k, noreply=False)
-                    else:
-                        c.set(k, ("%s-%d" % (tag, i)).encode(), noreply=False)
+                    elif not c.set(k, ("%s-%d" % (tag, i)).encode(), noreply=False):
+                        # A set that loses to a concurrent newer one still "happened".
+                        refused.append(k)
 
             threads = [threading.Thread(target=hammer, args=(r.port, t))
                        for r, t in ((r1, "a"), (r1, "b"), (r2, "c"), (r2, "d"))]
@@ -254,6 +292,7 @@ def test_two_routers_hammering_the_same_keys_converge():
                 t.start()
             for t in threads:
                 t.join()
+            check(not refused, "%d sets answered NOT_STORED" % len(refused))
             differ = [k for k in keys if direct(nodes[0], k) != direct(nodes[1], k)]
             check(not differ, "replicas differ on %d keys, e.g. %s: %r vs %r" % (
                 len(differ), differ[:1], differ and direct(nodes[0], differ[0]),
@@ -582,6 +621,7 @@ if __name__ == "__main__":
     run([test_config_errors_name_the_line_and_field,
          test_pymemcache_through_the_router_and_stats,
          test_ketama_md5_places_keys_as_nutcracker_does,
+         test_meta_commands_through_the_router,
          test_two_routers_hammering_the_same_keys_converge,
          test_kill9_one_replica_per_shard_under_load_no_errors_no_misses,
          test_paused_replica_never_serves_stale_values_and_is_resynced,
