@@ -35,7 +35,7 @@ struct AsyncClient::Impl {
   void read(size_t shard, Call call, ReplyFn done) {
     auto st = std::make_shared<ReadState>();
     st->call = std::move(call);
-    st->first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % conns[shard].size() : 0;
+    st->first = client::first_replica(conns[shard], opts.read_policy, rr++);
     st->deadline = Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
     st->done = std::move(done);
     st->last.transport = Status(StatusCode::kIoError, "no replica answered");
@@ -44,8 +44,10 @@ struct AsyncClient::Impl {
   void try_next(size_t shard, const std::shared_ptr<ReadState>& st) {
     const auto& replicas = conns[shard];
     while (st->tried < replicas.size() && Clock::now() < st->deadline) {
-      Connection* c = replicas[(st->first + st->tried++) % replicas.size()]->pick();
-      Status s = c->send(st->call, [this, shard, st](Reply&& r) {
+      client::NodePool* pool = replicas[(st->first + st->tried++) % replicas.size()].get();
+      pool->outstanding.fetch_add(1, std::memory_order_relaxed);
+      Status s = pool->pick()->send(st->call, [this, shard, st, pool](Reply&& r) {
+        pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
         if (r.transport.is_ok()) {
           st->done(std::move(r));
           return;
@@ -54,6 +56,7 @@ struct AsyncClient::Impl {
         try_next(shard, st);
       });
       if (s.is_ok()) return;  // the callback continues the chain
+      pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
       st->last.transport = s;
     }
     st->done(std::move(st->last));

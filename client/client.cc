@@ -28,12 +28,18 @@ struct Client::Impl {
   std::atomic<uint64_t> rr{0};
 
   // Sends `call` on one connection from the loop thread; the future holds its reply.
-  std::shared_future<Reply> start(Connection* c, const Call& call) {
+  std::shared_future<Reply> start(client::NodePool* pool, const Call& call) {
     auto p = std::make_shared<std::promise<Reply>>();
     std::shared_future<Reply> f = p->get_future().share();
-    loop.post([c, call, p] {
-      Status s = c->send(call, [p](Reply&& r) { p->set_value(std::move(r)); });
+    Connection* c = pool->pick();
+    pool->outstanding.fetch_add(1, std::memory_order_relaxed);
+    loop.post([c, pool, call, p] {
+      Status s = c->send(call, [pool, p](Reply&& r) {
+        pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
+        p->set_value(std::move(r));
+      });
       if (!s.is_ok()) {
+        pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
         Reply r;
         r.transport = s;
         p->set_value(std::move(r));
@@ -58,16 +64,15 @@ struct Client::Impl {
     std::shared_future<Reply> f;
   };
   ReadAttempt start_read(size_t shard, const Call& call) {
-    size_t n = conns[shard].size();
-    size_t first = opts.read_policy == ReadPolicy::kRoundRobin ? rr++ % n : 0;
-    return {shard, first, start(conns[shard][first]->pick(), call)};
+    size_t first = client::first_replica(conns[shard], opts.read_policy, rr++);
+    return {shard, first, start(conns[shard][first].get(), call)};
   }
   Reply finish_read(const ReadAttempt& a, const Call& call, Clock::time_point until) {
     const auto& replicas = conns[a.shard];
     size_t n = replicas.size();
     Reply last = wait(a.f, until);
     for (size_t i = 1; i < n && !last.transport.is_ok() && Clock::now() < until; ++i) {
-      last = wait(start(replicas[(a.first + i) % n]->pick(), call), until);
+      last = wait(start(replicas[(a.first + i) % n].get(), call), until);
     }
     return last;
   }
@@ -80,7 +85,7 @@ struct Client::Impl {
   // replica order (so the primary's when it is up).
   std::vector<std::shared_future<Reply>> start_write(size_t shard, const Call& call) {
     std::vector<std::shared_future<Reply>> fs;
-    for (auto& pool : conns[shard]) fs.push_back(start(pool->pick(), call));
+    for (auto& pool : conns[shard]) fs.push_back(start(pool.get(), call));
     return fs;
   }
   static Reply finish_write(const std::vector<std::shared_future<Reply>>& fs,
@@ -169,13 +174,13 @@ Result<bool> Client::cas(std::string_view key, std::string_view value, uint64_t 
   Call c = client::store_call(Op::kCas, key, value, ttl, flags);
   c.cas = token;
   auto until = impl_->deadline();
-  Reply r = Impl::wait(impl_->start(impl_->conns[shard][0]->pick(), c), until);
+  Reply r = Impl::wait(impl_->start(impl_->conns[shard][0].get(), c), until);
   if (!r.transport.is_ok()) return r.transport;
   if (r.code == native::Status::kExists || r.code == native::Status::kNotFound) return false;
   if (r.code != native::Status::kOk) return client::tier_error(r);
   Call copy = client::store_call(Op::kSet, key, value, ttl, flags);
   for (size_t i = 1; i < impl_->conns[shard].size(); ++i) {
-    Impl::wait(impl_->start(impl_->conns[shard][i]->pick(), copy), until);
+    Impl::wait(impl_->start(impl_->conns[shard][i].get(), copy), until);
   }
   return true;
 }

@@ -160,4 +160,23 @@ Status multi_set_status(const Reply& r, const Call& call) {
   return Status::ok();
 }
 
+size_t first_replica(const std::vector<std::unique_ptr<NodePool>>& replicas, ReadPolicy policy,
+                     uint64_t rr) {
+  size_t n = replicas.size();
+  if (n <= 1 || policy == ReadPolicy::kPrimary) return 0;
+  size_t start = rr % n;
+  if (policy == ReadPolicy::kRoundRobin) return start;
+  size_t best = start;
+  int64_t least = replicas[start]->outstanding.load(std::memory_order_relaxed);
+  for (size_t k = 1; k < n; ++k) {
+    size_t i = (start + k) % n;
+    int64_t o = replicas[i]->outstanding.load(std::memory_order_relaxed);
+    if (o < least) {
+      least = o;
+      best = i;
+    }
+  }
+  return best;
+}
+
 }  // namespace cachetier::client

@@ -24,6 +24,7 @@ Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options);
 struct NodePool {
   std::vector<Connection*> conns;
   std::atomic<size_t> next{0};
+  std::atomic<int64_t> outstanding{0};  // requests sent through this pool, not yet answered
   Connection* pick() { return conns[next.fetch_add(1, std::memory_order_relaxed) % conns.size()]; }
   void close_all() {
     for (Connection* c : conns) c->close();
@@ -31,6 +32,11 @@ struct NodePool {
 };
 // [shard][replica]
 using Pools = std::vector<std::vector<std::unique_ptr<NodePool>>>;
+
+// The replica a read tries first: 0 (primary), the next in turn (round robin), or the one with
+// the fewest requests outstanding (ties in turn). `rr` is the caller's round-robin counter.
+size_t first_replica(const std::vector<std::unique_ptr<NodePool>>& replicas, ReadPolicy policy,
+                     uint64_t rr);
 
 // Creates pool_size Connections per replica of every shard, on `loop` (call on the loop's
 // thread).

@@ -140,10 +140,12 @@ TEST_CASE("client: each key lives on the shard the ring names", "[client][integr
 
 TEST_CASE("client: reads keep succeeding with one replica of a shard killed",
           "[client][integration]") {
+  ReadPolicy policy =
+      GENERATE(ReadPolicy::kPrimary, ReadPolicy::kRoundRobin, ReadPolicy::kLeastOutstanding);
   ServerProcess r1({"-t", "1"}), r2({"-t", "1"});
   ClientOptions opts;
   opts.shards = {{"s0", 1, {addr(r1), addr(r2)}}};
-  opts.read_policy = ReadPolicy::kRoundRobin;
+  opts.read_policy = policy;
   opts.timeout_ms = 5000;
   auto c = make_client(opts);
   for (int i = 0; i < 100; ++i) REQUIRE(c->set("r" + std::to_string(i), "v").is_ok());

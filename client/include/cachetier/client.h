@@ -35,7 +35,9 @@ struct ShardOptions {
   std::vector<std::string> replicas;  // "host:port"
 };
 
-enum class ReadPolicy { kPrimary, kRoundRobin };
+// Which replica a read tries first: the first listed, each in turn, or the one with the fewest
+// requests outstanding from this client (ties in turn). The others follow on failure.
+enum class ReadPolicy { kPrimary, kRoundRobin, kLeastOutstanding };
 
 // kNative: the msgpack protocol (pipelined, versions). kMemcache: text + meta commands, so the
 // library also works against stock memcached.

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "client/facade.h"
+
 using namespace cachetier;
 using namespace cachetier::client;
 
@@ -103,4 +105,26 @@ TEST_CASE("ring: bad configurations are refused", "[ring][errors]") {
   auto r = Ring::create(zero);
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().message().find("weight 0") != std::string::npos);
+}
+
+TEST_CASE("client: read policies pick the first replica", "[client]") {
+  std::vector<std::unique_ptr<cachetier::client::NodePool>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<cachetier::client::NodePool>());
+  using cachetier::ReadPolicy;
+  using cachetier::client::first_replica;
+  CHECK(first_replica(replicas, ReadPolicy::kPrimary, 7) == 0);
+  CHECK(first_replica(replicas, ReadPolicy::kRoundRobin, 7) == 1);
+  CHECK(first_replica(replicas, ReadPolicy::kRoundRobin, 8) == 2);
+  // Least outstanding: the idlest replica; ties go in turn.
+  replicas[0]->outstanding = 5;
+  replicas[1]->outstanding = 2;
+  replicas[2]->outstanding = 9;
+  for (uint64_t rr = 0; rr < 6; ++rr)
+    CHECK(first_replica(replicas, ReadPolicy::kLeastOutstanding, rr) == 1);
+  replicas[1]->outstanding = 5;
+  CHECK(first_replica(replicas, ReadPolicy::kLeastOutstanding, 0) == 0);
+  CHECK(first_replica(replicas, ReadPolicy::kLeastOutstanding, 1) == 1);
+  std::vector<std::unique_ptr<cachetier::client::NodePool>> one;
+  one.push_back(std::make_unique<cachetier::client::NodePool>());
+  CHECK(first_replica(one, ReadPolicy::kLeastOutstanding, 3) == 0);
 }
