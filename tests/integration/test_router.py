@@ -581,7 +581,8 @@ def test_bad_input_gets_errors_and_only_that_connection_closes():
                                 (b"incr keep abc\r\n", b"CLIENT_ERROR"),
                                 (b"set big 0 0 2000\r\n" + b"b" * 2000 + b"\r\n",
                                  b"SERVER_ERROR object too large"),
-                                (b"mg keep v Z\r\n", b"CLIENT_ERROR")):
+                                (b"mg keep v Z\r\n", b"CLIENT_ERROR"),
+                                (b"stats slabs\r\n", b"CLIENT_ERROR stats slabs is not")):
                 c.send(cmd)
                 line = c.line()
                 check(line.startswith(expect), "%r -> %r" % (cmd[:30], line))
