@@ -160,6 +160,7 @@ def demo(seconds, check):
         if not os.path.exists(b):
             sys.exit("missing %s: run `make build` first" % b)
     tier = Tier()
+    load = None
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
@@ -255,6 +256,9 @@ def demo(seconds, check):
         print("\ninterrupted: stopping the tier")
         raise SystemExit(130)
     finally:
+        if load is not None and load.poll() is None:
+            load.terminate()
+            load.wait()
         tier.stop()
 
 
