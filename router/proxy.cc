@@ -570,10 +570,9 @@ void Downstream::handle_text(const mc::Request& req, Fill fill) {
       return;
     case mc::Command::kStats:
       // The router's own counters; per-node details (items, slabs, ...) live on the nodes.
-      fill(req.stats_arg.empty()
-               ? text_stats()
-               : "CLIENT_ERROR stats " + std::string(req.stats_arg) +
-                     " is not answered by cacherouter: ask the nodes\r\n");
+      fill(req.stats_arg.empty() ? text_stats()
+                                 : "CLIENT_ERROR stats " + std::string(req.stats_arg) +
+                                       " is not answered by cacherouter: ask the nodes\r\n");
       return;
     case mc::Command::kQuit:
       fill("");
