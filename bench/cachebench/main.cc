@@ -21,6 +21,7 @@
 #include "bench/cachebench/keys.h"
 #include "bench/cachebench/proto.h"
 #include "bench/cachebench/report.h"
+#include "client/ring/ring.h"
 #include "common/buffer.h"
 
 namespace {
@@ -40,46 +41,75 @@ struct Pending {
 };
 
 class Worker;
+struct Client;
 
-struct Client {
+// One connection of a client to one server.
+struct Conn {
   uv_tcp_t* tcp = nullptr;  // a fresh handle per connection attempt
   uv_connect_t creq{};
   uv_write_t wreq{};
   uv_timer_t retry{};
-  Worker* w = nullptr;
-  size_t index = 0;  // among all clients
+  Client* client = nullptr;
+  size_t server = 0;
   ByteBuffer in, out, wbuf;
   std::unique_ptr<WireProtocol> proto;
-  std::unique_ptr<KeyGen> set_keys, get_keys;
   std::deque<Pending> inflight;
-  uint64_t issued = 0, seq = 0, next_id = 1;
+  uint64_t next_id = 1;
   bool writing = false, connected = false, done = false;
+};
+
+// A memtier client: a request stream (its own key generators and set/get sequence) over one
+// connection per server; with several servers (--servers) each key goes to the connection of
+// the shard the client ring names, and --pipeline bounds each connection.
+struct Client {
+  Worker* w = nullptr;
+  size_t index = 0;  // among all clients
+  std::vector<std::unique_ptr<Conn>> conns;
+  std::unique_ptr<KeyGen> set_keys, get_keys;
+  uint64_t issued = 0, seq = 0;
+  // A request generated for a connection that was full: sent first when it drains.
+  bool has_stash = false, stash_get = false;
+  std::string stash_key;
 };
 
 class Worker {
  public:
-  Worker(const Options& o, int index, uint64_t seed) : o_(o), index_(index), rng_(seed) {
+  Worker(const Options& o, const cachetier::client::Ring* ring, int index, uint64_t seed)
+      : o_(o), ring_(ring), index_(index), rng_(seed) {
     value_.resize(o.data_max);
     for (size_t i = 0; i < value_.size(); ++i) value_[i] = static_cast<char>('a' + i % 26);
   }
 
   void run() {
     uv_loop_init(&loop_);
-    uv_ip4_addr(o_.server.c_str(), o_.port, &addr_);
+    for (const auto& [host, port] : o_.targets) {
+      sockaddr_in a{};
+      uv_ip4_addr(host.c_str(), port, &a);
+      addrs_.push_back(a);
+    }
     clients_.resize(static_cast<size_t>(o_.clients));
     for (size_t i = 0; i < clients_.size(); ++i) {
       auto c = std::make_unique<Client>();
       c->w = this;
       c->index = static_cast<size_t>(index_) * clients_.size() + i;
-      c->proto = make_protocol(o_.protocol);
       uint64_t total = uint64_t(o_.threads) * uint64_t(o_.clients);
       uint64_t seed = o_.distinct_client_seed ? rng_() : base_seed_;
       c->set_keys = std::make_unique<KeyGen>(o_.set_pattern, o_.keys, c->index, total, seed);
       c->get_keys = std::make_unique<KeyGen>(o_.get_pattern, o_.keys, c->index, total, seed + 1);
-      uv_timer_init(&loop_, &c->retry);
-      c->retry.data = c.get();
+      for (size_t s = 0; s < addrs_.size(); ++s) {
+        auto conn = std::make_unique<Conn>();
+        conn->client = c.get();
+        conn->server = s;
+        conn->proto = make_protocol(o_.protocol);
+        uv_timer_init(&loop_, &conn->retry);
+        conn->retry.data = conn.get();
+        c->conns.push_back(std::move(conn));
+        ++total_conns_;
+      }
       clients_[i] = std::move(c);
-      connect(clients_[i].get());
+    }
+    for (auto& c : clients_) {
+      for (auto& conn : c->conns) connect(conn.get());
     }
     uv_timer_init(&loop_, &timer_);
     timer_.data = this;
@@ -102,22 +132,23 @@ class Worker {
   uint64_t ops_so_far() const { return ops_.load(std::memory_order_relaxed); }
 
  private:
-  void connect(Client* c) {
+  void connect(Conn* c) {
     c->tcp = new uv_tcp_t;
     uv_tcp_init(&loop_, c->tcp);
     c->tcp->data = c;
     uv_tcp_nodelay(c->tcp, 1);
     c->creq.data = c;
-    ++open_handles_;
-    uv_tcp_connect(&c->creq, c->tcp, reinterpret_cast<const sockaddr*>(&addr_), on_connect);
+    uv_tcp_connect(&c->creq, c->tcp, reinterpret_cast<const sockaddr*>(&addrs_[c->server]),
+                   on_connect);
   }
 
   static void on_connect(uv_connect_t* req, int status) {
-    auto* c = static_cast<Client*>(req->data);
-    Worker* w = c->w;
+    auto* c = static_cast<Conn*>(req->data);
+    Worker* w = c->client->w;
     if (status < 0) {
       if (!w->connect_warned_) {
-        std::fprintf(stderr, "cachebench: connect to %s:%d: %s\n", w->o_.server.c_str(), w->o_.port,
+        const auto& [host, port] = w->o_.targets[c->server];
+        std::fprintf(stderr, "cachebench: connect to %s:%d: %s\n", host.c_str(), port,
                      uv_strerror(status));
         w->connect_warned_ = true;
       }
@@ -129,26 +160,27 @@ class Worker {
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(c->tcp),
         [](uv_handle_t* h, size_t, uv_buf_t* b) {
-          auto* cl = static_cast<Client*>(h->data);
-          char* p = cl->in.reserve(64 * 1024);
-          *b = uv_buf_init(p, static_cast<unsigned>(cl->in.writable()));
+          auto* cn = static_cast<Conn*>(h->data);
+          char* p = cn->in.reserve(64 * 1024);
+          *b = uv_buf_init(p, static_cast<unsigned>(cn->in.writable()));
         },
         [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-          auto* cl = static_cast<Client*>(s->data);
+          auto* cn = static_cast<Conn*>(s->data);
+          Worker* wk = cn->client->w;
           if (n < 0) {
-            cl->w->lost(cl);
+            wk->lost(cn);
             return;
           }
-          cl->in.commit(static_cast<size_t>(n));
-          cl->w->totals_.bytes += static_cast<uint64_t>(n);
-          cl->w->on_data(cl);
+          cn->in.commit(static_cast<size_t>(n));
+          wk->totals_.bytes += static_cast<uint64_t>(n);
+          wk->on_data(cn);
         });
-    w->fill(c);
+    w->fill(c->client);
   }
 
-  // The connection dropped or never came up: what was in flight counts as errors, and the
-  // client reconnects after 100 ms unless the run is over.
-  void lost(Client* c) {
+  // The connection dropped or never came up: what was in flight counts as errors, and it
+  // reconnects after 100 ms unless the run is over.
+  void lost(Conn* c) {
     for (size_t i = 0; i < c->inflight.size(); ++i) count_error();
     c->inflight.clear();
     c->in.clear();
@@ -156,34 +188,38 @@ class Worker {
     c->proto = make_protocol(o_.protocol);
     c->connected = false;
     uv_close(reinterpret_cast<uv_handle_t*>(c->tcp), [](uv_handle_t* h) {
-      auto* cl = static_cast<Client*>(h->data);
+      auto* cn = static_cast<Conn*>(h->data);
       delete reinterpret_cast<uv_tcp_t*>(h);
-      cl->w->closed_one(cl);
+      cn->client->w->closed_one(cn);
     });
     c->tcp = nullptr;
   }
 
-  void closed_one(Client* c) {
-    --open_handles_;
-    if (stopping_ || finished_client(c)) {
+  void closed_one(Conn* c) {
+    if (stopping_ || client_done(c->client)) {
       finish(c);
       return;
     }
     uv_timer_start(
         &c->retry,
         [](uv_timer_t* t) {
-          auto* cl = static_cast<Client*>(t->data);
-          if (cl->w->stopping_) {
-            cl->w->finish(cl);
+          auto* cn = static_cast<Conn*>(t->data);
+          Worker* wk = cn->client->w;
+          if (wk->stopping_) {
+            wk->finish(cn);
             return;
           }
-          cl->w->connect(cl);
+          wk->connect(cn);
         },
         100, 0);
   }
 
-  bool finished_client(const Client* c) const {
-    return o_.requests > 0 && c->issued >= o_.requests && c->inflight.empty();
+  bool client_done(const Client* c) const {
+    if (o_.requests == 0 || c->issued < o_.requests || c->has_stash) return false;
+    for (const auto& conn : c->conns) {
+      if (!conn->inflight.empty()) return false;
+    }
+    return true;
   }
 
   Second& second_at(uint64_t t) {
@@ -197,7 +233,7 @@ class Worker {
     second_at(now_ns()).errors++;
   }
 
-  void on_data(Client* c) {
+  void on_data(Conn* c) {
     uint64_t t = now_ns();
     Second& sec = second_at(t);
     while (!c->in.empty()) {
@@ -214,7 +250,6 @@ class Worker {
         lost(c);
         return;
       }
-      c->in.consume(d.consumed);
       uint64_t lat = t - p.start;
       if (d.kind == ReplyKind::kError) {
         ++totals_.errors;
@@ -225,6 +260,7 @@ class Worker {
           totals_.error_samples.push_back(e);
         }
       }
+      c->in.consume(d.consumed);
       if (p.is_get) {
         ++totals_.gets;
         if (d.kind == ReplyKind::kHit) {
@@ -244,22 +280,28 @@ class Worker {
       ops_.store(ops_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       c->inflight.pop_front();
     }
-    fill(c);
+    fill(c->client);
   }
 
+  // Issues requests until the client's next one finds its connection full (or down).
   void fill(Client* c) {
-    if (!c->connected) return;
-    while (!stopping_ && c->inflight.size() < static_cast<size_t>(o_.pipeline) &&
-           (o_.requests == 0 || c->issued < o_.requests)) {
-      bool is_get = o_.sets == 0 ||
-                    (o_.gets > 0 && (c->seq % uint64_t(o_.sets + o_.gets)) >= uint64_t(o_.sets));
-      c->seq++;
-      c->issued++;
-      uint64_t id = is_get ? c->get_keys->next() : c->set_keys->next();
-      key_.assign(o_.key_prefix);
-      key_.append(std::to_string(id));
-      if (is_get) {
-        c->proto->encode_get(c->out, key_, c->next_id++);
+    while (!stopping_) {
+      if (!c->has_stash) {
+        if (o_.requests != 0 && c->issued >= o_.requests) break;
+        c->stash_get = o_.sets == 0 ||
+                       (o_.gets > 0 && (c->seq % uint64_t(o_.sets + o_.gets)) >= uint64_t(o_.sets));
+        c->seq++;
+        c->issued++;
+        uint64_t id = c->stash_get ? c->get_keys->next() : c->set_keys->next();
+        c->stash_key.assign(o_.key_prefix);
+        c->stash_key.append(std::to_string(id));
+        c->has_stash = true;
+      }
+      size_t s = ring_ != nullptr ? ring_->shard_for(c->stash_key) : 0;
+      Conn* conn = c->conns[s].get();
+      if (!conn->connected || conn->inflight.size() >= static_cast<size_t>(o_.pipeline)) break;
+      if (c->stash_get) {
+        conn->proto->encode_get(conn->out, c->stash_key, conn->next_id++);
       } else {
         size_t n = o_.data_min == o_.data_max
                        ? o_.data_min
@@ -267,16 +309,21 @@ class Worker {
         int64_t ttl = o_.expiry_max == 0 ? 0
                                          : std::uniform_int_distribution<int64_t>(
                                                o_.expiry_min, o_.expiry_max)(rng_);
-        c->proto->encode_set(c->out, key_, std::string_view(value_).substr(0, n), ttl,
-                             c->next_id++);
+        conn->proto->encode_set(conn->out, c->stash_key, std::string_view(value_).substr(0, n), ttl,
+                                conn->next_id++);
       }
-      c->inflight.push_back({is_get, now_ns()});
+      conn->inflight.push_back({c->stash_get, now_ns()});
+      c->has_stash = false;
     }
-    flush(c);
-    if (c->inflight.empty() && (stopping_ || finished_client(c))) close_client(c);
+    for (auto& conn : c->conns) flush(conn.get());
+    if (stopping_ || client_done(c)) {
+      for (auto& conn : c->conns) {
+        if (conn->inflight.empty()) close_conn(conn.get());
+      }
+    }
   }
 
-  void flush(Client* c) {
+  void flush(Conn* c) {
     if (c->writing || c->out.empty() || !c->connected) return;
     c->wbuf.swap(c->out);
     c->writing = true;
@@ -284,34 +331,33 @@ class Worker {
     totals_.bytes += c->wbuf.size();
     uv_buf_t b = uv_buf_init(c->wbuf.data(), static_cast<unsigned>(c->wbuf.size()));
     uv_write(&c->wreq, reinterpret_cast<uv_stream_t*>(c->tcp), &b, 1, [](uv_write_t* w, int st) {
-      auto* cl = static_cast<Client*>(w->data);
-      cl->writing = false;
-      cl->wbuf.clear();
+      auto* cn = static_cast<Conn*>(w->data);
+      cn->writing = false;
+      cn->wbuf.clear();
       if (st < 0) {
-        if (cl->connected) cl->w->lost(cl);
+        if (cn->connected) cn->client->w->lost(cn);
         return;
       }
-      cl->w->flush(cl);
+      cn->client->w->flush(cn);
     });
   }
 
-  void close_client(Client* c) {
+  void close_conn(Conn* c) {
     if (!c->connected) return;
     c->connected = false;
     uv_close(reinterpret_cast<uv_handle_t*>(c->tcp), [](uv_handle_t* h) {
-      auto* cl = static_cast<Client*>(h->data);
+      auto* cn = static_cast<Conn*>(h->data);
       delete reinterpret_cast<uv_tcp_t*>(h);
-      --cl->w->open_handles_;
-      cl->w->finish(cl);
+      cn->client->w->finish(cn);
     });
     c->tcp = nullptr;
   }
 
-  void finish(Client* c) {
+  void finish(Conn* c) {
     if (c->done) return;
     c->done = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&c->retry), nullptr);
-    if (++finished_clients_ == clients_.size() &&
+    if (++finished_conns_ == total_conns_ &&
         !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
       uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     }
@@ -320,7 +366,9 @@ class Worker {
   void stop() {
     stopping_ = true;
     for (auto& c : clients_) {
-      if (c->connected && c->inflight.empty()) close_client(c.get());
+      for (auto& conn : c->conns) {
+        if (conn->connected && conn->inflight.empty()) close_conn(conn.get());
+      }
     }
     // Replies still missing 5 s after the end count as errors.
     uv_timer_start(
@@ -328,38 +376,40 @@ class Worker {
         [](uv_timer_t* t) {
           auto* w = static_cast<Worker*>(t->data);
           for (auto& c : w->clients_) {
-            for (size_t i = 0; i < c->inflight.size(); ++i) w->count_error();
-            c->inflight.clear();
-            w->close_client(c.get());
+            for (auto& conn : c->conns) {
+              for (size_t i = 0; i < conn->inflight.size(); ++i) w->count_error();
+              conn->inflight.clear();
+              w->close_conn(conn.get());
+            }
           }
         },
         5000, 0);
   }
 
   const Options& o_;
+  const cachetier::client::Ring* ring_;  // null: one server
   int index_;
   uv_loop_t loop_{};
   uv_timer_t timer_{};
-  sockaddr_in addr_{};
+  std::vector<sockaddr_in> addrs_;
   std::vector<std::unique_ptr<Client>> clients_;
-  size_t finished_clients_ = 0;
-  int open_handles_ = 0;
+  size_t finished_conns_ = 0, total_conns_ = 0;
   bool stopping_ = false, connect_warned_ = false;
   std::mt19937_64 rng_;
   uint64_t base_seed_ = 0;
-  std::string value_, key_;
+  std::string value_;
   RunTotals totals_;
   uint64_t started_ = 0, finished_ = 0;
   std::atomic<uint64_t> ops_{0};
 };
 
 // One run: threads, the live progress line on a terminal, merged totals.
-RunTotals run_once(const Options& o, int run) {
+RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int run) {
   uint64_t seed = o.randomize ? std::random_device{}() : 0x9e3779b97f4a7c15ull;
   std::vector<std::unique_ptr<Worker>> workers;
   uint64_t start = now_ns();
   for (int i = 0; i < o.threads; ++i) {
-    workers.push_back(std::make_unique<Worker>(o, i, seed + uint64_t(i) * 7919));
+    workers.push_back(std::make_unique<Worker>(o, ring, i, seed + uint64_t(i) * 7919));
     workers.back()->set_start(start, seed + uint64_t(i) * 104729);
   }
   std::atomic<int> running{o.threads};
@@ -409,8 +459,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cachebench: unknown protocol '%s'\n", o.protocol.c_str());
     return 2;
   }
+  // --servers: client-side sharding with the client library's ring (shards named by address).
+  std::unique_ptr<cachetier::client::Ring> ring;
+  if (o.targets.size() > 1) {
+    std::vector<cachetier::client::ShardSpec> specs;
+    for (const auto& [host, port] : o.targets) {
+      std::string a = host + ":" + std::to_string(port);
+      specs.push_back({a, 1, {a}});
+    }
+    auto r = cachetier::client::Ring::create(specs);
+    if (!r.is_ok()) {
+      std::fprintf(stderr, "cachebench: --servers: %s\n", r.status().message().c_str());
+      return 2;
+    }
+    ring = std::make_unique<cachetier::client::Ring>(std::move(r.value()));
+  }
   print_header(o);
   std::vector<RunTotals> runs;
-  for (int r = 1; r <= o.run_count; ++r) runs.push_back(run_once(o, r));
+  for (int r = 1; r <= o.run_count; ++r) runs.push_back(run_once(o, ring.get(), r));
   return report(o, runs);
 }

@@ -73,6 +73,7 @@ void RunTotals::merge(const RunTotals& o) {
 
 int parse_options(int argc, char** argv, Options& o) {
   std::string ratio = "1:10", pattern = "R:R", requests, data_range, expiry_range, percentiles;
+  std::vector<std::string> servers;
   size_t data_size = 32;
   CLI::App app{
       "cachebench: a memtier_benchmark-style load generator (memcache_text, redis, "
@@ -81,6 +82,9 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("-p,--port", o.port, "server port")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
+  app.add_option("--servers", servers,
+                 "several host:port: client-side sharding with the client ring (no router)")
+      ->delimiter(',');
   app.add_option("-P,--protocol", o.protocol, "memcache_text, redis (RESP2) or native")
       ->check(CLI::IsMember({"memcache_text", "redis", "native"}))
       ->capture_default_str();
@@ -194,6 +198,25 @@ int parse_options(int argc, char** argv, Options& o) {
     }
   }
   if (o.test_time == 0 && o.requests == 0) o.test_time = 10;
+  if (servers.empty()) {
+    o.targets.emplace_back(o.server, o.port);
+  } else {
+    for (const auto& a : servers) {
+      auto colon = a.rfind(':');
+      int port = 0;
+      try {
+        size_t used = 0;
+        if (colon == std::string::npos) throw std::invalid_argument("");
+        port = std::stoi(a.substr(colon + 1), &used);
+        if (used != a.size() - colon - 1 || port < 1 || port > 65535) {
+          throw std::invalid_argument("");
+        }
+      } catch (const std::exception&) {
+        return bad("bad --servers address '" + a + "' (want host:port)");
+      }
+      o.targets.emplace_back(a.substr(0, colon), port);
+    }
+  }
   return -1;
 }
 

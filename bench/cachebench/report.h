@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/cachebench/histogram.h"
@@ -14,6 +15,8 @@ namespace cachetier::bench {
 struct Options {
   std::string server = "127.0.0.1";
   int port = 11211;
+  // Where to connect: -s/-p, or every address of --servers (client-side sharding).
+  std::vector<std::pair<std::string, int>> targets;
   std::string protocol = "memcache_text";
   int threads = 4;
   int clients = 50;

@@ -126,6 +126,25 @@ def test_files_patterns_and_flags():
                                                                           p.stderr))
 
 
+def test_servers_shards_keys_with_the_client_ring():
+    with Server("-t", "1") as a, Server("-t", "1") as b:
+        out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+        p = subprocess.run([BENCH, "--servers", "127.0.0.1:%d,127.0.0.1:%d" % (a.port, b.port),
+                            "-t", "2", "-c", "2", "--ratio", "1:0", "--key-pattern", "P:P",
+                            "--key-minimum", "1", "--key-maximum", "1000", "-n", "allkeys",
+                            "--pipeline", "4", "--json-out-file", out],
+                           capture_output=True, text=True, timeout=120)
+        data = json.load(open(out))["ALL STATS"]
+        os.unlink(out)
+        check(p.returncode == 0, p.stderr)
+        check(data["Totals"]["Count"] == 1000, "every key once: %d" % data["Totals"]["Count"])
+        items = [int(s.stats()["curr_items"]) for s in (a, b)]
+        check(sum(items) == 1000 and min(items) > 300, "split over both servers: %s" % items)
+        p = subprocess.run([BENCH, "--servers", "127.0.0.1:%d,nowhere" % a.port],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and "host:port" in p.stderr, "a bad --servers address")
+
+
 def test_a_server_dying_mid_run_is_counted_not_fatal():
     port = free_port()
     s = Server("-t", "1", port=port)
@@ -153,4 +172,5 @@ def test_a_server_dying_mid_run_is_counted_not_fatal():
 
 if __name__ == "__main__":
     run([test_cacheserver_memcache_text_and_native, test_stock_memcached, test_redis_server,
-         test_files_patterns_and_flags, test_a_server_dying_mid_run_is_counted_not_fatal])
+         test_files_patterns_and_flags, test_servers_shards_keys_with_the_client_ring,
+         test_a_server_dying_mid_run_is_counted_not_fatal])
