@@ -7,6 +7,7 @@
 
 #include "bench/cachebench/histogram.h"
 #include "bench/cachebench/keys.h"
+#include "bench/cachebench/report.h"
 
 using namespace cachetier::bench;
 
@@ -123,4 +124,85 @@ TEST_CASE("cachebench histogram: percentiles within 1% of the exact values", "[b
   b.record(7000);
   a.merge(b);
   CHECK(a.count() == 2);
+}
+
+namespace {
+RunTotals sample_run() {
+  RunTotals t;
+  t.sets = 100;
+  t.gets = 900;
+  t.hits = 800;
+  t.misses = 100;
+  t.errors = 2;
+  t.bytes = 1024 * 10;
+  t.seconds = 2.0;
+  for (int i = 1; i <= 100; ++i) t.set_lat.record(uint64_t(i) * 10000);  // 0.01..1 ms
+  for (int i = 1; i <= 900; ++i) t.get_lat.record(uint64_t(i) * 1000);   // 0.001..0.9 ms
+  t.series.resize(2);
+  t.series[0].ops = 600;
+  t.series[0].hits = 500;
+  t.series[0].lat.record(200000);
+  t.series[1].ops = 400;
+  t.series[1].errors = 2;
+  t.series[1].lat.record(400000);
+  return t;
+}
+}  // namespace
+
+TEST_CASE("cachebench report: memtier's ALL STATS table", "[bench]") {
+  Options o;
+  RunTotals t = sample_run();
+  std::string table = all_stats_table(o, t);
+  CHECK(table.rfind("ALL STATS\n====", 0) == 0);
+  for (const char* col : {"Type", "Ops/sec", "Hits/sec", "Misses/sec", "Avg. Latency",
+                          "p50 Latency", "p99 Latency", "p99.9 Latency", "KB/sec"}) {
+    INFO(col);
+    CHECK(table.find(col) != std::string::npos);
+  }
+  // Rows in memtier's order; rates are per second over the run (2 s).
+  size_t sets = table.find("\nSets "), gets = table.find("\nGets "), waits = table.find("\nWaits "),
+         totals = table.find("\nTotals ");
+  CHECK(sets < gets);
+  CHECK(gets < waits);
+  CHECK(waits < totals);
+  CHECK(table.find("50.00", sets) < gets);    // 100 sets / 2 s
+  CHECK(table.find("450.00", gets) < waits);  // 900 gets / 2 s
+  CHECK(table.find("400.00", gets) < waits);  // 800 hits / 2 s
+  CHECK(table.find("500.00", totals) != std::string::npos);
+  CHECK(table.find("Errors: 2") != std::string::npos);
+  o.percentiles = {90, 99.99};
+  std::string custom = all_stats_table(o, t);
+  CHECK(custom.find("p90 Latency") != std::string::npos);
+  CHECK(custom.find("p99.99 Latency") != std::string::npos);
+  CHECK(custom.find("p50 Latency") == std::string::npos);
+}
+
+TEST_CASE("cachebench report: memtier's JSON keys, CSV and HTML", "[bench]") {
+  Options o;
+  RunTotals t = sample_run();
+  std::string j = json_report(o, t);
+  for (const char* key :
+       {"\"ALL STATS\"", "\"Sets\"", "\"Gets\"", "\"Waits\"", "\"Totals\"", "\"Ops/sec\": 500.00",
+        "\"Count\": 1000", "\"Hits/sec\": 400.00", "\"Misses/sec\": 50.00", "\"Latency\"",
+        "\"KB/sec\": 5.00", "\"Percentile Latencies\": {\"p50.00\"", "\"p99.90\"", "\"Errors\": 2",
+        "\"Time-Serie\"", "\"configuration\""}) {
+    INFO(key);
+    CHECK(j.find(key) != std::string::npos);
+  }
+  // Balanced braces and brackets: a well-formed document (the integration test parses it).
+  int depth = 0;
+  for (char c : j) {
+    if (c == '{' || c == '[') ++depth;
+    if (c == '}' || c == ']') --depth;
+    REQUIRE(depth >= 0);
+  }
+  CHECK(depth == 0);
+  std::string csv = csv_series(t);
+  CHECK(csv.rfind("second,ops,hits,misses,errors,p50_ms,p99_ms\n0,600,500,0,0,", 0) == 0);
+  CHECK(csv.find("\n1,400,0,0,2,") != std::string::npos);
+  std::string html = html_report(o, t);
+  CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("ALL STATS") != std::string::npos);
+  CHECK(html.find("</html>") != std::string::npos);
 }
