@@ -1789,7 +1789,7 @@ void Worker::probe(const std::shared_ptr<Node>& n) {
 void Worker::repair(const std::shared_ptr<const Topology>& topo, size_t shard,
                     const std::shared_ptr<Node>& n) {
   const Shard& s = topo->shards[shard];
-  std::vector<std::string> keys = n->take_missed(kRepairBatch);
+  std::vector<std::pair<std::string, uint64_t>> keys = n->take_missed(kRepairBatch);
   if (keys.empty()) return;
   struct Batch {
     size_t left = 0;
@@ -1802,12 +1802,12 @@ void Worker::repair(const std::shared_ptr<const Topology>& topo, size_t shard,
   };
   client::Connection* target = conn(*n);
   const bool native_backend = topo->config.backend_protocol == client::Protocol::kNative;
-  for (const std::string& key : keys) {
-    auto write_to_target = [this, n, key, one_done, target](Call c) {
+  for (const auto& [key, generation] : keys) {
+    auto write_to_target = [this, n, key = key, generation = generation, one_done, target](Call c) {
       if (target == nullptr || !n->writable()) return one_done();
-      Status st = target->send(c, [n, key, one_done](Reply&& r) {
+      Status st = target->send(c, [n, key, generation, one_done](Reply&& r) {
         if (r.transport.is_ok() && r.code != native::Status::kServerError) {
-          n->unmiss(key);
+          n->unmiss(key, generation);
           n->counters.repaired.fetch_add(1, std::memory_order_relaxed);
         }
         one_done();
@@ -1838,7 +1838,7 @@ void Worker::repair(const std::shared_ptr<const Topology>& topo, size_t shard,
     Call get;
     get.op = Op::kGet;
     get.key = key;
-    Status st = sc->send(get, [this, key, del, write_to_target, one_done](Reply&& r) mutable {
+    Status st = sc->send(get, [this, key = key, del, write_to_target, one_done](Reply&& r) mutable {
       if (!r.transport.is_ok()) return one_done();
       if (r.code == native::Status::kNotFound) {
         del.version = router_.versions().next();

@@ -62,28 +62,33 @@ void Node::note_missed(std::string_view key, uint64_t limit) {
     overflowed_.store(true);
     return;
   }
-  if (missed_.emplace(key).second) missed_count_.fetch_add(1, std::memory_order_release);
+  auto [it, fresh] = missed_.try_emplace(std::string(key), 0);
+  it->second = ++generation_;
+  if (fresh) missed_count_.fetch_add(1, std::memory_order_release);
 }
 
 bool Node::has_missed(std::string_view key) const {
   if (overflowed_.load(std::memory_order_relaxed)) return true;
   if (missed_count_.load(std::memory_order_acquire) == 0) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  return missed_.count(std::string(key)) > 0;
+  return missed_.find(std::string(key)) != missed_.end();
 }
 
-std::vector<std::string> Node::take_missed(size_t max) {
+std::vector<std::pair<std::string, uint64_t>> Node::take_missed(size_t max) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string> out;
+  std::vector<std::pair<std::string, uint64_t>> out;
   for (auto it = missed_.begin(); it != missed_.end() && out.size() < max; ++it) {
-    out.push_back(*it);
+    out.emplace_back(it->first, it->second);
   }
   return out;
 }
 
-void Node::unmiss(const std::string& key) {
+void Node::unmiss(const std::string& key, uint64_t generation) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (missed_.erase(key) > 0) missed_count_.fetch_sub(1, std::memory_order_release);
+  auto it = missed_.find(key);
+  if (it == missed_.end() || it->second != generation) return;
+  missed_.erase(it);
+  missed_count_.fetch_sub(1, std::memory_order_release);
 }
 
 Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,

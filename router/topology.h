@@ -20,7 +20,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "client/ring/ring.h"
@@ -68,8 +69,11 @@ class Node {
   void note_missed(std::string_view key, uint64_t limit);
   bool has_missed(std::string_view key) const;
   bool any_missed() const { return missed_count_.load(std::memory_order_acquire) > 0; }
-  std::vector<std::string> take_missed(size_t max);
-  void unmiss(const std::string& key);  // repaired
+  // Up to `max` missed keys, each with the generation of its latest miss.
+  std::vector<std::pair<std::string, uint64_t>> take_missed(size_t max);
+  // Repaired: forgets `key` unless it was missed again since take_missed() (a newer write
+  // failed meanwhile: that one still needs repair).
+  void unmiss(const std::string& key, uint64_t generation);
   bool overflowed() const { return overflowed_.load(); }
   void clear_overflow() { overflowed_.store(false); }
   size_t missed_size() const { return missed_count_.load(); }
@@ -85,7 +89,8 @@ class Node {
   std::atomic<uint32_t> backoff_ms_{0};
   std::atomic<int64_t> warm_until_ms_{0};
   mutable std::mutex mu_;
-  std::unordered_set<std::string> missed_;  // guarded by mu_
+  std::unordered_map<std::string, uint64_t> missed_;  // key -> generation; guarded by mu_
+  uint64_t generation_ = 0;                           // guarded by mu_
   std::atomic<size_t> missed_count_{0};
   std::atomic<bool> overflowed_{false};
 };
