@@ -60,8 +60,10 @@ test: test-release test-asan test-tsan test-fuzz
 demo: build
 	/usr/bin/python3 scripts/tier.py demo
 
+# The side-by-side comparison (memcached, redis-server, nutcracker vs cacheserver, cacherouter);
+# BENCH_WRITE=1 appends the table to bench/RESULTS.md.
 bench: build
-	bash bench/compare/memcached_compare.sh
+	/usr/bin/python3 bench/compare/compare_all.py $(if $(BENCH_WRITE),--write,)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
