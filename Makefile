@@ -1,5 +1,6 @@
 # cachetier: the two commands of the README, plus their parts.
-#   make demo   deps + build + start a cacheserver, use it with a real client, print its stats
+#   make demo   deps + build + a local tier (3 shards x 2 replicas + router) under load, a node
+#               killed and restarted, an availability summary (scripts/tier.py)
 #   make test   deps + release, ASan+UBSan and TSan builds + every test in each, then each
 #               libFuzzer target for FUZZ_SECONDS
 SHELL := /bin/bash
