@@ -1,11 +1,12 @@
 // cacherouter's shared state: a node's missed keys (with generations, so a repair never forgets
 // a newer miss), marking down, the version clock, and config errors naming line and field.
+#include "router/topology.h"
+
 #include <catch2/catch.hpp>
 #include <set>
 #include <thread>
 
 #include "router/config.h"
-#include "router/topology.h"
 
 using namespace cachetier::router;
 
@@ -81,14 +82,14 @@ TEST_CASE("router: config errors name the line and the field", "[router]") {
     REQUIRE_FALSE(r.is_ok());
     return r.status().message();
   };
-  CHECK(bad("threads: 0\nshards:\n  - name: a\n    replicas: [h:1]\n").rfind("r.yaml:1: threads", 0) ==
-        0);
+  CHECK(bad("threads: 0\nshards:\n  - name: a\n    replicas: [h:1]\n")
+            .rfind("r.yaml:1: threads", 0) == 0);
   CHECK(bad("shards:\n  - name: a\n    replicas: [h:1, h:1]\n").find(":3: shards[0].replicas[1]") !=
         std::string::npos);
   CHECK(bad("shards:\n  - name: a\n    weight: -1\n    replicas: [h:1]\n")
             .find(":3: shards[0].weight") != std::string::npos);
-  CHECK(bad("listen: nowhere\nshards:\n  - name: a\n    replicas: [h:1]\n")
-            .find(":1: listen") != std::string::npos);
+  CHECK(bad("listen: nowhere\nshards:\n  - name: a\n    replicas: [h:1]\n").find(":1: listen") !=
+        std::string::npos);
   auto ok = parse_config(
       "listen: 127.0.0.1:0\nhash: ketama-md5\nread_policy: least_outstanding\n"
       "write_policy: all_async\nbackend_protocol: memcache\nall_down: error\nshards:\n"
