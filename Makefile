@@ -67,7 +67,7 @@ bench: build
 	/usr/bin/python3 bench/compare/compare_all.py $(if $(BENCH_WRITE),--write,)
 
 format:
-	clang-format -i $$(git ls-files '*.cc' '*.h')
+	clang-format -i $$(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 
 clean:
 	rm -rf build
