@@ -165,7 +165,9 @@ void Connection::on_connected(int status) {
   }
   state_ = State::kConnected;
   backoff_ms_ = 0;
+  bool again = ever_connected_;
   ever_connected_ = true;
+  if (again && opts_.on_reconnect) opts_.on_reconnect();
   uv_tcp_nodelay(tcp_, 1);
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(tcp_),

@@ -46,6 +46,9 @@ struct ConnectionOptions {
   uint32_t reconnect_min_ms = 20;  // first retry after a failure; doubles up to max
   uint32_t reconnect_max_ms = 2000;
   size_t max_frame = 64u << 20;  // largest reply frame accepted
+  // Called on the loop thread each time the connection comes back after being lost (not on
+  // the first connect): the server may have restarted empty (the router warms it then).
+  std::function<void()> on_reconnect;
 };
 
 // What a request asks for (the native op and its fields).

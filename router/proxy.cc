@@ -166,7 +166,6 @@ class Worker {
   // each is a few KB).
   std::vector<std::shared_ptr<const Topology>> kept_;
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
-  std::unordered_map<std::string, uint64_t> seen_reconnects_;   // worker 0: cold detection
   std::unordered_set<std::string> probing_, repairing_;         // worker 0
   std::vector<Downstream*> dirty_;
   std::unordered_set<Downstream*> clients_;
@@ -1342,6 +1341,11 @@ void Worker::adopt_topology() {
       o.max_frame = topo_->config.max_value * 2 + (64 << 10);
       // A restarted node is picked up about as fast as a down one is probed.
       o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo_->config.retry_ms);
+      // A connection that comes back means the node may have restarted empty: from now on,
+      // misses on it are retried on a sibling and back-filled (on every worker, at once).
+      o.on_reconnect = [node = n, warmup_ms = topo_->config.warmup_ms] {
+        node->start_warmup(now_ms() + warmup_ms);
+      };
       conns_[n->addr()] = client::Connection::create(&loop_, o);
     }
   }
@@ -1725,16 +1729,6 @@ void Worker::health_tick() {
   int64_t now = now_ms();
   for (size_t si = 0; si < topo->shards.size(); ++si) {
     for (const auto& n : topo->shards[si].replicas) {
-      client::Connection* c = conn(*n);
-      if (c != nullptr) {
-        // A reconnect means the node may have restarted empty: warm it from its siblings.
-        uint64_t rc = c->reconnects();
-        auto [it, fresh] = seen_reconnects_.emplace(n->addr(), rc);
-        if (!fresh && it->second != rc) {
-          it->second = rc;
-          n->start_warmup(now + topo->config.warmup_ms);
-        }
-      }
       switch (n->state()) {
         case NodeState::kDown:
           if (n->probe_due(now) && !probing_.count(n->addr())) probe(n);
