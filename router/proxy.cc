@@ -1035,29 +1035,13 @@ void Downstream::handle_native(const native::Request& req, Fill fill) {
       c.key = std::string(req.key);
       c.ttl = req.ttl;
       stats.cmd_get.fetch_add(1, std::memory_order_relaxed);
-      auto done = [fill, frame, status_only, error_frame, miss_when_down, &stats](Reply&& r) {
+      auto done = [id, fill, status_only, error_frame, miss_when_down, &stats](Reply&& r) {
         if (r.transport.is_ok() && r.code == native::Status::kOk) {
           stats.get_hits.fetch_add(1, std::memory_order_relaxed);
-          uint32_t n = 3 + (r.version != 0) + (r.ttl != 0);
-          return fill(frame(
-              native::Status::kOk,
-              [&r](native::FrameWriter& fw) {
-                fw.field(native::kValue);
-                fw.bin(r.value);
-                fw.field(native::kFlags);
-                fw.uint(r.flags);
-                fw.field(native::kCas);
-                fw.uint(r.cas);
-                if (r.version != 0) {
-                  fw.field(native::kVersion);
-                  fw.uint(r.version);
-                }
-                if (r.ttl != 0) {
-                  fw.field(native::kTtl);
-                  fw.sint(r.ttl);
-                }
-              },
-              n));
+          ByteBuffer b;
+          native::FrameWriter fw(b);
+          native::write_value_reply(fw, id, r.value, r.flags, r.cas, r.version, r.ttl);
+          return fill(std::string(b.view()));
         }
         if (r.transport.is_ok() || miss_when_down) {
           stats.get_misses.fetch_add(1, std::memory_order_relaxed);

@@ -126,22 +126,9 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         ctx.counters.cmd_touch.add();
       }
       auto r = ctx.engine.lookup(req.key, opts, [&](const engine::ItemView& v) {
-        w.begin_reply(req.id, Status::kOk, 3 + (v.version != 0) + (v.exptime != 0));
-        w.field(native::kValue);
-        w.bin(v.value);
-        w.field(native::kFlags);
-        w.uint(v.client_flags);
-        w.field(native::kCas);
-        w.uint(v.cas);
-        if (v.version != 0) {
-          w.field(native::kVersion);
-          w.uint(v.version);
-        }
-        if (v.exptime != 0) {  // seconds left, at least 1 (a copy must expire too)
-          w.field(native::kTtl);
-          w.sint(std::max<int64_t>(v.exptime - now, 1));
-        }
-        w.end();
+        // ttl: seconds left, at least 1 (a copy of the item must expire too).
+        native::write_value_reply(w, req.id, v.value, v.client_flags, v.cas, v.version,
+                                  v.exptime != 0 ? std::max<int64_t>(v.exptime - now, 1) : 0);
       });
       count_get(ctx, r);
       if (!r.hit) reply_status(req.id, Status::kNotFound, out);

@@ -606,6 +606,26 @@ void FrameWriter::bytes(uint8_t fix, uint8_t w8, uint8_t w16, std::string_view v
   out_.commit(w + n);
 }
 
+void write_value_reply(FrameWriter& w, uint64_t id, std::string_view value, uint32_t flags,
+                       uint64_t cas, uint64_t version, int64_t ttl) {
+  w.begin_reply(id, Status::kOk, 3 + (version != 0) + (ttl != 0));
+  w.field(kValue);
+  w.bin(value);
+  w.field(kFlags);
+  w.uint(flags);
+  w.field(kCas);
+  w.uint(cas);
+  if (version != 0) {
+    w.field(kVersion);
+    w.uint(version);
+  }
+  if (ttl != 0) {
+    w.field(kTtl);
+    w.sint(ttl);
+  }
+  w.end();
+}
+
 void FrameWriter::bin(std::string_view v) { bytes(0, 0xc4, 0xc5, v); }
 void FrameWriter::str(std::string_view v) { bytes(0xa0, 0xd9, 0xda, v); }
 

@@ -201,6 +201,11 @@ class FrameWriter {
   size_t start_ = 0;
 };
 
+// A get/gets/gat hit: value, flags, cas, then version and ttl (seconds left) when non-zero.
+// The one place that lays out this reply (cacheserver and cacherouter both send it).
+void write_value_reply(FrameWriter& w, uint64_t id, std::string_view value, uint32_t flags,
+                       uint64_t cas, uint64_t version, int64_t ttl);
+
 // Checks that a msgpack body is one object whose declared container and string sizes all fit
 // in the bytes present, nested at most `max_depth` deep. Exposed for tests.
 bool prescan(std::string_view body, int max_depth = 8);
