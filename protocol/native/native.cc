@@ -533,13 +533,10 @@ void FrameWriter::end() {
   h[3] = static_cast<char>(len);
 }
 
-void FrameWriter::uint(uint64_t v) {
+void FrameWriter::wide_uint(uint64_t v) {
   char* p = out_.reserve(9);
   size_t n;
-  if (v < 0x80) {
-    p[0] = static_cast<char>(v);
-    n = 1;
-  } else if (v <= UINT8_MAX) {
+  if (v <= UINT8_MAX) {
     n = put_be(p, 0xcc, v, 1);
   } else if (v <= UINT16_MAX) {
     n = put_be(p, 0xcd, v, 2);

@@ -185,7 +185,14 @@ class FrameWriter {
   void end();
 
   void field(Field f) { uint(f); }
-  void uint(uint64_t v);
+  // Field keys, small ids and most flags are positive fixints: one byte, written inline.
+  void uint(uint64_t v) {
+    if (v < 0x80) {
+      out_.append(static_cast<char>(v));
+    } else {
+      wide_uint(v);
+    }
+  }
   void sint(int64_t v);
   void bin(std::string_view v);
   void str(std::string_view v);
@@ -195,6 +202,7 @@ class FrameWriter {
 
  private:
   void begin(uint64_t id, uint8_t code, uint32_t nfields);
+  void wide_uint(uint64_t v);
   void header(uint8_t fix, uint8_t wide16, uint32_t n);
   void bytes(uint8_t fix, uint8_t w8, uint8_t w16, std::string_view v);
   ByteBuffer& out_;

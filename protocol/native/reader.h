@@ -25,14 +25,17 @@ class MsgReader {
   bool at_end() const { return p_ == end_; }
 
   // A non-negative integer of any msgpack integer encoding.
+  // The positive fixint (field keys, ops, small ids) is the inlined fast path.
   bool uint(uint64_t& v) {
-    if (p_ == end_) return false;
-    uint8_t t = *p_;
-    if (t <= 0x7f) {
-      v = t;
-      ++p_;
+    if (p_ != end_ && static_cast<uint8_t>(*p_) <= 0x7f) {
+      v = static_cast<uint8_t>(*p_++);
       return true;
     }
+    return wide_uint(v);
+  }
+  [[gnu::noinline]] bool wide_uint(uint64_t& v) {
+    if (p_ == end_) return false;
+    uint8_t t = *p_;
     if (t >= 0xcc && t <= 0xcf) return fixed(1u << (t - 0xcc), v);
     if (t >= 0xd0 && t <= 0xd3) {
       int64_t s;
