@@ -1,11 +1,21 @@
-// Client throughput against one cacheserver: one client::Connection keeping DEPTH gets in
-// flight (100-byte values, 10,000 keys), native protocol vs memcache text, depths 1, 16, 64,
-// in one run. Usage: client_bench PORT [SECONDS_PER_CASE [native|text]]
+// Client throughput against one cacheserver: CONNECTIONS client::Connections on one loop
+// thread, each keeping DEPTH gets in flight (100-byte values over 10,000 keys), native protocol
+// vs memcache text, at each depth, in one run.
+//
+//   client_bench -p PORT [--seconds S] [--depths 1,16,64] [--connections C]
+//                [--protocol both|native|text] [--requests N]
+//
+// With --requests N a case stops after N gets instead of after S seconds (for callgrind:
+// instructions per get are the difference between a run with N and one with 0; 0 runs only the
+// connect and the warm-up sets).
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
+#include <functional>
 #include <future>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "client/connection.h"
 #include "client/loop_thread.h"
@@ -15,76 +25,107 @@ using namespace cachetier::client;
 
 namespace {
 
-double run_case(int port, Protocol proto, int depth, double seconds) {
-  LoopThread loop;
-  Connection* conn = nullptr;
+constexpr int kKeys = 10000;
+
+struct Case {
+  int port = 0;
+  Protocol protocol = Protocol::kNative;
+  int depth = 1;
+  int connections = 1;
+  double seconds = 2;
+  bool limited = false;  // stop after `requests` gets instead of after `seconds`
+  uint64_t requests = 0;
+};
+
+// Shared by the connections of one case; touched only on the loop thread.
+struct State {
+  uint64_t done = 0, errors = 0, issued = 0;
+  int outstanding = 0;
+  bool stopping = false;
+  std::chrono::steady_clock::time_point start, end;
   std::promise<double> result;
-  struct State {
-    uint64_t done = 0, errors = 0, issued = 0;
-    std::chrono::steady_clock::time_point start, end;
-    bool stopping = false;
-    int outstanding = 0;
-  };
-  auto st = std::make_shared<State>();
+};
+
+void finish_if_drained(State& st) {
+  if (!st.stopping || st.outstanding != 0) return;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.start).count();
+  st.result.set_value(st.errors != 0 ? -1.0 : double(st.done) / secs);
+}
+
+// Keeps `depth` gets in flight on one connection until the case stops.
+void issue(Connection* conn, const Case& c, State& st, int& in_flight) {
+  while (!st.stopping && in_flight < c.depth && (!c.limited || st.issued < c.requests)) {
+    Call call;
+    call.op = native::Op::kGet;
+    call.key = "bench:" + std::to_string(st.issued++ % kKeys);
+    ++in_flight;
+    ++st.outstanding;
+    Status s = conn->send(call, [conn, &c, &st, &in_flight](Reply&& r) {
+      --in_flight;
+      --st.outstanding;
+      ++st.done;
+      if (!r.transport.is_ok() || r.value.size() != 100) ++st.errors;
+      if (c.limited ? st.done >= c.requests : std::chrono::steady_clock::now() >= st.end) {
+        st.stopping = true;
+      }
+      if (st.stopping) {
+        finish_if_drained(st);
+        return;
+      }
+      issue(conn, c, st, in_flight);
+    });
+    if (!s.is_ok()) {
+      --in_flight;
+      --st.outstanding;
+      ++st.errors;
+      st.stopping = true;
+      finish_if_drained(st);
+    }
+  }
+}
+
+// Returns gets per second, or -1 if any get failed.
+double run_case(const Case& c) {
+  LoopThread loop;
+  std::vector<Connection*> conns(static_cast<size_t>(c.connections));
+  std::vector<int> in_flight(conns.size(), 0);
+  State st;
   loop.post([&] {
     ConnectionOptions o;
-    o.port = port;
-    o.protocol = proto;
+    o.port = c.port;
+    o.protocol = c.protocol;
     o.timeout_ms = 5000;
-    conn = Connection::create(loop.loop(), o);
+    for (auto& conn : conns) conn = Connection::create(loop.loop(), o);
   });
-  // Warm up: wait for the connection, store the values.
-  for (int i = 0; i < 10000; ++i) {
-    std::promise<bool> p;
-    loop.post([&, i] {
-      Call c;
-      c.op = native::Op::kSet;
-      c.key = "bench:" + std::to_string(i);
-      c.value = std::string(100, 'v');
-      Status s = conn->send(c, [&](Reply&& r) { p.set_value(r.transport.is_ok()); });
-      if (!s.is_ok()) p.set_value(false);
-    });
-    if (!p.get_future().get()) --i;  // not connected yet: retry
-  }
-  std::function<void()> issue;
-  issue = [&, st] {
-    while (!st->stopping && st->outstanding < depth) {
-      Call c;
-      c.op = native::Op::kGet;
-      c.key = "bench:" + std::to_string(st->issued++ % 10000);
-      ++st->outstanding;
-      Status s = conn->send(c, [&, st](Reply&& r) {
-        --st->outstanding;
-        ++st->done;
-        if (!r.transport.is_ok() || r.value.size() != 100) ++st->errors;
-        if (std::chrono::steady_clock::now() >= st->end) st->stopping = true;
-        if (st->stopping) {
-          if (st->outstanding == 0) {
-            double secs =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - st->start).count();
-            result.set_value(st->errors ? -1.0 : double(st->done) / secs);
-          }
-          return;
-        }
-        issue();
+  // Warm up: wait for every connection, store the values.
+  for (size_t n = 0; n < conns.size(); ++n) {
+    for (int i = n == 0 ? 0 : kKeys - 1; i < kKeys; ++i) {
+      std::promise<bool> p;
+      loop.post([&, i, n] {
+        Call call;
+        call.op = native::Op::kSet;
+        call.key = "bench:" + std::to_string(i);
+        call.value = std::string(100, 'v');
+        Status s = conns[n]->send(call, [&](Reply&& r) { p.set_value(r.transport.is_ok()); });
+        if (!s.is_ok()) p.set_value(false);
       });
-      if (!s.is_ok()) {
-        --st->outstanding;
-        ++st->errors;
-        st->stopping = true;
-      }
+      if (!p.get_future().get()) --i;  // not connected yet: retry
     }
-  };
-  loop.post([&, st] {
-    st->start = std::chrono::steady_clock::now();
-    st->end = st->start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double>(seconds));
-    issue();
+  }
+  loop.post([&] {
+    st.start = std::chrono::steady_clock::now();
+    st.end = st.start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(c.seconds));
+    if (c.limited && c.requests == 0) {
+      st.result.set_value(0.0);  // warm-up only
+      return;
+    }
+    for (size_t n = 0; n < conns.size(); ++n) issue(conns[n], c, st, in_flight[n]);
   });
-  double ops = result.get_future().get();
+  double ops = st.result.get_future().get();
   std::promise<void> closed;
   loop.post([&] {
-    conn->close();
+    for (auto* conn : conns) conn->close();
     closed.set_value();
   });
   closed.get_future().get();
@@ -94,24 +135,47 @@ double run_case(int port, Protocol proto, int depth, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: client_bench PORT [SECONDS_PER_CASE]\n");
-    return 2;
+  CLI::App app{"client_bench: client::Connection throughput, native protocol vs memcache text"};
+  Case base;
+  std::vector<int> depths{1, 16, 64};
+  std::string protocol = "both";
+  app.add_option("-p,--port", base.port, "cacheserver port on 127.0.0.1")->required();
+  app.add_option("--seconds", base.seconds, "seconds per case")->check(CLI::PositiveNumber);
+  app.add_option("--depths", depths, "gets in flight per connection")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--connections", base.connections, "connections, all on one loop thread")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--protocol", protocol, "both, native or text")
+      ->check(CLI::IsMember({"both", "native", "text"}));
+  auto* req = app.add_option("--requests", base.requests, "stop each case after N gets");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return e.get_exit_code() == 0 ? rc : 2;
   }
-  int port = std::atoi(argv[1]);
-  double seconds = argc > 2 ? std::atof(argv[2]) : 3.0;
-  // Optional third argument "native" or "text": run only that protocol at depth 64 (profiling).
-  if (argc > 3) {
-    Protocol p = std::string(argv[3]) == "text" ? Protocol::kMemcache : Protocol::kNative;
-    std::printf("%s depth 64: %.0f ops/s\n", argv[3], run_case(port, p, 64, seconds));
-    return 0;
+  base.limited = req->count() > 0;
+  bool both = protocol == "both";
+  std::printf("connections %d, %s\n\n", base.connections,
+              base.limited ? ("requests " + std::to_string(base.requests)).c_str()
+                           : ("seconds " + CLI::detail::to_string(base.seconds)).c_str());
+  if (both) {
+    std::printf(
+        "| depth | native ops/s | memcache text ops/s | native / text |\n|---|---|---|---|\n");
   }
-  std::printf(
-      "| depth | native ops/s | memcache text ops/s | native / text |\n|---|---|---|---|\n");
-  for (int depth : {1, 16, 64}) {
-    double n = run_case(port, Protocol::kNative, depth, seconds);
-    double t = run_case(port, Protocol::kMemcache, depth, seconds);
-    std::printf("| %d | %.0f | %.0f | %.2fx |\n", depth, n, t, n / t);
+  for (int depth : depths) {
+    Case n = base, t = base;
+    n.depth = t.depth = depth;
+    n.protocol = Protocol::kNative;
+    t.protocol = Protocol::kMemcache;
+    if (both) {
+      double a = run_case(n), b = run_case(t);
+      std::printf("| %d | %.0f | %.0f | %.2fx |\n", depth, a, b, a / b);
+    } else {
+      std::printf("%s depth %d: %.0f ops/s\n", protocol.c_str(), depth,
+                  run_case(protocol == "text" ? t : n));
+    }
     std::fflush(stdout);
   }
   return 0;
