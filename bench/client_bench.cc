@@ -3,17 +3,25 @@
 // vs memcache text, at each depth, in one run.
 //
 //   client_bench -p PORT [--seconds S] [--depths 1,16,64] [--connections C]
-//                [--protocol both|native|text] [--requests N]
+//                [--protocol both|native|text] [--requests N] [--server-pid PID]
+//
+// With --server-pid (the cacheserver's pid, on this machine) each case also reports the
+// server's user and system CPU microseconds per get, from /proc/PID/stat.
 //
 // With --requests N a case stops after N gets instead of after S seconds (for callgrind:
 // instructions per get are the difference between a run with N and one with 0; 0 runs only the
 // connect and the warm-up sets).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -84,8 +92,35 @@ void issue(Connection* conn, const Case& c, State& st, int& in_flight) {
   }
 }
 
+// utime and stime of a process, in seconds.
+struct Cpu {
+  double user = 0, sys = 0;
+};
+Cpu cpu_of(int pid) {
+  Cpu cpu;
+  if (pid <= 0) return cpu;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return cpu;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  // Fields after the command: state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) cpu.user = std::stod(field) / double(sysconf(_SC_CLK_TCK));
+    if (i == 15) cpu.sys = std::stod(field) / double(sysconf(_SC_CLK_TCK));
+  }
+  return cpu;
+}
+
+struct Outcome {
+  double ops = 0;      // gets per second, -1 if any failed
+  double user_us = 0;  // server CPU per get (with --server-pid)
+  double sys_us = 0;
+};
+
 // Returns gets per second, or -1 if any get failed.
-double run_case(const Case& c) {
+double run_case(const Case& c, uint64_t* done = nullptr) {
   LoopThread loop;
   std::vector<Connection*> conns(static_cast<size_t>(c.connections));
   std::vector<int> in_flight(conns.size(), 0);
@@ -123,6 +158,7 @@ double run_case(const Case& c) {
     for (size_t n = 0; n < conns.size(); ++n) issue(conns[n], c, st, in_flight[n]);
   });
   double ops = st.result.get_future().get();
+  if (done != nullptr) *done = st.done;
   std::promise<void> closed;
   loop.post([&] {
     for (auto* conn : conns) conn->close();
@@ -130,6 +166,20 @@ double run_case(const Case& c) {
   });
   closed.get_future().get();
   return ops;
+}
+
+Outcome measure(const Case& c, int server_pid) {
+  Cpu before = cpu_of(server_pid);
+  uint64_t done = 0;
+  Outcome o;
+  o.ops = run_case(c, &done);
+  // The 10,000 warm-up sets are counted too (against hundreds of thousands of gets).
+  Cpu after = cpu_of(server_pid);
+  if (done != 0) {
+    o.user_us = (after.user - before.user) * 1e6 / double(done);
+    o.sys_us = (after.sys - before.sys) * 1e6 / double(done);
+  }
+  return o;
 }
 
 }  // namespace
@@ -149,6 +199,9 @@ int main(int argc, char** argv) {
   app.add_option("--protocol", protocol, "both, native or text")
       ->check(CLI::IsMember({"both", "native", "text"}));
   auto* req = app.add_option("--requests", base.requests, "stop each case after N gets");
+  int server_pid = 0;
+  app.add_option("--server-pid", server_pid, "report this cacheserver's CPU per get")
+      ->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -160,9 +213,11 @@ int main(int argc, char** argv) {
   std::printf("connections %d, %s\n\n", base.connections,
               base.limited ? ("requests " + std::to_string(base.requests)).c_str()
                            : ("seconds " + CLI::detail::to_string(base.seconds)).c_str());
+  bool cpu = server_pid > 0;
   if (both) {
-    std::printf(
-        "| depth | native ops/s | memcache text ops/s | native / text |\n|---|---|---|---|\n");
+    std::printf("| depth | native ops/s | memcache text ops/s | native / text |%s\n",
+                cpu ? " server us/get native (user+sys) | text (user+sys) |" : "");
+    std::printf("|---|---|---|---|%s\n", cpu ? "---|---|" : "");
   }
   for (int depth : depths) {
     Case n = base, t = base;
@@ -170,11 +225,15 @@ int main(int argc, char** argv) {
     n.protocol = Protocol::kNative;
     t.protocol = Protocol::kMemcache;
     if (both) {
-      double a = run_case(n), b = run_case(t);
-      std::printf("| %d | %.0f | %.0f | %.2fx |\n", depth, a, b, a / b);
+      Outcome a = measure(n, server_pid), b = measure(t, server_pid);
+      std::printf("| %d | %.0f | %.0f | %.2fx |", depth, a.ops, b.ops, a.ops / b.ops);
+      if (cpu) std::printf(" %.2f+%.2f | %.2f+%.2f |", a.user_us, a.sys_us, b.user_us, b.sys_us);
+      std::printf("\n");
     } else {
-      std::printf("%s depth %d: %.0f ops/s\n", protocol.c_str(), depth,
-                  run_case(protocol == "text" ? t : n));
+      Outcome a = measure(protocol == "text" ? t : n, server_pid);
+      std::printf("%s depth %d: %.0f ops/s", protocol.c_str(), depth, a.ops);
+      if (cpu) std::printf(", server %.2f+%.2f us/get (user+sys)", a.user_us, a.sys_us);
+      std::printf("\n");
     }
     std::fflush(stdout);
   }
