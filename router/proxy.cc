@@ -18,6 +18,7 @@
 
 #include "client/connection.h"
 #include "common/buffer.h"
+#include "common/free_list.h"
 #include "common/uvx/run_with_idle_polls.h"
 #include "common/version.h"
 #include "protocol/memcache/server_codec.h"
@@ -72,6 +73,7 @@ bool versioned_op(Op op) {
 // Worker
 
 class Downstream;
+struct Slot;
 
 class Worker {
  public:
@@ -130,7 +132,10 @@ class Worker {
     Call call;
     Done done;
     WriteLeg legs[kMaxReplicas];
-    std::optional<Reply> replies[kMaxReplicas];
+    // The answer is the reply of the first replica (in replica order) that answered, else the
+    // first failure: only those two are kept.
+    std::optional<Reply> first_ok, first_failure;
+    uint8_t first_ok_at = kMaxReplicas, first_failure_at = kMaxReplicas;
     size_t left = 0;
     bool answered = false;
     bool router_version = false;  // the version is ours (not the client's)
@@ -169,6 +174,10 @@ class Worker {
   std::unordered_set<std::string> probing_, repairing_;         // worker 0
   std::vector<Downstream*> dirty_;
   std::unordered_set<Downstream*> clients_;
+  // Spare request contexts and reply slots (a pipelining client keeps hundreds in flight).
+  FreeList<Slot> slots_{4096};
+  FreeList<ReadCtx> read_ctxs_{4096};
+  FreeList<WriteCtx> write_ctxs_{1024};
   uint64_t rr_ = 0;
   uint64_t activity_ = 0;  // reads and replies, for the idle polling in run()
   bool stopping_ = false;
@@ -184,7 +193,8 @@ class Worker {
 // a Fill then fits in std::function's inline buffer, and routing a request allocates less
 // (bench/RESULTS.md, router profile).
 struct Slot {
-  Downstream* owner = nullptr;  // null once the connection has closed
+  Downstream* owner = nullptr;       // null once the connection has closed
+  FreeList<Slot>* spares = nullptr;  // the worker's, where the slot goes back when done
   int refs = 2;
   bool done = false;
   bool close_after = false;
@@ -192,7 +202,7 @@ struct Slot {
   std::string key;
   std::string out;
   void unref() {
-    if (--refs == 0) delete this;
+    if (--refs == 0) spares->give(this);
   }
 };
 
@@ -252,7 +262,8 @@ class Downstream {
 };
 
 Fill Downstream::push() {
-  auto* slot = new Slot;
+  Slot* slot = w_.slots_.take();
+  slot->spares = &w_.slots_;
   slot->owner = this;
   queue_.push_back(slot);
   return Fill(slot);
@@ -1401,7 +1412,7 @@ void Worker::note_missed(Node& n, const Call& call) {
 }
 
 void Worker::read(size_t shard, Call call, bool primary_only, Done done) {
-  auto* ctx = new ReadCtx;
+  ReadCtx* ctx = read_ctxs_.take();
   ctx->topo = topo_.get();
   ctx->shard = shard;
   ctx->done = std::move(done);
@@ -1443,7 +1454,7 @@ void Worker::read(size_t shard, Call call, bool primary_only, Done done) {
 
 void Worker::finish_read(ReadCtx* ctx, Reply&& r) {
   Done done = std::move(ctx->done);
-  delete ctx;
+  read_ctxs_.give(ctx);
   done(std::move(r));
 }
 
@@ -1542,7 +1553,7 @@ void Worker::write(size_t shard, Call call, Done done) {
     done(failed("all replicas of shard " + s.name + " are down"));
     return;
   }
-  auto* ctx = new WriteCtx;
+  WriteCtx* ctx = write_ctxs_.take();
   ctx->topo = topo_.get();
   ctx->shard = shard;
   ctx->done = std::move(done);
@@ -1581,40 +1592,29 @@ void Worker::on_write_reply(WriteLeg* leg, Reply&& r) {
   if (ok && r.code == native::Status::kOlderVersion && ctx->router_version) {
     r.code = superseded(ctx->call.op);
   }
-  ctx->replies[i] = std::move(r);
   --ctx->left;
-  if (!ctx->answered) {
-    if (ok && ctx->topo->config.write_policy == WritePolicy::kAllAsync) {
+  if (!ctx->answered && ok && ctx->topo->config.write_policy == WritePolicy::kAllAsync) {
+    ctx->answered = true;
+    ctx->done(std::move(r));
+  } else if (!ctx->answered) {
+    if (ok && i < ctx->first_ok_at) {
+      ctx->first_ok = std::move(r);
+      ctx->first_ok_at = i;
+    } else if (!ok && i < ctx->first_failure_at) {
+      ctx->first_failure = std::move(r);
+      ctx->first_failure_at = i;
+    }
+    if (ctx->left == 0) {
       ctx->answered = true;
-      Reply copy = *ctx->replies[i];
-      ctx->done(std::move(copy));
-    } else if (ctx->left == 0) {
-      ctx->answered = true;
-      // The first replica (in order) that answered; else the first failure.
-      std::optional<Reply>* pick = nullptr;
-      for (auto& x : ctx->replies) {
-        if (x && x->transport.is_ok()) {
-          pick = &x;
-          break;
-        }
-      }
-      if (pick == nullptr) {
-        s.counters->errors.fetch_add(1, std::memory_order_relaxed);
-        for (auto& x : ctx->replies) {
-          if (x) {
-            pick = &x;
-            break;
-          }
-        }
-      }
+      if (!ctx->first_ok) s.counters->errors.fetch_add(1, std::memory_order_relaxed);
       Done done = std::move(ctx->done);
-      Reply out = std::move(**pick);
-      delete ctx;
+      Reply out = ctx->first_ok ? std::move(*ctx->first_ok) : std::move(*ctx->first_failure);
+      write_ctxs_.give(ctx);
       done(std::move(out));
       return;
     }
   }
-  if (ctx->left == 0) delete ctx;
+  if (ctx->left == 0) write_ctxs_.give(ctx);
 }
 
 // CAS tokens are per node: compare on the first readable replica; on success copy the value to
