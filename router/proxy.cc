@@ -206,14 +206,22 @@ struct Slot {
   }
 };
 
-// Completes a Slot with the bytes of its reply. Call exactly once.
+// Completes a Slot with its reply. Call exactly once, either way.
 class Fill {
  public:
   explicit Fill(Slot* s) : s_(s) {}
-  void operator()(std::string bytes) const;
+  // The reply is these bytes.
+  void operator()(std::string_view bytes) const;
+  // The reply is what `produce(ByteBuffer&)` appends: straight into the connection's output
+  // when this slot is next in order (the common case: no copy, no allocation), else into the
+  // slot until the replies before it are out.
+  template <class F>
+  void write(F&& produce) const;
   Slot* slot() const { return s_; }
 
  private:
+  bool next_out() const;  // the connection is open and this slot's reply is next
+  void finish() const;
   Slot* s_;
 };
 
@@ -259,6 +267,8 @@ class Downstream {
   std::deque<Slot*> queue_;
   bool writing_ = false, closing_ = false, paused_ = false, dirty_ = false;
   bool close_when_flushed_ = false;
+
+  friend class Fill;
 };
 
 Fill Downstream::push() {
@@ -269,13 +279,38 @@ Fill Downstream::push() {
   return Fill(slot);
 }
 
-void Fill::operator()(std::string bytes) const {
+bool Fill::next_out() const {
+  Downstream* d = s_->owner;
+  return d != nullptr && !d->queue_.empty() && d->queue_.front() == s_;
+}
+
+void Fill::finish() const {
   if (s_->owner != nullptr) {
-    s_->out = std::move(bytes);
     s_->done = true;
-    s_->owner->drain();
+    s_->owner->drain();  // (a slot written straight to the output adds nothing there)
   }
   s_->unref();
+}
+
+void Fill::operator()(std::string_view bytes) const {
+  if (next_out()) {
+    s_->owner->out_.append(bytes);
+  } else if (s_->owner != nullptr) {
+    s_->out.assign(bytes);
+  }
+  finish();
+}
+
+template <class F>
+void Fill::write(F&& produce) const {
+  if (next_out()) {
+    produce(s_->owner->out_);
+  } else if (s_->owner != nullptr) {
+    ByteBuffer b;
+    produce(b);
+    s_->out.assign(b.data(), b.size());
+  }
+  finish();
 }
 
 void Downstream::start() {
@@ -467,14 +502,6 @@ std::string text_status(const Reply& r, Op op) {
   }
 }
 
-void append_value(std::string& o, std::string_view key, uint32_t flags, std::string_view value,
-                  const uint64_t* cas) {
-  o.append("VALUE ").append(key).append(" ").append(std::to_string(flags)).append(" ");
-  o.append(std::to_string(value.size()));
-  if (cas != nullptr) o.append(" ").append(std::to_string(*cas));
-  o.append("\r\n").append(value).append("\r\n");
-}
-
 // An mg hit: VA (with v) or HD, then the asked return flags in the order sent, then the echoed
 // ones (O, k, b) in `base`.
 std::string meta_value_reply(const mc::MetaFlags& f, const Reply& r, const std::string& base) {
@@ -623,11 +650,10 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
       RouterStats& st = s->owner->stats();
       if (r.transport.is_ok() && r.code == native::Status::kOk) {
         st.get_hits.fetch_add(1, std::memory_order_relaxed);
-        std::string o;
-        o.reserve(r.value.size() + s->key.size() + 64);
-        append_value(o, s->key, r.flags, r.value, s->with_cas ? &r.cas : nullptr);
-        o.append("END\r\n");
-        return fill(std::move(o));
+        return fill.write([&](ByteBuffer& out) {
+          mc::write_value(out, s->key, r.flags, r.value, s->with_cas ? &r.cas : nullptr);
+          out.append("END\r\n");
+        });
       }
       if (r.transport.is_ok() && r.code == native::Status::kNotFound) {
         st.get_misses.fetch_add(1, std::memory_order_relaxed);
@@ -644,12 +670,14 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
   if (touch) {
     // gat/gats: a write (the new TTL goes to every replica), one key at a time.
     struct Acc {
-      std::vector<std::string> parts;
+      std::vector<std::string> keys;
+      std::vector<std::optional<Reply>> hits;
       size_t left = 0;
       std::string error;
     };
     auto acc = std::make_shared<Acc>();
-    acc->parts.resize(req.keys.size());
+    for (auto k : req.keys) acc->keys.emplace_back(k);
+    acc->hits.resize(req.keys.size());
     acc->left = req.keys.size();
     for (size_t i = 0; i < req.keys.size(); ++i) {
       std::string key(req.keys[i]);
@@ -658,24 +686,28 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
       c.key = key;
       c.ttl = req.exptime;
       size_t shard = topo.ring.shard_for(key);
-      w_.write(shard, std::move(c),
-               [acc, i, key, with_cas, miss_when_down, fill, &stats](Reply&& r) {
-                 if (r.transport.is_ok() && r.code == native::Status::kOk) {
-                   stats.get_hits.fetch_add(1, std::memory_order_relaxed);
-                   append_value(acc->parts[i], key, r.flags, r.value, with_cas ? &r.cas : nullptr);
-                 } else if (r.transport.is_ok() && r.code == native::Status::kNotFound) {
-                   stats.get_misses.fetch_add(1, std::memory_order_relaxed);
-                 } else if (!r.transport.is_ok() && miss_when_down) {
-                   stats.get_misses.fetch_add(1, std::memory_order_relaxed);
-                 } else if (acc->error.empty()) {
-                   acc->error = server_error(r);
-                 }
-                 if (--acc->left > 0) return;
-                 if (!acc->error.empty()) return fill(acc->error);
-                 std::string o;
-                 for (auto& p : acc->parts) o += p;
-                 fill(o + "END\r\n");
-               });
+      w_.write(shard, std::move(c), [acc, i, with_cas, miss_when_down, fill, &stats](Reply&& r) {
+        if (r.transport.is_ok() && r.code == native::Status::kOk) {
+          stats.get_hits.fetch_add(1, std::memory_order_relaxed);
+          acc->hits[i] = std::move(r);
+        } else if (r.transport.is_ok() && r.code == native::Status::kNotFound) {
+          stats.get_misses.fetch_add(1, std::memory_order_relaxed);
+        } else if (!r.transport.is_ok() && miss_when_down) {
+          stats.get_misses.fetch_add(1, std::memory_order_relaxed);
+        } else if (acc->error.empty()) {
+          acc->error = server_error(r);
+        }
+        if (--acc->left > 0) return;
+        if (!acc->error.empty()) return fill(acc->error);
+        fill.write([&](ByteBuffer& out) {
+          for (size_t k = 0; k < acc->keys.size(); ++k) {
+            const auto& h = acc->hits[k];
+            if (h)
+              mc::write_value(out, acc->keys[k], h->flags, h->value, with_cas ? &h->cas : nullptr);
+          }
+          out.append("END\r\n");
+        });
+      });
     }
     return;
   }
@@ -709,17 +741,20 @@ void Downstream::text_get(const mc::Request& req, Fill fill) {
               }
               if (--m->left > 0) return;
               if (!m->error.empty()) return fill(m->error);
-              std::string o;
               uint64_t hits = 0;
-              for (size_t i = 0; i < m->keys.size(); ++i) {
-                if (!m->values[i]) continue;
-                ++hits;
-                append_value(o, m->keys[i], m->values[i]->flags, m->values[i]->value,
-                             with_cas ? &m->values[i]->cas : nullptr);
-              }
+              for (const auto& v : m->values) hits += v.has_value();
+              fill.write([&](ByteBuffer& out) {
+                for (size_t i = 0; i < m->keys.size(); ++i) {
+                  const auto& v = m->values[i];
+                  if (v) {
+                    mc::write_value(out, m->keys[i], v->flags, v->value,
+                                    with_cas ? &v->cas : nullptr);
+                  }
+                }
+                out.append("END\r\n");
+              });
               stats.get_hits.fetch_add(hits, std::memory_order_relaxed);
               stats.get_misses.fetch_add(m->keys.size() - hits, std::memory_order_relaxed);
-              fill(o + "END\r\n");
             });
   }
 }

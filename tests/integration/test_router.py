@@ -262,6 +262,63 @@ def test_meta_commands_through_the_router():
         stop_all(nodes)
 
 
+def test_gat_gets_and_pipelined_replies_in_request_order():
+    """Replies go out in request order whether they are written straight to the connection
+    (the reply that is next) or held until the ones before it are out (a multi-shard reply
+    that comes back after later single-key ones)."""
+    nodes = servers(3)
+    try:
+        with Router(router_config([[n] for n in nodes])) as r:
+            c = r.connect()
+            for k in (b"a", b"b", b"c"):
+                c.send(b"set " + k + b" 3 0 2\r\nv" + k + b"\r\n")
+                check(c.line() == b"STORED", "set")
+            c.send(b"gat 100 a nope c\r\n")
+            got = [c.line() for _ in range(5)]
+            check(got == [b"VALUE a 3 2", b"va", b"VALUE c 3 2", b"vc", b"END"], "gat: %r" % got)
+            c.send(b"gats 100 b\r\n")
+            head = c.line().split()
+            check(head[:4] == [b"VALUE", b"b", b"3", b"2"] and len(head) == 5 and int(head[4]) > 0,
+                  "gats: %r" % head)
+            check(c.line() == b"vb" and c.line() == b"END", "gats value")
+            c.send(b"gets c nope a b\r\n")
+            lines = [c.line() for _ in range(7)]
+            keys = [l.split()[1] for l in lines if l.startswith(b"VALUE")]
+            check(keys == [b"c", b"a", b"b"] and all(len(l.split()) == 5 for l in lines
+                                                      if l.startswith(b"VALUE")), "gets: %r" % lines)
+            check(lines[-1] == b"END", "gets end")
+            # 200 requests in one write: single-key hits and misses, multi-key gets across
+            # the three shards, sets; the replies must come back in exactly this order.
+            rnd = random.Random(7)
+            batch, expect = [], []
+            for i in range(200):
+                kind = rnd.choice(["hit", "miss", "multi", "set"])
+                if kind == "hit":
+                    k = rnd.choice([b"a", b"b", b"c"])
+                    batch.append(b"get " + k + b"\r\n")
+                    expect += [b"VALUE " + k + b" 3 2", b"v" + k, b"END"]
+                elif kind == "miss":
+                    batch.append(b"get none%d\r\n" % i)
+                    expect.append(b"END")
+                elif kind == "multi":
+                    ks = rnd.sample([b"a", b"b", b"c", b"x%d" % i], 4)
+                    batch.append(b"get " + b" ".join(ks) + b"\r\n")
+                    for k in ks:
+                        if not k.startswith(b"x"):
+                            expect += [b"VALUE " + k + b" 3 2", b"v" + k]
+                    expect.append(b"END")
+                else:
+                    batch.append(b"set s%d 0 0 1\r\nz\r\n" % i)
+                    expect.append(b"STORED")
+            c.send(b"".join(batch))
+            got = [c.line() for _ in range(len(expect))]
+            check(got == expect, "pipelined replies out of order: first difference at %d" %
+                  next((i for i, (x, y) in enumerate(zip(got, expect)) if x != y), -1))
+            c.close()
+    finally:
+        stop_all(nodes)
+
+
 # ---- 2. write fan-out and convergence ----
 
 def test_two_routers_hammering_the_same_keys_converge():
@@ -623,6 +680,7 @@ if __name__ == "__main__":
          test_pymemcache_through_the_router_and_stats,
          test_ketama_md5_places_keys_as_nutcracker_does,
          test_meta_commands_through_the_router,
+         test_gat_gets_and_pipelined_replies_in_request_order,
          test_two_routers_hammering_the_same_keys_converge,
          test_kill9_one_replica_per_shard_under_load_no_errors_no_misses,
          test_paused_replica_never_serves_stale_values_and_is_resynced,
