@@ -35,7 +35,7 @@ struct RouterConfig {
   uint32_t idle_polls = 4;             // extra loop polls before a worker blocks (as cacheserver)
   uint32_t max_connections = 4096;     // client connections
   uint64_t max_value = 1 << 20;        // largest value accepted from clients
-  uint64_t max_missed_keys = 1 << 20;  // per node; beyond it the node is flushed on return
+  uint64_t max_missed_keys = 1 << 20;  // per node; beyond it the node is emptied and warmed
   std::vector<client::ShardSpec> shards;
 };
 

@@ -153,6 +153,7 @@ class Worker {
   void adopt_topology();
   void health_tick();
   void probe(const std::shared_ptr<Node>& n);
+  void empty_node(const std::shared_ptr<const Topology>& topo, const std::shared_ptr<Node>& n);
   void repair(const std::shared_ptr<const Topology>& topo, size_t shard,
               const std::shared_ptr<Node>& n);
   void on_connection();
@@ -170,8 +171,8 @@ class Worker {
   // Every topology this worker has used: requests in flight point at theirs (reloads are rare;
   // each is a few KB).
   std::vector<std::shared_ptr<const Topology>> kept_;
-  std::unordered_map<std::string, client::Connection*> conns_;  // by node address
-  std::unordered_set<std::string> probing_, repairing_;         // worker 0
+  std::unordered_map<std::string, client::Connection*> conns_;      // by node address
+  std::unordered_set<std::string> probing_, repairing_, emptying_;  // worker 0
   std::vector<Downstream*> dirty_;
   std::unordered_set<Downstream*> clients_;
   // Spare request contexts and reply slots (a pipelining client keeps hundreds in flight).
@@ -979,6 +980,7 @@ std::string Downstream::text_stats() {
       stat(q + "missed_keys", static_cast<uint64_t>(n->missed_size()));
       stat(q + "repaired", n->counters.repaired.load());
       stat(q + "backfills", n->counters.backfills.load());
+      stat(q + "flushed", n->counters.flushed.load());
     }
   }
   b.append("END\r\n");
@@ -1754,7 +1756,9 @@ void Worker::health_tick() {
           break;
         case NodeState::kSyncing:
         case NodeState::kUp:
-          if (n->any_missed() && !repairing_.count(n->addr())) {
+          if (n->overflowed()) {
+            if (!emptying_.count(n->addr())) empty_node(topo, n);
+          } else if (n->any_missed() && !repairing_.count(n->addr())) {
             repair(topo, si, n);
           } else if (n->state() == NodeState::kSyncing && !repairing_.count(n->addr())) {
             n->set_state(NodeState::kUp);
@@ -1764,6 +1768,30 @@ void Worker::health_tick() {
       }
     }
   }
+}
+
+// A node that missed more writes than max_missed_keys cannot be repaired key by key: it is
+// emptied with flush_all, then serves again as a cold replica that warms from its siblings.
+// Reads skip it (has_missed) until the flush has answered and no write to it failed meanwhile
+// (that write could have landed before the flush and been lost after it: flush again).
+void Worker::empty_node(const std::shared_ptr<const Topology>& topo,
+                        const std::shared_ptr<Node>& n) {
+  client::Connection* c = conn(*n);
+  if (c == nullptr) return;
+  uint64_t misses = n->overflow_misses();
+  Call f;
+  f.op = Op::kFlush;
+  emptying_.insert(n->addr());
+  Status st = c->send(f, [this, n, topo, misses](Reply&& r) {
+    emptying_.erase(n->addr());
+    if (!r.transport.is_ok() || r.code != native::Status::kOk) return;  // the next tick retries
+    n->start_warmup(now_ms() + topo->config.warmup_ms);
+    if (!n->clear_overflow_if(misses)) return;
+    n->counters.flushed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("node {} missed more than {} writes: emptied, warming from its siblings",
+                 n->addr(), topo->config.max_missed_keys);
+  });
+  if (!st.is_ok()) emptying_.erase(n->addr());
 }
 
 void Worker::probe(const std::shared_ptr<Node>& n) {
@@ -1780,13 +1808,7 @@ void Worker::probe(const std::shared_ptr<Node>& n) {
     }
     n->on_success();
     n->start_warmup(now_ms() + topo->config.warmup_ms);
-    if (n->overflowed()) {
-      // Too many missed keys to replay: empty it, then let it warm from its siblings.
-      Call f;
-      f.op = Op::kFlush;
-      if (auto* c2 = conn(*n)) (void)c2->send(f, [](Reply&&) {});
-      n->clear_overflow();
-    }
+    // (An overflowed node is emptied by the next health ticks before it serves: empty_node.)
     n->set_state(NodeState::kSyncing);
     spdlog::info("node {} answers again: replaying {} missed keys", n->addr(), n->missed_size());
   };

@@ -55,16 +55,32 @@ void Node::probe_failed(uint32_t retry_max_ms) {
 
 void Node::note_missed(std::string_view key, uint64_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (overflowed_.load()) return;
+  if (overflowed_.load()) {
+    ++overflow_misses_;
+    return;
+  }
   if (missed_.size() >= limit) {
     missed_.clear();
     missed_count_.store(0, std::memory_order_release);
     overflowed_.store(true);
+    ++overflow_misses_;
     return;
   }
   auto [it, fresh] = missed_.try_emplace(std::string(key), 0);
   it->second = ++generation_;
   if (fresh) missed_count_.fetch_add(1, std::memory_order_release);
+}
+
+uint64_t Node::overflow_misses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return overflow_misses_;
+}
+
+bool Node::clear_overflow_if(uint64_t misses) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (overflow_misses_ != misses) return false;
+  overflowed_.store(false);
+  return true;
 }
 
 bool Node::has_missed(std::string_view key) const {

@@ -36,7 +36,7 @@ std::string_view state_name(NodeState s);
 
 struct NodeCounters {
   std::atomic<uint64_t> requests{0}, errors{0}, timeouts{0}, failovers{0}, marked_down{0},
-      repaired{0}, backfills{0};
+      repaired{0}, backfills{0}, flushed{0};
 };
 
 class Node {
@@ -65,7 +65,8 @@ class Node {
   void start_warmup(int64_t until) { warm_until_ms_.store(until, std::memory_order_relaxed); }
 
   // Keys this node missed (writes skipped or failed). Bounded: past `limit` keys the set is
-  // dropped and the node is marked as needing a flush before it serves again.
+  // dropped and the node is *overflowed*: it serves no reads until it has been emptied
+  // (flush_all) with no write missed meanwhile, and then warms from its siblings.
   void note_missed(std::string_view key, uint64_t limit);
   bool has_missed(std::string_view key) const;
   bool any_missed() const { return missed_count_.load(std::memory_order_acquire) > 0; }
@@ -75,7 +76,11 @@ class Node {
   // failed meanwhile: that one still needs repair).
   void unmiss(const std::string& key, uint64_t generation);
   bool overflowed() const { return overflowed_.load(); }
-  void clear_overflow() { overflowed_.store(false); }
+  // Writes missed since the node overflowed (each one is a reason to flush it again).
+  uint64_t overflow_misses() const;
+  // Ends the overflow if no write was missed since overflow_misses() returned `misses`
+  // (taken before the flush was sent); false if one was, and the node stays overflowed.
+  bool clear_overflow_if(uint64_t misses);
   size_t missed_size() const { return missed_count_.load(); }
 
   NodeCounters counters;
@@ -93,6 +98,7 @@ class Node {
   uint64_t generation_ = 0;                           // guarded by mu_
   std::atomic<size_t> missed_count_{0};
   std::atomic<bool> overflowed_{false};
+  uint64_t overflow_misses_ = 0;  // guarded by mu_
 };
 
 struct ShardCounters {

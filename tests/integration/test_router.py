@@ -451,6 +451,45 @@ def test_paused_replica_never_serves_stale_values_and_is_resynced():
         stop_all(nodes)
 
 
+def test_a_node_past_max_missed_keys_is_emptied_and_serves_again():
+    """Writes that fail on a node that is not marked down (failure_limit not reached) are
+    remembered; past max_missed_keys the node serves no reads, and once it answers it is
+    emptied with flush_all and warms from its sibling, so it serves again (read capacity is
+    not lost for good) and never serves a value it missed."""
+    b, a = servers(2)
+    try:
+        cfg = router_config([[b, a]], read_policy="primary", failure_limit=100000,
+                            timeout_ms=300 * SLOW, max_missed_keys=5, warmup_ms=60000)
+        with Router(cfg) as r:
+            c = py(r.port)
+            keys = ["o%d" % i for i in range(12)]
+            for k in keys:
+                c.set(k, b"old", noreply=False)
+            node_b = "node:127.0.0.1:%d:" % b.port
+            b.pause()
+            for k in keys:  # each waits for b's timeout, answered by a
+                check(c.set(k, b"new", noreply=False), "set " + k)
+            st = r.stats()
+            check(st[node_b + "state"] == "up", "b is not marked down: %s" % st[node_b + "state"])
+            before = int(st[node_b + "requests"])
+            for k in keys:
+                check(c.get(k) == b"new", "read while b overflowed: " + k)
+            check(int(r.stats()[node_b + "requests"]) == before,
+                  "reads skipped the overflowed node")
+            b.resume()
+            wait_for(lambda: int(r.stats()[node_b + "flushed"]) >= 1, 10 * SLOW, "b emptied")
+            before = int(r.stats()[node_b + "requests"])
+            for k in keys:
+                got = c.get(k)
+                check(got == b"new", "after b was emptied, %s: %r" % (k, got))
+            check(int(r.stats()[node_b + "requests"]) > before, "b serves reads again")
+            for k in keys:  # the misses on the emptied node were back-filled from a
+                check(direct(b, k) == b"new", "b holds " + k)
+    finally:
+        b.resume()
+        stop_all([b, a])
+
+
 # ---- 5. cold replica warm-up ----
 
 def test_cold_replica_is_warmed_from_its_sibling():
@@ -684,6 +723,7 @@ if __name__ == "__main__":
          test_two_routers_hammering_the_same_keys_converge,
          test_kill9_one_replica_per_shard_under_load_no_errors_no_misses,
          test_paused_replica_never_serves_stale_values_and_is_resynced,
+         test_a_node_past_max_missed_keys_is_emptied_and_serves_again,
          test_cold_replica_is_warmed_from_its_sibling,
          test_multiget_is_split_by_shard_and_merged_in_request_order,
          test_reload_adds_a_shard_and_a_replica_under_load,
