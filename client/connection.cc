@@ -185,7 +185,7 @@ void Connection::on_connected(int status) {
 Status Connection::send(const Call& call, ReplyCallback done) {
   if (state_ == State::kClosing) return Status(StatusCode::kIoError, "connection closed");
   if (state_ == State::kBackoff) return Status(StatusCode::kIoError, "not connected");
-  if (pending_.size() >= opts_.max_in_flight) {
+  if (waiting_ >= opts_.max_in_flight) {
     return Status(StatusCode::kResourceExhausted, "too many requests in flight");
   }
   uint64_t id = next_id_;
@@ -198,9 +198,9 @@ Status Connection::send(const Call& call, ReplyCallback done) {
   }
   ++next_id_;
   auto deadline = Clock::now() + std::chrono::milliseconds(opts_.timeout_ms);
-  pending_.emplace(id, Pending{std::move(done), deadline});
-  deadlines_.emplace_back(deadline, id);
-  if (deadlines_.size() == 1) arm_timer();
+  pending_.push_back(Pending{std::move(done), deadline, true});
+  ++waiting_;
+  if (pending_.size() == 1) arm_timer();
   flush();
   return Status::ok();
 }
@@ -254,23 +254,30 @@ void Connection::on_read(ssize_t n) {
 }
 
 void Connection::complete(uint64_t id, Reply&& reply) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return;  // timed out already: the late reply is dropped
-  ReplyCallback done = std::move(it->second.done);
-  pending_.erase(it);
-  // Keep the deadline queue short: drop answered entries at its front.
-  while (!deadlines_.empty() && !pending_.count(deadlines_.front().second)) {
-    deadlines_.pop_front();
-  }
+  if (id < first_id_ || id - first_id_ >= pending_.size()) return;  // timed out, failed, unknown
+  Pending& p = pending_[id - first_id_];
+  if (!p.waiting) return;  // answered already: a duplicate reply is dropped
+  ReplyCallback done = std::move(p.done);
+  p.waiting = false;
+  --waiting_;
+  drop_answered();
   done(std::move(reply));
 }
 
+void Connection::drop_answered() {
+  while (!pending_.empty() && !pending_.front().waiting) {
+    pending_.pop_front();
+    ++first_id_;
+  }
+}
+
 void Connection::arm_timer() {
-  if (deadlines_.empty() || state_ == State::kClosing) {
+  if (pending_.empty() || state_ == State::kClosing) {
     uv_timer_stop(&timer_);
     return;
   }
-  auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadlines_.front().first - Clock::now());
+  auto wait =
+      std::chrono::ceil<std::chrono::milliseconds>(pending_.front().deadline - Clock::now());
   uv_timer_start(
       &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->on_timer(); },
       static_cast<uint64_t>(std::max<int64_t>(wait.count(), 0)), 0);
@@ -278,16 +285,15 @@ void Connection::arm_timer() {
 
 void Connection::on_timer() {
   auto now = Clock::now();
-  while (!deadlines_.empty() && deadlines_.front().first <= now) {
-    uint64_t id = deadlines_.front().second;
-    deadlines_.pop_front();
-    auto it = pending_.find(id);
-    if (it == pending_.end()) continue;
-    ReplyCallback done = std::move(it->second.done);
-    pending_.erase(it);
+  // The front entry is waiting (drop_answered keeps it so) and is the oldest deadline.
+  while (!pending_.empty() && pending_.front().deadline <= now) {
+    ReplyCallback done = std::move(pending_.front().done);
+    pending_.front().waiting = false;
+    --waiting_;
+    drop_answered();
     Reply r;
     r.transport = Status(StatusCode::kInternal, "timeout");
-    done(std::move(r));
+    done(std::move(r));  // may send (appends) or close (empties pending_)
   }
   arm_timer();
 }
@@ -295,9 +301,11 @@ void Connection::on_timer() {
 void Connection::fail_all(const Status& why) {
   auto pending = std::move(pending_);
   pending_.clear();
-  deadlines_.clear();
+  first_id_ = next_id_;
+  waiting_ = 0;
   uv_timer_stop(&timer_);
-  for (auto& [id, p] : pending) {
+  for (auto& p : pending) {
+    if (!p.waiting) continue;
     Reply r;
     r.transport = why;
     p.done(std::move(r));

@@ -5,9 +5,11 @@
 // with exponential backoff.
 //
 //   send() -> encode into `out_` -> one uv_write per batch ---------> server
-//   pending_: id -> callback        deadlines_: FIFO of (deadline, id)   (uniform timeout, so
-//   replies -> decode -> pending_[id] -> callback                          send order = deadline
-//   timer at deadlines_.front() -> fail expired requests                   order)
+//   pending_: FIFO of (callback, deadline), entry i is request id first_id_ + i
+//   replies -> decode -> pending_[id - first_id_] -> callback (answered entries are dropped
+//                                                   once every older one is answered too)
+//   timer at the oldest entry's deadline -> fail expired requests (one timeout for every
+//   request of a connection, so send order is deadline order)
 //
 // Threading: a Connection belongs to its loop's thread; call everything on that thread.
 // Callbacks run on that thread, exactly once per accepted request (also when the request
@@ -25,7 +27,6 @@
 #include <functional>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/buffer.h"
@@ -106,7 +107,7 @@ class Connection {
   void close();
 
   bool connected() const { return state_ == State::kConnected; }
-  size_t in_flight() const { return pending_.size(); }
+  size_t in_flight() const { return waiting_; }
   uint64_t reconnects() const { return reconnects_; }
 
  private:
@@ -114,6 +115,7 @@ class Connection {
   struct Pending {
     ReplyCallback done;
     std::chrono::steady_clock::time_point deadline;
+    bool waiting = true;  // false once answered, failed or timed out
   };
   // memcache text has no ids: replies come in request order. What the head request expects.
   struct TextExpect {
@@ -137,6 +139,7 @@ class Connection {
   void on_timer();
   void fail_all(const Status& why);
   void complete(uint64_t id, Reply&& reply);
+  void drop_answered();  // pops answered entries off the front of pending_
   void maybe_free();
 
   uv_loop_t* loop_;
@@ -153,8 +156,10 @@ class Connection {
   native::ResponseDecoder decoder_;
   memcache::ResponseDecoder text_decoder_;
   std::deque<TextExpect> text_queue_;
-  std::unordered_map<uint64_t, Pending> pending_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines_;
+  // Requests first_id_ .. next_id_ - 1 in send order; the front one is always waiting.
+  std::deque<Pending> pending_;
+  uint64_t first_id_ = 1;
+  size_t waiting_ = 0;  // entries of pending_ still waiting
   uint64_t next_id_ = 1;
   uint32_t backoff_ms_ = 0;
   uint64_t reconnects_ = 0;

@@ -1,10 +1,20 @@
 // client::Connection against a real cacheserver: every op, 10,000 requests in flight,
 // deadlines while the server is stopped (SIGSTOP) and recovery after SIGCONT, reconnect after
-// a restart, the in-flight bound.
+// a restart, the in-flight bound; and, against a scripted peer, replies out of order and late.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
+#include <memory>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "client/connection.h"
 #include "client/loop_thread.h"
@@ -217,4 +227,153 @@ TEST_CASE("connection: the in-flight bound refuses instead of growing", "[client
   REQUIRE(all.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   CHECK(accepted == 100);
   CHECK(refused == 50);
+}
+
+namespace {
+
+// A scripted native-protocol peer on an ephemeral loopback port, for what cacheserver never
+// does (it answers in order): it reads request frames and answers when and in the order the
+// test says. Blocking sockets; one client connection.
+class ScriptedPeer {
+ public:
+  ScriptedPeer() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    REQUIRE(::listen(listen_fd_, 1) == 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    bounded(listen_fd_);
+  }
+  ~ScriptedPeer() {
+    if (fd_ >= 0) ::close(fd_);
+    ::close(listen_fd_);
+  }
+  int port() const { return port_; }
+
+  // Reads until `n` requests have arrived (accepting the connection first); returns their
+  // ids and keys in arrival order.
+  std::vector<std::pair<uint64_t, std::string>> read_requests(size_t n) {
+    if (fd_ < 0) {
+      fd_ = ::accept(listen_fd_, nullptr, nullptr);
+      REQUIRE(fd_ >= 0);
+      bounded(fd_);
+    }
+    std::vector<std::pair<uint64_t, std::string>> out;
+    native::RequestDecoder dec(1 << 20);
+    while (out.size() < n) {
+      native::Request req;
+      native::DecodeResult r = dec.feed(in_.view(), req);
+      if (r.status == native::DecodeStatus::kComplete) {
+        out.emplace_back(req.id, std::string(req.key));
+        in_.consume(r.consumed);
+        continue;
+      }
+      REQUIRE(r.status == native::DecodeStatus::kNeedMore);
+      char* p = in_.reserve(4096);
+      ssize_t got = ::recv(fd_, p, 4096, 0);
+      REQUIRE(got > 0);
+      in_.commit(static_cast<size_t>(got));
+    }
+    return out;
+  }
+
+  // Answers request `id` with a hit whose value is `value`.
+  void answer(uint64_t id, std::string_view value) {
+    ByteBuffer b;
+    native::FrameWriter w(b);
+    native::write_value_reply(w, id, value, 0, 1, 0, 0);
+    w.end();
+    REQUIRE(::send(fd_, b.data(), b.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(b.size()));
+  }
+
+ private:
+  static void bounded(int fd) {  // accept and recv give up after 10 s (no hung test)
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  int listen_fd_ = -1, fd_ = -1, port_ = 0;
+  ByteBuffer in_;
+};
+
+}  // namespace
+
+TEST_CASE("connection: replies are matched by id in any order, late replies are dropped",
+          "[client][integration]") {
+  ScriptedPeer peer;
+  ConnectionOptions opts;
+  opts.timeout_ms = 1000;
+  Fixture f(peer.port(), opts);
+  auto send_gets = [&](std::vector<std::string> keys) {
+    auto replies = std::make_shared<std::vector<std::promise<Reply>>>(keys.size());
+    f.loop.post([&f, keys, replies] {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        Status s = f.conn->send(make(Op::kGet, keys[i]), [replies, i](Reply&& r) {
+          (*replies)[i].set_value(std::move(r));  // a second call would throw: exactly once
+        });
+        if (!s.is_ok()) {  // (checked on the test's thread: Catch is not thread-safe)
+          Reply r;
+          r.transport = s;
+          (*replies)[i].set_value(std::move(r));
+        }
+      }
+    });
+    std::vector<std::future<Reply>> futures;
+    for (auto& p : *replies) futures.push_back(p.get_future());
+    return futures;
+  };
+
+  // Three requests answered last-first-middle: each reply reaches its own request.
+  auto a = send_gets({"a", "b", "c"});
+  auto reqs = peer.read_requests(3);
+  REQUIRE(reqs[0].second == "a");
+  REQUIRE(reqs[2].second == "c");
+  peer.answer(reqs[2].first, "value-c");
+  peer.answer(reqs[0].first, "value-a");
+  peer.answer(reqs[1].first, "value-b");
+  for (size_t i = 0; i < 3; ++i) {
+    Reply r = a[i].get();
+    REQUIRE(r.transport.is_ok());
+    CHECK(r.value == "value-" + reqs[i].second);
+  }
+
+  // Three more; only the middle one is answered in time. The others time out (the oldest
+  // first, with an answered one behind it), then their late replies arrive and are dropped;
+  // the connection goes on serving.
+  auto b = send_gets({"d", "e", "f"});
+  reqs = peer.read_requests(3);
+  peer.answer(reqs[1].first, "value-e");
+  Reply e = b[1].get();
+  REQUIRE(e.transport.is_ok());
+  CHECK(e.value == "value-e");
+  for (size_t i : {0u, 2u}) {
+    REQUIRE(b[i].wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    Reply r = b[i].get();
+    CHECK_FALSE(r.transport.is_ok());
+    CHECK(r.transport.message() == "timeout");
+  }
+  peer.answer(reqs[0].first, "late-d");
+  peer.answer(reqs[2].first, "late-f");
+  auto c = send_gets({"g"});
+  reqs = peer.read_requests(1);
+  peer.answer(reqs[0].first, "value-g");
+  Reply g = c[0].get();
+  REQUIRE(g.transport.is_ok());
+  CHECK(g.value == "value-g");
+
+  // A peer that answers one request twice while an older one still waits: the second answer
+  // is dropped (each callback runs exactly once).
+  auto d = send_gets({"h", "i"});
+  reqs = peer.read_requests(2);
+  peer.answer(reqs[1].first, "value-i");
+  peer.answer(reqs[1].first, "again-i");
+  peer.answer(reqs[0].first, "value-h");
+  CHECK(d[0].get().value == "value-h");
+  CHECK(d[1].get().value == "value-i");
+  std::promise<size_t> in_flight;
+  f.loop.post([&] { in_flight.set_value(f.conn->in_flight()); });
+  CHECK(in_flight.get_future().get() == 0);
 }
