@@ -185,7 +185,9 @@ void Connection::on_connected(int status) {
 Status Connection::send(const Call& call, ReplyCallback done) {
   if (state_ == State::kClosing) return Status(StatusCode::kIoError, "connection closed");
   if (state_ == State::kBackoff) return Status(StatusCode::kIoError, "not connected");
-  if (waiting_ >= opts_.max_in_flight) {
+  // Bounded by entries, not by waiting ones: a reply missing at the front holds the entries
+  // behind it, and they must stay bounded too.
+  if (pending_.size() >= opts_.max_in_flight) {
     return Status(StatusCode::kResourceExhausted, "too many requests in flight");
   }
   uint64_t id = next_id_;
