@@ -264,6 +264,8 @@ class Downstream {
   enum class Proto { kUnknown, kText, kNative } proto_ = Proto::kUnknown;
   mc::RequestDecoder text_;
   native::RequestDecoder native_;
+  mc::Request text_req_;
+  native::Request native_req_;
   ByteBuffer in_, out_, inflight_;
   std::deque<Slot*> queue_;
   bool writing_ = false, closing_ = false, paused_ = false, dirty_ = false;
@@ -350,7 +352,10 @@ void Downstream::process() {
           static_cast<uint8_t>(in_.data()[0]) == native::kMagic ? Proto::kNative : Proto::kText;
     }
     if (proto_ == Proto::kText) {
-      mc::Request req;
+      // Reused so that its keys vector keeps its capacity; cleared whole, because the routing
+      // code copies fields the decoder sets only for some commands (cas_unique, delta).
+      mc::Request& req = text_req_;
+      req.clear();
       mc::DecodeResult r = text_.feed(in_.view(), req);
       if (r.status == mc::DecodeStatus::kNeedMore) {
         in_.consume(r.consumed);
@@ -368,7 +373,7 @@ void Downstream::process() {
       }
       in_.consume(r.consumed);
     } else {
-      native::Request req;
+      native::Request& req = native_req_;  // reused (cleared by feed)
       native::DecodeResult r = native_.feed(in_.view(), req);
       if (r.status == native::DecodeStatus::kNeedMore) break;
       Fill fill = push();

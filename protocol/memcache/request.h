@@ -80,6 +80,15 @@ struct Request {
   MetaFlags meta;
 
   std::string_view key() const { return keys.empty() ? std::string_view() : keys[0]; }
+
+  // Every field back to its default; the keys vector keeps its capacity (a Request reused for
+  // each command of a connection then allocates nothing).
+  void clear() {
+    auto k = std::move(keys);
+    k.clear();
+    *this = Request{};
+    keys = std::move(k);
+  }
 };
 
 // Meta return codes and classic response lines, shared by both sides of the codec.

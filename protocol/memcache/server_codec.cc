@@ -60,6 +60,7 @@ DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
 
 DecodeResult RequestDecoder::parse_line(std::string_view in, size_t after, std::string_view line,
                                         Request& req) {
+  // Only what every command reads; a field a command does not set is not read for it.
   req.noreply = false;
   req.keys.clear();
   req.value = {};

@@ -287,6 +287,15 @@ def test_gat_gets_and_pipelined_replies_in_request_order():
             check(keys == [b"c", b"a", b"b"] and all(len(l.split()) == 5 for l in lines
                                                       if l.startswith(b"VALUE")), "gets: %r" % lines)
             check(lines[-1] == b"END", "gets end")
+            # A cas, then plain sets on the same connection: nothing of the cas carries over.
+            c.send(b"gets a\r\n")
+            token = int(c.line().split()[4])
+            check(c.line() == b"va" and c.line() == b"END", "gets a")
+            c.send(b"cas a 3 0 2 %d\r\nva\r\n" % token)
+            check(c.line() == b"STORED", "cas a")
+            for _ in range(2):
+                c.send(b"set a 3 0 2\r\nva\r\n")
+                check(c.line() == b"STORED", "a set after a cas is a plain set")
             # 200 requests in one write: single-key hits and misses, multi-key gets across
             # the three shards, sets; the replies must come back in exactly this order.
             rnd = random.Random(7)

@@ -288,3 +288,28 @@ TEST_CASE("pipelined requests decode in order", "[codec]") {
     CHECK(ev[2 * i + 1].keys[0] == "k" + std::to_string(i));
   }
 }
+
+TEST_CASE("memcache request: clear() resets every field and keeps the keys' capacity") {
+  cachetier::memcache::Request r;
+  r.command = cachetier::memcache::Command::kCas;
+  r.keys = {"a", "b", "c"};
+  size_t cap = r.keys.capacity();
+  r.client_flags = 5;
+  r.exptime = 7;
+  r.cas_unique = 9;
+  r.delta = 11;
+  r.noreply = true;
+  r.value = "v";
+  r.meta.present = 1;
+  r.clear();
+  CHECK(r.command == cachetier::memcache::Command::kGet);
+  CHECK(r.keys.empty());
+  CHECK(r.keys.capacity() == cap);
+  CHECK(r.client_flags == 0);
+  CHECK(r.exptime == 0);
+  CHECK(r.cas_unique == 0);
+  CHECK(r.delta == 0);
+  CHECK_FALSE(r.noreply);
+  CHECK(r.value.empty());
+  CHECK(r.meta.present == 0);
+}
