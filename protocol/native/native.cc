@@ -571,13 +571,10 @@ void FrameWriter::sint(int64_t v) {
   out_.commit(n);
 }
 
-void FrameWriter::header(uint8_t fix, uint8_t wide16, uint32_t n) {
+void FrameWriter::wide_header(uint8_t wide16, uint32_t n) {
   char* p = out_.reserve(5);
   size_t w;
-  if (n < 16) {
-    p[0] = static_cast<char>(fix | n);
-    w = 1;
-  } else if (n <= UINT16_MAX) {
+  if (n <= UINT16_MAX) {
     w = put_be(p, wide16, n, 2);
   } else {
     w = put_be(p, wide16 + 1, n, 4);

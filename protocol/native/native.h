@@ -203,7 +203,15 @@ class FrameWriter {
  private:
   void begin(uint64_t id, uint8_t code, uint32_t nfields);
   void wide_uint(uint64_t v);
-  void header(uint8_t fix, uint8_t wide16, uint32_t n);
+  // Up to 15 elements: the one-byte fix form, written inline.
+  void header(uint8_t fix, uint8_t wide16, uint32_t n) {
+    if (n < 16) {
+      out_.append(static_cast<char>(fix | n));
+    } else {
+      wide_header(wide16, n);
+    }
+  }
+  void wide_header(uint8_t wide16, uint32_t n);
   void bytes(uint8_t fix, uint8_t w8, uint8_t w16, std::string_view v);
   ByteBuffer& out_;
   size_t start_ = 0;
