@@ -65,7 +65,10 @@ Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
 
 size_t Ring::shard_for(std::string_view key) const {
   uint64_t h = key_hash_ != nullptr ? key_hash_(key) : XXH3_64bits(key.data(), key.size());
-  auto it = std::lower_bound(points_.begin(), points_.end(), std::make_pair(h, uint32_t{0}));
+  // The first point at or after h (comparing positions only: cheaper than pair's <=>).
+  auto it = std::lower_bound(
+      points_.begin(), points_.end(), h,
+      [](const std::pair<uint64_t, uint32_t>& p, uint64_t x) { return p.first < x; });
   if (it == points_.end()) it = points_.begin();
   return it->second;
 }
