@@ -18,11 +18,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from loopback import free_port, port_free, wait_port
+from loopback import stats as router_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("CACHETIER_BUILD", os.path.join(ROOT, "build", "release"))
@@ -31,37 +33,6 @@ ROUTER = os.path.join(BUILD, "router", "cacherouter")
 BENCH = os.path.join(BUILD, "bench", "cachebench")
 CONFIG = os.path.join(ROOT, "deploy", "demo", "tier.yaml")
 STATE = os.environ.get("CACHETIER_TIER_DIR", "/tmp/cachetier-tier")
-
-
-def port_free(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def plan():
@@ -131,24 +102,6 @@ class Tier:
             lines.append("shard %s  replicas %s" % (name, ", ".join(
                 "127.0.0.1:%d" % p for p in ports)))
         return "\n".join(lines)
-
-
-def router_stats(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"stats\r\n")
-    buf = b""
-    while not buf.endswith(b"END\r\n"):
-        d = s.recv(1 << 16)
-        if not d:
-            break
-        buf += d
-    s.close()
-    out = {}
-    for line in buf.decode().split("\r\n"):
-        if line.startswith("STAT "):
-            _, k, v = line.split(" ", 2)
-            out[k] = v
-    return out
 
 
 def total(st, suffix):

@@ -44,7 +44,9 @@ def start_server(build, port, under_callgrind, out):
     if under_callgrind:
         argv = callgrind(argv, out)
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, timeout=60)
+    if not wait_port(port, timeout=60):
+        p.kill()
+        raise RuntimeError("cacheserver never opened port %d" % port)
     return p
 
 

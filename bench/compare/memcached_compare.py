@@ -10,35 +10,16 @@ Loopback only; every process is started here and stopped by pid.
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d never opened" % port)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from loopback import free_port, wait_port  # noqa: E402,F401 (the other scripts import them here)
 
 
 def cpu_seconds(pid):
@@ -59,7 +40,8 @@ class Proc:
     def __init__(self, name, argv, port):
         self.name, self.port = name, port
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(port)
+        if not wait_port(port):
+            raise RuntimeError("%s never opened port %d" % (name, port))
 
     def stop(self):
         if self.p.poll() is None:

@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from memcached_compare import ROOT, Proc, cachebench, cpu_seconds, free_port  # noqa: E402
+from loopback import stats  # noqa: E402 (memcached_compare put scripts/ on the path)
 
 
 def router_yaml(port, shards, threads, **extra):
@@ -41,24 +42,6 @@ def write_temp(text, suffix):
     f.write(text)
     f.close()
     return f.name
-
-
-def stats(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"stats\r\n")
-    buf = b""
-    while not buf.endswith(b"END\r\n"):
-        d = s.recv(1 << 16)
-        if not d:
-            break
-        buf += d
-    s.close()
-    out = {}
-    for line in buf.decode().split("\r\n"):
-        if line.startswith("STAT "):
-            _, k, v = line.split(" ", 2)
-            out[k] = v
-    return out
 
 
 def main():

@@ -36,7 +36,8 @@ def run(build, router, per_client, tmp):
     proxy = subprocess.Popen(callgrind([router, "-c", cfg], out), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
-        wait_port(router_port, timeout=60)
+        if not wait_port(router_port, timeout=60):
+            raise RuntimeError("cacherouter never opened port %d" % router_port)
         r = subprocess.run([os.path.join(build, "bench/cachebench"), "-s", "127.0.0.1", "-p",
                             str(router_port), "-t", "1", "-c", str(CLIENTS), "--pipeline", "16",
                             "--ratio", "1:9", "-d", "100", "--key-maximum", "9999", "-n",

@@ -15,6 +15,10 @@ ROUTER_BIN = os.environ.get("CACHEROUTER_BIN", "cacherouter")
 # quarantine, so RSS bounds are checked in the release run and the accounted memory here.
 SANITIZED = os.environ.get("CACHETIER_SANITIZED", "")
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "scripts"))
+from loopback import free_port, wait_port  # noqa: E402,F401 (for the tests)
+
 
 class Server:
     def __init__(self, *args, expect_exit=0, port=0):

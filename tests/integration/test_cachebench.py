@@ -5,12 +5,11 @@ Run with /usr/bin/python3."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
-from harness import Server, check, run
+from harness import Server, check, free_port, run, wait_port
 
 BENCH = os.environ.get("CACHEBENCH_BIN", "cachebench")
 
@@ -25,24 +24,6 @@ def bench(port, *args, timeout=120):
     finally:
         os.unlink(out)
     return p, data
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("port %d never opened" % port)
 
 
 def check_exact(port, protocol):
@@ -72,7 +53,7 @@ def test_stock_memcached():
         argv += ["-u", "root"]
     mc = subprocess.Popen(argv)
     try:
-        wait_port(port)
+        check(wait_port(port), "memcached listens on %d" % port)
         check_exact(port, "memcache_text")
     finally:
         mc.terminate()
@@ -86,7 +67,7 @@ def test_redis_server():
     rs = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                            "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:
-        wait_port(port)
+        check(wait_port(port), "redis-server listens on %d" % port)
         check_exact(port, "redis")
     finally:
         rs.terminate()

@@ -11,7 +11,7 @@ import time
 
 from pymemcache.client.base import Client as PyClient
 
-from harness import ROUTER_BIN, SANITIZED, Router, Server, check, router_config, run
+from harness import ROUTER_BIN, SANITIZED, Router, Server, check, free_port, router_config, run
 from native_client import NativeClient
 
 SLOW = 3 if SANITIZED else 1  # sanitizer builds are slower; deadlines scale
@@ -138,14 +138,6 @@ def test_pymemcache_through_the_router_and_stats():
             n.close()
     finally:
         stop_all(nodes)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_ketama_md5_places_keys_as_nutcracker_does():

@@ -1,5 +1,4 @@
 """cacheserver as a process: peer tools, memory bound, pipelining, limits, flags, signals."""
-import os
 import shutil
 import socket
 import subprocess
