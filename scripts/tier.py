@@ -33,6 +33,7 @@ ROUTER = os.path.join(BUILD, "router", "cacherouter")
 BENCH = os.path.join(BUILD, "bench", "cachebench")
 CONFIG = os.path.join(ROOT, "deploy", "demo", "tier.yaml")
 STATE = os.environ.get("CACHETIER_TIER_DIR", "/tmp/cachetier-tier")
+PIDFILE = os.path.join(STATE, "pids.json")  # what `start` records for `status` and `stop`
 
 
 def plan():
@@ -217,9 +218,8 @@ def demo(seconds, check):
 
 def start():
     os.makedirs(STATE, exist_ok=True)
-    pidfile = os.path.join(STATE, "pids.json")
-    if os.path.exists(pidfile):
-        sys.exit("a tier is already recorded in %s: `tier.py stop` first" % pidfile)
+    if os.path.exists(PIDFILE):
+        sys.exit("a tier is already recorded in %s: `tier.py stop` first" % PIDFILE)
     tier = Tier()
     try:
         tier.start()
@@ -229,19 +229,25 @@ def start():
     # Keep the config: the router re-reads it on SIGHUP.
     state = {"pids": {n: p.pid for n, p in tier.procs.items()}, "config": tier.config,
              "router_port": tier.router_port, "description": tier.describe()}
-    with open(pidfile, "w") as f:
+    with open(PIDFILE, "w") as f:
         json.dump(state, f)
     print(tier.describe())
     print("stop it with: scripts/tier stop")
 
 
+def recorded():
+    """The tier `start` recorded (pids, ports, config file), or None."""
+    if not os.path.exists(PIDFILE):
+        print("no tier running (nothing recorded in %s)" % STATE)
+        return None
+    with open(PIDFILE) as f:
+        return json.load(f)
+
+
 def stop():
-    pidfile = os.path.join(STATE, "pids.json")
-    if not os.path.exists(pidfile):
-        print("no tier recorded in %s" % STATE)
+    state = recorded()
+    if state is None:
         return
-    with open(pidfile) as f:
-        state = json.load(f)
     for name, pid in state["pids"].items():
         try:
             os.kill(pid, signal.SIGTERM)
@@ -256,17 +262,14 @@ def stop():
                 break
     if os.path.exists(state["config"]):
         os.unlink(state["config"])
-    os.unlink(pidfile)
+    os.unlink(PIDFILE)
     print("stopped %d processes" % len(state["pids"]))
 
 
 def status():
-    pidfile = os.path.join(STATE, "pids.json")
-    if not os.path.exists(pidfile):
-        print("no tier running (nothing recorded in %s)" % STATE)
+    state = recorded()
+    if state is None:
         return
-    with open(pidfile) as f:
-        state = json.load(f)
     print(state["description"])
     st = router_stats(state["router_port"])
     for k in sorted(st):

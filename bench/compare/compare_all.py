@@ -15,13 +15,12 @@ and stopped by pid.
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from memcached_compare import ROOT, Proc, cachebench, cpu_seconds, free_port, rss_kb  # noqa: E402
+from memcached_compare import ROOT, Proc, cachebench, cpu_seconds, free_port, programs, rss_kb  # noqa: E402
 
 
 def main():
@@ -31,16 +30,8 @@ def main():
     ap.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = ap.parse_args()
 
-    build = os.path.join(ROOT, "build", "release")
-    server = os.path.join(build, "cacheserver", "cacheserver")
-    router = os.path.join(build, "router", "cacherouter")
-    bench = os.path.join(build, "bench", "cachebench")
-    memcached = shutil.which("memcached") or "/usr/bin/memcached"
-    redis = shutil.which("redis-server") or "/usr/bin/redis-server"
-    nutcracker = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
-    for b in (server, router, bench, memcached, redis, nutcracker):
-        if not os.path.exists(b):
-            sys.exit("missing %s (make build; make deps installs the peers)" % b)
+    server, router, bench, memcached, redis, nutcracker = programs(
+        "cacheserver", "cacherouter", "cachebench", "memcached", "redis-server", "nutcracker")
     root_user = ["-u", "root"] if os.getuid() == 0 else []
     procs, files = [], []
 

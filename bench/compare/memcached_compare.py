@@ -22,6 +22,22 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from loopback import free_port, wait_port  # noqa: E402,F401 (the other scripts import them here)
 
 
+def programs(*names):
+    """Paths of the named programs: ours from the release build, the peers (memcached,
+    redis-server, nutcracker) from the Debian packages. Exits naming the first one missing."""
+    build = os.path.join(ROOT, "build", "release")
+    ours = {"cacheserver": os.path.join(build, "cacheserver", "cacheserver"),
+            "cacherouter": os.path.join(build, "router", "cacherouter"),
+            "cachebench": os.path.join(build, "bench", "cachebench")}
+    peers = {"memcached": "/usr/bin/memcached", "redis-server": "/usr/bin/redis-server",
+             "nutcracker": "/usr/sbin/nutcracker"}
+    paths = [ours[n] if n in ours else shutil.which(n) or peers[n] for n in names]
+    for p in paths:
+        if not os.path.exists(p):
+            sys.exit("missing %s (make build; make deps installs the peers)" % p)
+    return paths
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -77,13 +93,7 @@ def main():
     ap.add_argument("--bench-threads", type=int, default=1)
     args = ap.parse_args()
 
-    build = os.path.join(ROOT, "build", "release")
-    ours = os.path.join(build, "cacheserver", "cacheserver")
-    bench = os.path.join(build, "bench", "cachebench")
-    memcached = shutil.which("memcached") or "/usr/bin/memcached"
-    for b in (ours, bench, memcached):
-        if not os.path.exists(b):
-            sys.exit("missing %s (make build; make deps installs memcached)" % b)
+    ours, bench, memcached = programs("cacheserver", "cachebench", "memcached")
 
     def start(name):
         port = free_port()

@@ -15,7 +15,6 @@ Loopback only; every process is started here and stopped by pid.
 import argparse
 import json
 import os
-import shutil
 import socket
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from memcached_compare import ROOT, Proc, cachebench, cpu_seconds, free_port  # noqa: E402
+from memcached_compare import ROOT, Proc, cachebench, cpu_seconds, free_port, programs  # noqa: E402
 from loopback import stats  # noqa: E402 (memcached_compare put scripts/ on the path)
 
 
@@ -53,15 +52,8 @@ def main():
                     help="comma-separated subset of proxies,overhead,multiget,failover")
     args = ap.parse_args()
 
-    build = os.path.join(ROOT, "build", "release")
-    server = os.path.join(build, "cacheserver", "cacheserver")
-    router = os.path.join(build, "router", "cacherouter")
-    bench = os.path.join(build, "bench", "cachebench")
-    memcached = shutil.which("memcached") or "/usr/bin/memcached"
-    nutcracker = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
-    for b in (server, router, bench, memcached, nutcracker):
-        if not os.path.exists(b):
-            sys.exit("missing %s (make build; make deps installs memcached and nutcracker)" % b)
+    server, router, bench, memcached, nutcracker = programs(
+        "cacheserver", "cacherouter", "cachebench", "memcached", "nutcracker")
     root_user = ["-u", "root"] if os.getuid() == 0 else []
     procs, files = [], []
 
