@@ -201,7 +201,7 @@ struct Slot {
   bool close_after = false;
   bool with_cas = false;  // text get/gets: what the reply needs
   std::string key;
-  std::string out;
+  ByteBuffer out;  // the reply, while replies before it are still missing
   void unref() {
     if (--refs == 0) spares->give(this);
   }
@@ -299,7 +299,7 @@ void Fill::operator()(std::string_view bytes) const {
   if (next_out()) {
     s_->owner->out_.append(bytes);
   } else if (s_->owner != nullptr) {
-    s_->out.assign(bytes);
+    s_->out.append(bytes);
   }
   finish();
 }
@@ -309,9 +309,7 @@ void Fill::write(F&& produce) const {
   if (next_out()) {
     produce(s_->owner->out_);
   } else if (s_->owner != nullptr) {
-    ByteBuffer b;
-    produce(b);
-    s_->out.assign(b.data(), b.size());
+    produce(s_->out);
   }
   finish();
 }
@@ -403,7 +401,7 @@ void Downstream::process() {
 void Downstream::drain() {
   while (!queue_.empty() && queue_.front()->done) {
     Slot* s = queue_.front();
-    out_.append(s->out);
+    out_.append(s->out.view());
     if (s->close_after) close_when_flushed_ = true;
     queue_.pop_front();
     s->unref();
