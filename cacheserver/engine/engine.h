@@ -28,9 +28,11 @@ struct ItemView {
   std::string_view value;
   uint32_t client_flags = 0;
   uint64_t cas = 0;
-  int64_t exptime = 0;      // absolute unix seconds, 0 = never
-  int64_t last_access = 0;  // unix seconds
+  int64_t exptime = 0;        // absolute unix seconds, 0 = never
+  int64_t prior_exptime = 0;  // before this lookup changed it (update_exptime)
+  int64_t last_access = 0;    // unix seconds of the store or the latest hit (meta `l`)
   bool fetched_before = false;
+  bool created = false;  // made by this lookup (vivify)
   uint64_t version = 0;  // 0 = the item was written without a version
   // Lookup outcome for stale-while-revalidate (meta X/W/Z flags).
   bool stale = false;
@@ -39,13 +41,17 @@ struct ItemView {
 };
 
 struct LookupOptions {
-  bool bump = true;             // count as a use for LRU
-  bool update_exptime = false;  // gat / touch / mg T
-  int64_t exptime = 0;          // resolved
-  bool vivify = false;          // mg N: on a miss create an empty placeholder; caller wins
-  int64_t vivify_exptime = 0;   // resolved
-  bool recache = false;         // mg R: win if the remaining TTL is below recache_below
-  int64_t recache_below = 0;
+  bool bump = true;  // count as a use for LRU
+  // Lease semantics (memcached's mg): a stale item hands its first reader a win, and so does
+  // `recache`. Plain gets read stale items without touching their win state.
+  bool leases = false;
+  bool update_exptime = false;       // gat / touch / mg T
+  int64_t exptime = 0;               // resolved
+  bool vivify = false;               // mg N: on a miss create an empty placeholder; caller wins
+  int64_t vivify_exptime = 0;        // resolved
+  bool recache = false;              // mg R: win if the item expires before recache_before
+  int64_t recache_before = 0;        // resolved
+  bool recache_after_touch = false;  // compare with the exptime update_exptime just set
 };
 
 struct LookupResult {
@@ -77,7 +83,9 @@ struct StoreRequest {
   int64_t exptime = 0;                  // resolved
   std::optional<uint64_t> compare_cas;  // set: store only if the item's CAS equals it
   uint64_t new_cas = 0;                 // non-zero: the stored item takes this CAS
-  bool invalidate = false;     // with compare_cas: an older CAS stores the value but marks it stale
+  // With compare_cas: an older CAS still stores the value, marked stale, keeping the old
+  // item's exptime and whether a win was handed out (memcached's ms I).
+  bool invalidate = false;
   bool vivify = false;         // append/prepend on a miss creates the item
   int64_t vivify_exptime = 0;  // resolved
   // Non-zero: the write's version. It is refused (kOlderVersion) when the key holds a higher
@@ -107,6 +115,9 @@ struct DeleteRequest {
   int64_t tombstone_exptime = 0;  // resolved; required with `version`
 };
 
+// incr/decr as memcached does them: the value parses as strtoull does (leading spaces, digits,
+// then the end or a space); a result no longer than the value is written in place, padded with
+// spaces to the old length ("10" decremented is "9 "), a longer one makes a new item.
 struct ArithRequest {
   std::string_view key;
   bool incr = true;
@@ -116,7 +127,7 @@ struct ArithRequest {
   bool vivify = false;  // on a miss create the item holding `initial`
   int64_t vivify_exptime = 0;
   uint64_t initial = 0;
-  bool update_exptime = false;
+  bool update_exptime = false;  // an existing item's new exptime (a vivified one has its own)
   int64_t exptime = 0;
 };
 
@@ -125,6 +136,8 @@ struct ArithResult {
   uint64_t value = 0;
   uint64_t cas = 0;
   int64_t exptime = 0;
+  int64_t prior_exptime = 0;  // of the existing item, before update_exptime
+  bool created = false;       // vivified
 };
 
 struct EngineStats {

@@ -113,19 +113,26 @@ ItemView view_of(const Item* it) {
   v.client_flags = it->client_flags;
   v.cas = it->cas;
   v.exptime = it->exptime;
+  v.prior_exptime = it->exptime;
   v.last_access = it->atime;
   v.fetched_before = (it->load_bits() & Item::kFetched) != 0;
   v.version = it->version();
   return v;
 }
 
-// Parses an item value as memcached's incr/decr does: decimal digits, optionally followed by
-// spaces, at most 20 digits.
+bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// Parses an item value as memcached's incr/decr does (strtoull): leading white space, an
+// optional '+', decimal digits that fit 64 bits, then the end or white space (whatever follows
+// it is ignored).
 bool parse_counter(std::string_view v, uint64_t& out) {
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  if (v.empty()) return false;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  return ec == std::errc() && p == v.data() + v.size();
+  size_t i = 0;
+  while (i < v.size() && is_space(v[i])) ++i;
+  if (i < v.size() && v[i] == '+') ++i;
+  if (i == v.size() || v[i] < '0' || v[i] > '9') return false;
+  auto [p, ec] = std::from_chars(v.data() + i, v.data() + v.size(), out);
+  if (ec != std::errc()) return false;
+  return p == v.data() + v.size() || is_space(*p);
 }
 
 }  // namespace
@@ -655,34 +662,36 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       r.hit = true;
       ItemView v = view_of(it);
       v.won = true;
+      v.created = true;
+      v.prior_exptime = 0;
       visit(v);
+      if (opts.bump) it->set_bits(Item::kRef | Item::kFetched);  // its first hit
       break;
     }
     r.expired = false;
     r.hit = true;
     uint8_t b = it->load_bits();
     const bool stale = (b & Item::kStale) != 0;
-    bool won = false, already = false;
-    bool wants_win = stale;
-    if (opts.recache && it->exptime != 0 &&
-        static_cast<int64_t>(it->exptime) - now < opts.recache_below) {
-      wants_win = true;
-    }
-    if (wants_win || (b & Item::kWinSent) != 0) {
-      if ((b & Item::kWinSent) == 0) {
-        won = true;
-        it->set_bits(Item::kWinSent);
-      } else {
-        already = true;
-      }
-    }
+    const uint32_t prior = it->exptime;
     if (opts.update_exptime) {
       bool had = it->exptime != 0;
       it->exptime = to_stamp(opts.exptime);
       s.ttl_items += (it->exptime != 0) - static_cast<int>(had);
     }
+    bool won = false, already = opts.leases && (b & Item::kWinSent) != 0;
+    bool wants_win = opts.leases && stale;
+    const uint32_t judged = opts.recache_after_touch ? it->exptime : prior;
+    if (opts.leases && opts.recache && judged != 0 &&
+        static_cast<int64_t>(judged) < opts.recache_before) {
+      wants_win = true;
+    }
+    if (wants_win && !already) {
+      won = true;
+      it->set_bits(Item::kWinSent);
+    }
     ItemView v = view_of(it);
-    v.stale = stale;
+    v.prior_exptime = prior;
+    v.stale = opts.leases && stale;
     v.won = won;
     v.win_already_sent = already;
     visit(v);
@@ -739,7 +748,11 @@ StoreResult LruEngine::store(const StoreRequest& req) {
         fail = EngineStatus::kOlderVersion;
       } else if (req.compare_cas) {
         if (old == nullptr) {
-          fail = EngineStatus::kNotFound;
+          // Nothing to compare with: a CAS store is NOT_FOUND; append, prepend and add go on
+          // to their own rule for a missing item (memcached).
+          if (req.mode == StoreMode::kSet || req.mode == StoreMode::kReplace) {
+            fail = EngineStatus::kNotFound;
+          }
         } else if (old->cas != *req.compare_cas) {
           if (req.invalidate && *req.compare_cas < old->cas) {
             mark_stale = true;
@@ -790,6 +803,11 @@ StoreResult LruEngine::store(const StoreRequest& req) {
           it->client_flags = req.client_flags;
           it->exptime = to_stamp(concat ? req.vivify_exptime : req.exptime);
         }
+        uint8_t keep = 0;
+        if (mark_stale) {
+          keep = Item::kStale | (old->load_bits() & Item::kWinSent);
+          it->exptime = old->exptime;
+        }
         if (Item* prev = old != nullptr ? old : tomb; prev != nullptr) {
           unlink_locked(s, prev);
           dead.add(prev);
@@ -797,7 +815,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
         it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
         if (req.version != 0) it->set_version(req.version);
         link_locked(s, hash, it);
-        if (mark_stale) it->set_bits(Item::kStale);
+        if (keep != 0) it->set_bits(keep);
         ++s.total_items;
         maybe_grow_locked(s);
         r.cas = it->cas;
@@ -881,9 +899,10 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
 ArithResult LruEngine::arith(const ArithRequest& req) {
   uint64_t hash = hash_key(req.key);
   Shard& s = shard_for(hash);
-  // Room for any 64-bit result, allocated before taking the shard lock.
+  // Room for any 64-bit result, allocated before taking the shard lock (unused when the result
+  // fits in place).
   Item* fresh = allocate(req.key.size(), kMaxDigits);
-  if (fresh == nullptr) return {EngineStatus::kNoMemory, 0, 0, 0};
+  if (fresh == nullptr) return {EngineStatus::kNoMemory, 0, 0, 0, 0, false};
   std::memcpy(fresh->data(), req.key.data(), req.key.size());
   int64_t now = clock_.now();
   Graveyard dead(*this);
@@ -906,6 +925,8 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
         value = req.initial;
       else
         r.status = EngineStatus::kNotFound;
+    } else if (it->vlen == 0) {
+      r.status = EngineStatus::kNonNumeric;  // before the CAS check, as memcached
     } else if (req.compare_cas && it->cas != *req.compare_cas) {
       r.status = EngineStatus::kExists;
     } else {
@@ -918,22 +939,40 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
         value = cur > req.delta ? cur - req.delta : 0;
       }
     }
+    char digits[kMaxDigits];
+    size_t n = static_cast<size_t>(std::to_chars(digits, digits + kMaxDigits, value).ptr - digits);
     if (r.status != EngineStatus::kOk) {
       dead.add(fresh);
+    } else if (it != nullptr && n <= it->vlen) {
+      // In place, padded with spaces; the item keeps its flags and marks.
+      std::memcpy(it->value_ptr(), digits, n);
+      std::memset(it->value_ptr() + n, ' ', it->vlen - n);
+      r.prior_exptime = it->exptime;
+      if (req.update_exptime) {
+        bool had = it->exptime != 0;
+        it->exptime = to_stamp(req.exptime);
+        s.ttl_items += (it->exptime != 0) - static_cast<int>(had);
+      }
+      it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+      it->atime = static_cast<uint32_t>(now);
+      r.value = value;
+      r.cas = it->cas;
+      r.exptime = it->exptime;
+      dead.add(fresh);
     } else {
-      auto [end, ec] = std::to_chars(fresh->value_ptr(), fresh->value_ptr() + kMaxDigits, value);
-      fresh->vlen = static_cast<uint32_t>(end - fresh->value_ptr());
+      std::memcpy(fresh->value_ptr(), digits, n);
+      fresh->vlen = static_cast<uint32_t>(n);
       if (it != nullptr) {
         fresh->client_flags = it->client_flags;
         fresh->exptime = it->exptime;
-        uint8_t fetched = it->load_bits() & Item::kFetched;
+        r.prior_exptime = it->exptime;
         unlink_locked(s, it);
         dead.add(it);
-        fresh->set_bits(fetched);
+        if (req.update_exptime) fresh->exptime = to_stamp(req.exptime);
       } else {
         fresh->exptime = to_stamp(req.vivify_exptime);
+        r.created = true;
       }
-      if (req.update_exptime) fresh->exptime = to_stamp(req.exptime);
       fresh->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
       link_locked(s, hash, fresh);
       ++s.total_items;

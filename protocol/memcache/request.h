@@ -115,6 +115,20 @@ inline constexpr std::string_view kBadKey = "CLIENT_ERROR error decoding key\r\n
 inline constexpr std::string_view kBadMode = "CLIENT_ERROR invalid mode for ms M token\r\n";
 inline constexpr std::string_view kBadMaMode = "CLIENT_ERROR invalid mode for ma M token\r\n";
 inline constexpr std::string_view kNoMemory = "SERVER_ERROR out of memory storing object\r\n";
+inline constexpr std::string_view kBadExptime = "CLIENT_ERROR invalid exptime argument\r\n";
+inline constexpr std::string_view kDeleteUsage =
+    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
+inline constexpr std::string_view kDuplicateFlag = "CLIENT_ERROR duplicate flag\r\n";
+inline constexpr std::string_view kInvalidOrDuplicateFlag =
+    "CLIENT_ERROR invalid or duplicate flag\r\n";
+inline constexpr std::string_view kBadMLength = "CLIENT_ERROR incorrect length for M token\r\n";
+inline constexpr std::string_view kBadInitial = "CLIENT_ERROR invalid numeric initial value\r\n";
+inline constexpr std::string_view kBadDeltaValue = "CLIENT_ERROR invalid numeric delta value\r\n";
+inline constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long\r\n";
+inline constexpr std::string_view kMgFlagsTooLong = "CLIENT_ERROR options flags are too long\r\n";
+inline constexpr std::string_view kFlagsTooLong = "CLIENT_ERROR options flags too long\r\n";
+inline constexpr std::string_view kTooManyConnections =
+    "SERVER_ERROR Too many open connections\r\n";
 }  // namespace reply
 
 }  // namespace cachetier::memcache

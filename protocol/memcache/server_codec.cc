@@ -20,17 +20,6 @@ DecodeResult error(size_t consumed, std::string_view line) {
 
 bool is_noreply(std::string_view t) { return t == "noreply"; }
 
-// Which meta flags each meta command accepts.
-constexpr uint64_t flag_mask(std::string_view letters) {
-  uint64_t m = 0;
-  for (char c : letters) m |= uint64_t{1} << meta_flag_bit(c);
-  return m;
-}
-constexpr uint64_t kMgFlags = flag_mask("bcfhklOqstuvENRT");
-constexpr uint64_t kMsFlags = flag_mask("bcCEFIkOqsSTMN");
-constexpr uint64_t kMdFlags = flag_mask("bCEIkOqTx");
-constexpr uint64_t kMaFlags = flag_mask("bcCDEJkMNOqtTv");
-
 }  // namespace
 
 DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
@@ -94,7 +83,7 @@ DecodeResult RequestDecoder::parse_line(std::string_view in, size_t after, std::
       if (is_noreply(tok[i]) && i == n - 1) {
         req.noreply = true;
       } else if (!(i == 2 && tok[i] == "0")) {
-        return error(after, reply::kBadFormat);
+        return error(after, reply::kDeleteUsage);
       }
     }
     return complete(after);
@@ -111,9 +100,8 @@ DecodeResult RequestDecoder::parse_line(std::string_view in, size_t after, std::
   if (cmd == "touch") {
     if (n < 3 || n > 4) return error(after, reply::kError);
     req.command = Command::kTouch;
-    if (!valid_key(tok[1]) || !parse_i64(tok[2], req.exptime)) {
-      return error(after, reply::kBadFormat);
-    }
+    if (!valid_key(tok[1])) return error(after, reply::kBadFormat);
+    if (!parse_i64(tok[2], req.exptime)) return error(after, reply::kBadExptime);
     req.keys.push_back(tok[1]);
     req.noreply = n == 4 && is_noreply(tok[3]);
     return complete(after);
@@ -233,123 +221,6 @@ DecodeResult RequestDecoder::refuse_data(std::string_view in, size_t after, uint
   if (block <= avail) return error(after + block, err);
   swallow_ = block - avail;
   return error(in.size(), err);
-}
-
-DecodeResult RequestDecoder::parse_meta(std::string_view in, size_t after, std::string_view* tok,
-                                        size_t n, Request& req) {
-  MetaFlags& m = req.meta;
-  m = MetaFlags();
-  char c1 = tok[0][1];
-  uint64_t allowed = 0;
-  size_t first_flag = 2;
-  switch (c1) {
-    case 'n':
-      req.command = Command::kMetaNoop;
-      return complete(after);
-    case 'g':
-      req.command = Command::kMetaGet;
-      allowed = kMgFlags;
-      break;
-    case 's':
-      req.command = Command::kMetaSet;
-      allowed = kMsFlags;
-      first_flag = 3;
-      break;
-    case 'd':
-      req.command = Command::kMetaDelete;
-      allowed = kMdFlags;
-      break;
-    default:
-      req.command = Command::kMetaArithmetic;
-      allowed = kMaFlags;
-      break;
-  }
-  if (n < first_flag) return error(after, n < 2 ? reply::kError : reply::kBadFormat);
-  if (n == kMaxTokens) return error(after, reply::kBadFormat);  // too many flags
-
-  uint64_t bytes = 0;
-  bool have_bytes = req.command == Command::kMetaSet;
-  if (have_bytes) {
-    int64_t b;
-    if (!parse_i64(tok[2], b) || b < 0) return error(after, reply::kBadFormat);
-    bytes = static_cast<uint64_t>(b);
-  }
-  auto fail = [&](std::string_view e) {
-    return have_bytes ? refuse_data(in, after, bytes, e) : error(after, e);
-  };
-
-  for (size_t i = first_flag; i < n; ++i) {
-    std::string_view t = tok[i];
-    char f = t[0];
-    int bit = meta_flag_bit(f);
-    if (bit < 0 || ((allowed >> bit) & 1u) == 0) return fail(reply::kInvalidFlag);
-    m.present |= uint64_t{1} << bit;
-    if (m.count < sizeof(m.order)) m.order[m.count++] = f;
-    std::string_view v = t.substr(1);
-    bool ok = true;
-    switch (f) {
-      case 'O':
-        m.opaque = v;
-        break;
-      case 'C':
-        ok = parse_u64(v, m.compare_cas);
-        break;
-      case 'E':
-        ok = parse_u64(v, m.new_cas);
-        break;
-      case 'F':
-        ok = parse_u32(v, m.client_flags);
-        break;
-      case 'N':
-        ok = parse_i64(v, m.vivify_ttl);
-        break;
-      case 'R':
-        ok = parse_i64(v, m.recache_ttl);
-        break;
-      case 'T':
-        ok = parse_i64(v, m.ttl);
-        break;
-      case 'D':
-        ok = parse_u64(v, m.delta);
-        break;
-      case 'J':
-        ok = parse_u64(v, m.initial);
-        break;
-      case 'M':
-        if (v.empty())
-          return fail(req.command == Command::kMetaSet ? reply::kBadMode : reply::kBadMaMode);
-        m.mode = v[0];
-        break;
-      default:
-        break;
-    }
-    if (!ok) return fail(reply::kBadToken);
-  }
-  if (m.mode != 0) {
-    constexpr std::string_view kSetModes = "EAPRSeaprs";
-    constexpr std::string_view kArithModes = "IiDd+-";
-    bool ms = req.command == Command::kMetaSet;
-    if ((ms ? kSetModes : kArithModes).find(m.mode) == std::string_view::npos) {
-      return fail(ms ? reply::kBadMode : reply::kBadMaMode);
-    }
-  }
-
-  m.raw_key = tok[1];
-  if (m.has('b')) {
-    if (!base64_decode(tok[1], key_scratch_) || key_scratch_.empty() ||
-        key_scratch_.size() > kMaxKeyLength) {
-      return fail(reply::kBadKey);
-    }
-    req.keys.push_back(key_scratch_);
-  } else {
-    if (!valid_key(tok[1])) return fail(reply::kBadFormat);
-    req.keys.push_back(tok[1]);
-  }
-  if (have_bytes) {
-    if (bytes > limits_.max_value) return refuse_data(in, after, bytes, reply::kTooLarge);
-    return take_data(in, after, bytes, req);
-  }
-  return complete(after);
 }
 
 void write_value(ByteBuffer& out, std::string_view key, uint32_t flags, std::string_view data,

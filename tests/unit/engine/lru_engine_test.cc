@@ -42,9 +42,12 @@ struct Fixture {
     CHECK(r.hit == out.has_value());
     return out;
   }
+  // A lookup with lease semantics (as mg): stale items hand out wins.
   ItemView view(std::string_view k) {
     ItemView copy;
-    engine.lookup(k, {}, [&](const ItemView& v) { copy = v; });
+    LookupOptions o;
+    o.leases = true;
+    engine.lookup(k, o, [&](const ItemView& v) { copy = v; });
     return copy;
   }
 };
@@ -113,8 +116,26 @@ TEST_CASE("incr and decr on 64-bit unsigned", "[engine]") {
   CHECK(f.engine.arith(a).value == 0);  // floors at 0
   f.set("n", "100");
   a.delta = 1;
-  CHECK(f.engine.arith(a).value == 99);  // shorter value
-  CHECK(f.get("n") == "99");
+  CHECK(f.engine.arith(a).value == 99);  // shorter: in place, padded as memcached does
+  CHECK(f.get("n") == "99 ");
+  a.incr = true;
+  CHECK(f.engine.arith(a).value == 100);
+  CHECK(f.get("n") == "100");
+  a.delta = 900;
+  CHECK(f.engine.arith(a).value == 1000);  // longer: a new item
+  CHECK(f.get("n") == "1000");
+  f.set("w", " 7 x");  // strtoull's rules: leading space, then digits up to a space
+  a.key = "w";
+  a.delta = 1;
+  CHECK(f.engine.arith(a).value == 8);
+  CHECK(f.get("w") == "8   ");
+  f.set("e", "");
+  a.key = "e";
+  a.compare_cas = 12345;  // an empty value is not numeric, whatever the CAS
+  CHECK(f.engine.arith(a).status == EngineStatus::kNonNumeric);
+  a.compare_cas.reset();
+  a.key = "n";
+  a.incr = false;
   f.set("s", "abc");
   a.key = "s";
   CHECK(f.engine.arith(a).status == EngineStatus::kNonNumeric);
@@ -231,6 +252,7 @@ TEST_CASE("delete, invalidate and win tokens", "[engine][meta]") {
 
   // Vivify: the first miss wins and creates a placeholder.
   LookupOptions o;
+  o.leases = true;
   o.vivify = true;
   o.vivify_exptime = resolve_exptime(30, f.clock.now());
   bool won = false, seen_z = false;
@@ -242,13 +264,71 @@ TEST_CASE("delete, invalidate and win tokens", "[engine][meta]") {
   // Recache: a TTL below the threshold hands out one win.
   f.set("r", "v", 10);
   LookupOptions rc;
+  rc.leases = true;
   rc.recache = true;
-  rc.recache_below = 30;
+  rc.recache_before = resolve_exptime(30, f.clock.now());
   bool w1 = false, w2 = true;
   f.engine.lookup("r", rc, [&](const ItemView& v) { w1 = v.won; });
   f.engine.lookup("r", rc, [&](const ItemView& v) { w2 = v.won; });
   CHECK(w1);
   CHECK_FALSE(w2);
+}
+
+TEST_CASE("lease state as memcached keeps it", "[engine][meta]") {
+  Fixture f;
+  f.set("k", "v", 100);
+  DeleteRequest d;
+  d.key = "k";
+  d.invalidate = true;
+  REQUIRE(f.engine.remove(d).status == EngineStatus::kOk);
+  // A plain get reads the stale value and leaves the win for a lease reader.
+  ItemView plain;
+  f.engine.lookup("k", {}, [&](const ItemView& v) { plain = v; });
+  CHECK_FALSE(plain.stale);
+  CHECK_FALSE(plain.won);
+  CHECK(f.view("k").won);
+  // An older-CAS store with invalidate keeps the item's TTL and its handed-out win.
+  uint64_t cas = f.view("k").cas;
+  StoreRequest s;
+  s.key = "k";
+  s.value = "older";
+  s.compare_cas = cas - 1;
+  s.invalidate = true;
+  s.exptime = resolve_exptime(5000, f.clock.now());
+  REQUIRE(f.engine.store(s).status == EngineStatus::kOk);
+  ItemView after = f.view("k");
+  CHECK(after.value == "older");
+  CHECK(after.stale);
+  CHECK(after.win_already_sent);
+  CHECK(after.exptime == kStart + 100);
+
+  // Recache is judged before or after the lookup's own TTL change, as asked; the reply
+  // carries the TTL from before the change.
+  f.set("r", "v", 100);
+  LookupOptions o;
+  o.leases = true;
+  o.recache = true;
+  o.recache_before = resolve_exptime(50, f.clock.now());
+  o.update_exptime = true;
+  o.exptime = resolve_exptime(10, f.clock.now());
+  ItemView seen;
+  f.engine.lookup("r", o, [&](const ItemView& v) { seen = v; });
+  CHECK_FALSE(seen.won);  // judged on the old TTL (100 s)
+  CHECK(seen.prior_exptime == kStart + 100);
+  CHECK(seen.exptime == kStart + 10);
+  f.set("r", "v", 100);
+  o.recache_after_touch = true;
+  f.engine.lookup("r", o, [&](const ItemView& v) { seen = v; });
+  CHECK(seen.won);  // judged on the new one (10 s)
+
+  // A vivified placeholder says it was created, and counts as fetched afterwards.
+  LookupOptions viv;
+  viv.leases = true;
+  viv.vivify = true;
+  f.engine.lookup("new", viv, [&](const ItemView& v) { seen = v; });
+  CHECK(seen.created);
+  CHECK_FALSE(seen.fetched_before);
+  CHECK(f.view("new").fetched_before);
 }
 
 TEST_CASE("memory limit is a real bound and eviction is LRU", "[engine][memory]") {

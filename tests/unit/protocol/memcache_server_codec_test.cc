@@ -132,7 +132,7 @@ TEST_CASE("other classic commands", "[codec]") {
   CHECK(one("delete k\r\n").command == Command::kDelete);
   CHECK(one("delete k 0\r\n").status == DecodeStatus::kComplete);
   CHECK(one("delete k noreply\r\n").noreply);
-  CHECK(one("delete k 5\r\n").error == reply::kBadFormat);
+  CHECK(one("delete k 5\r\n").error == reply::kDeleteUsage);
   auto i = one("incr k 18446744073709551615\r\n");
   CHECK(i.command == Command::kIncr);
   CHECK(i.req.delta == 18446744073709551615ull);
@@ -217,7 +217,7 @@ TEST_CASE("classic errors keep the connection usable", "[codec][errors]") {
   CHECK(one("set\r\n").error == reply::kError);
   CHECK(one("set a b c d\r\n").error == reply::kBadFormat);
   CHECK(one("set k 0 0 -1\r\n").error == reply::kBadFormat);
-  CHECK(one("touch k abc\r\n").error == reply::kBadFormat);
+  CHECK(one("touch k abc\r\n").error == reply::kBadExptime);
   CHECK(one("flush_all abc\r\n").error == reply::kBadFormat);
   std::string long_key(251, 'a');
   CHECK(one("get " + long_key + "\r\n").error == reply::kBadFormat);
