@@ -59,15 +59,37 @@ void encode(native::FrameWriter& w, uint64_t id, const Call& c) {
   const bool store = c.op == Op::kSet || c.op == Op::kAdd || c.op == Op::kReplace ||
                      c.op == Op::kAppend || c.op == Op::kPrepend || c.op == Op::kCas;
   const bool arith = c.op == Op::kIncr || c.op == Op::kDecr;
+  const bool with_cas = c.op == Op::kCas || c.compare_cas;
   uint32_t n = 1;     // key
   if (store) n += 3;  // value, flags, ttl
-  if (c.op == Op::kCas) ++n;
+  if (with_cas) ++n;
   if (c.op == Op::kTouch || c.op == Op::kGat) ++n;
   if (arith) n += c.has_initial ? 3 : 1;  // number [, initial, ttl]
   if (c.version != 0) n += c.op == Op::kDelete ? 2 : 1;
+  n += (c.options != 0) + c.has_vivify + c.has_recache + c.has_touch_ttl + (c.new_cas != 0);
   w.begin_request(id, c.op, n);
   w.field(native::kKey);
   w.bin(c.key);
+  if (c.options != 0) {
+    w.field(native::kOptions);
+    w.uint(c.options);
+  }
+  if (c.has_vivify) {
+    w.field(native::kVivify);
+    w.sint(c.vivify_ttl);
+  }
+  if (c.has_recache) {
+    w.field(native::kRecache);
+    w.sint(c.recache_ttl);
+  }
+  if (c.has_touch_ttl) {
+    w.field(native::kTouchTtl);
+    w.sint(c.touch_ttl);
+  }
+  if (c.new_cas != 0) {
+    w.field(native::kNewCas);
+    w.uint(c.new_cas);
+  }
   if (store) {
     w.field(native::kValue);
     w.bin(c.value);
@@ -76,7 +98,7 @@ void encode(native::FrameWriter& w, uint64_t id, const Call& c) {
     w.field(native::kTtl);
     w.sint(c.ttl);
   }
-  if (c.op == Op::kCas) {
+  if (with_cas) {
     w.field(native::kCas);
     w.uint(c.cas);
   }
@@ -114,6 +136,11 @@ Reply to_reply(const native::Response& r) {
   out.number = r.number;
   out.version = r.version;
   out.ttl = r.ttl;
+  out.has_meta = r.has_meta;
+  out.fetched = r.fetched;
+  out.idle = r.idle;
+  out.prior_ttl = r.prior_ttl;
+  out.lease = r.lease;
   for (const native::Item& it : r.values) {
     if (it.present) {
       out.values.emplace_back(Reply::Value{std::string(it.value), it.flags, it.cas});

@@ -64,6 +64,17 @@ struct Call {
   uint64_t version = 0;  // 0 = none
   bool has_initial = false;
   uint64_t initial = 0;
+  // What the memcache meta commands add (docs/protocol.md, "Meta options"); cacherouter sets
+  // them, plain clients leave them alone.
+  uint32_t options = 0;      // native::kNoBump, kLeases, ... bits
+  bool compare_cas = false;  // set/replace/append/prepend/delete/incr/decr: compare `cas`
+  bool has_vivify = false;   // get: create a placeholder; append/prepend: create the item
+  int64_t vivify_ttl = 0;
+  bool has_recache = false;  // get with kLeases: win when the item expires within recache_ttl
+  int64_t recache_ttl = 0;
+  bool has_touch_ttl = false;  // incr/decr, invalidating delete: the item's new ttl
+  int64_t touch_ttl = 0;
+  uint64_t new_cas = 0;           // the CAS the changed or created item takes (0 = the node's own)
   std::vector<std::string> keys;  // multi_get / multi_delete
   // multi_set: (key, value) pairs, all with the call's flags and ttl. Over memcache text it is
   // sent as one set per item, answered as one Reply with a status per item.
@@ -82,6 +93,12 @@ struct Reply {
   uint64_t number = 0;
   uint64_t version = 0;
   int64_t ttl = 0;  // native get replies: seconds left for an item that expires, else 0
+  // Replies to calls with native::kItemMeta.
+  bool has_meta = false;
+  bool fetched = false;    // read before this request
+  uint64_t idle = 0;       // seconds since the item was last read or written
+  int64_t prior_ttl = -1;  // seconds left before this request changed it; -1 never
+  uint32_t lease = 0;      // native::kWon, kStale, kWinSent, kCreated bits
   struct Value {
     std::string value;
     uint32_t flags = 0;

@@ -1,6 +1,11 @@
 // Shared pieces of the client facades. See facade.h.
 #include "client/facade.h"
 
+#include <algorithm>
+
+#include "client/ring/key_split.h"
+#include "client/ring/replica_order.h"
+
 namespace cachetier::client {
 
 namespace {
@@ -112,11 +117,13 @@ Call key_call(native::Op op, std::string_view key) {
 }
 
 std::map<size_t, Call> multi_get_calls(const Ring& ring, const std::vector<std::string>& keys) {
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  KeySplit split = split_keys(ring, views);
   std::map<size_t, Call> calls;
-  for (const auto& k : keys) {
-    Call& c = calls[ring.shard_for(k)];
+  for (const ShardKeys& sk : split.shards) {
+    Call& c = calls[sk.shard];
     c.op = native::Op::kMultiGet;
-    c.keys.push_back(k);
+    c.keys.assign(sk.keys.begin(), sk.keys.end());
   }
   return calls;
 }
@@ -162,21 +169,13 @@ Status multi_set_status(const Reply& r, const Call& call) {
 
 size_t first_replica(const std::vector<std::unique_ptr<NodePool>>& replicas, ReadPolicy policy,
                      uint64_t rr) {
-  size_t n = replicas.size();
-  if (n <= 1 || policy == ReadPolicy::kPrimary) return 0;
-  size_t start = rr % n;
-  if (policy == ReadPolicy::kRoundRobin) return start;
-  size_t best = start;
-  int64_t least = replicas[start]->outstanding.load(std::memory_order_relaxed);
-  for (size_t k = 1; k < n; ++k) {
-    size_t i = (start + k) % n;
-    int64_t o = replicas[i]->outstanding.load(std::memory_order_relaxed);
-    if (o < least) {
-      least = o;
-      best = i;
-    }
-  }
-  return best;
+  uint8_t order[64];
+  size_t n = std::min<size_t>(replicas.size(), sizeof(order));
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint8_t>(i);
+  order_replicas(order, order + n, policy, rr, [&](uint8_t i) {
+    return replicas[i]->outstanding.load(std::memory_order_relaxed);
+  });
+  return n == 0 ? 0 : order[0];
 }
 
 }  // namespace cachetier::client

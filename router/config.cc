@@ -72,11 +72,27 @@ class Reader {
 RouterConfig parse(const YAML::Node& root, const Reader& r) {
   RouterConfig c;
   if (!root.IsMap()) r.fail(root, "(top level)", "expected a mapping of settings");
-  static const std::set<std::string> known = {
-      "listen",          "threads",          "hash",         "vnodes",          "timeout_ms",
-      "failure_limit",   "retry_ms",         "retry_max_ms", "warmup_ms",       "read_policy",
-      "write_policy",    "backend_protocol", "all_down",     "max_connections", "max_value",
-      "max_missed_keys", "idle_polls",       "shards"};
+  static const std::set<std::string> known = {"listen",
+                                              "threads",
+                                              "hash",
+                                              "vnodes",
+                                              "timeout_ms",
+                                              "failure_limit",
+                                              "retry_ms",
+                                              "retry_max_ms",
+                                              "warmup_ms",
+                                              "read_policy",
+                                              "write_policy",
+                                              "backend_protocol",
+                                              "all_down",
+                                              "max_connections",
+                                              "max_value",
+                                              "max_missed_keys",
+                                              "idle_polls",
+                                              "client_max_in_flight",
+                                              "client_output_soft",
+                                              "client_output_hard",
+                                              "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
     if (!known.count(key)) r.fail(kv.first, key, "unknown setting");
@@ -139,6 +155,22 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (root["max_missed_keys"]) {
     c.max_missed_keys =
         r.number<uint64_t>(root["max_missed_keys"], "max_missed_keys", 0, 1ull << 30);
+  }
+  if (root["client_max_in_flight"]) {
+    c.client_max_in_flight =
+        r.number<uint32_t>(root["client_max_in_flight"], "client_max_in_flight", 1, 1 << 20);
+  }
+  if (root["client_output_soft"]) {
+    c.client_output_soft =
+        r.number<uint64_t>(root["client_output_soft"], "client_output_soft", 1024, 1ull << 34);
+  }
+  if (root["client_output_hard"]) {
+    c.client_output_hard =
+        r.number<uint64_t>(root["client_output_hard"], "client_output_hard", 1024, 1ull << 36);
+  }
+  if (c.client_output_hard < c.client_output_soft) {
+    r.fail(root["client_output_hard"] ? root["client_output_hard"] : root["client_output_soft"],
+           "client_output_hard", "must be at least client_output_soft");
   }
   const YAML::Node shards = root["shards"];
   if (!shards) r.fail(root, "shards", "required: a list of shards");

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cachetier/client.h"
 #include "client/connection.h"
 #include "client/ring/ring.h"
 #include "common/status.h"
@@ -13,7 +14,7 @@
 namespace cachetier::router {
 
 enum class HashKind { kXxh3, kKetamaMd5 };
-enum class ReadPolicy { kPrimary, kRoundRobin, kLeastOutstanding };
+using cachetier::ReadPolicy;  // the client library's: the policies mean the same in both
 enum class WritePolicy { kAllSync, kAllAsync };
 enum class AllDown { kMiss, kError };
 
@@ -36,6 +37,11 @@ struct RouterConfig {
   uint32_t max_connections = 4096;     // client connections
   uint64_t max_value = 1 << 20;        // largest value accepted from clients
   uint64_t max_missed_keys = 1 << 20;  // per node; beyond it the node is emptied and warmed
+  // Per client connection (downstream.h): not read while this many requests are unanswered,
+  // or while this many reply bytes wait for it to read them; closed past the hard bound.
+  uint32_t client_max_in_flight = 64;
+  uint64_t client_output_soft = 4u << 20;
+  uint64_t client_output_hard = 64u << 20;
   std::vector<client::ShardSpec> shards;
 };
 

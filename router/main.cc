@@ -8,7 +8,7 @@
 
 #include "common/version.h"
 #include "router/config.h"
-#include "router/proxy.h"
+#include "router/router.h"
 
 int main(int argc, char** argv) {
   std::string config_path;

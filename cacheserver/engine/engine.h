@@ -52,6 +52,7 @@ struct LookupOptions {
   bool recache = false;              // mg R: win if the item expires before recache_before
   int64_t recache_before = 0;        // resolved
   bool recache_after_touch = false;  // compare with the exptime update_exptime just set
+  uint64_t new_cas = 0;              // non-zero: the CAS a vivified placeholder takes
 };
 
 struct LookupResult {
@@ -97,7 +98,8 @@ struct StoreRequest {
 struct StoreResult {
   EngineStatus status = EngineStatus::kOk;
   uint64_t cas = 0;
-  uint64_t size = 0;  // value size after the store
+  uint64_t size = 0;   // value size after the store
+  bool stale = false;  // stored as a stale value (invalidate with an older CAS)
 };
 
 struct DeleteRequest {

@@ -640,21 +640,31 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
     Item* it = find_locked(s, hash, key);
     Item* gone = nullptr;
     if (drop_if_dead_locked(s, it, now, &r.expired, &gone)) dead.add(gone);
-    if (it != nullptr && it->tombstone()) break;  // deleted: a miss (and nothing to vivify)
+    Item* tomb = nullptr;  // a deleted key: a miss, and replaced by a vivified placeholder
+    if (it != nullptr && it->tombstone()) {
+      tomb = it;
+      it = nullptr;
+    }
     if (it == nullptr) {
       if (!opts.vivify) break;
       if (spare == nullptr) {  // allocate without the shard lock, then look again
         lock.unlock();
-        spare = allocate(key.size(), 0);
+        spare = allocate(key.size(), 0, sizeof(uint64_t));  // room for a tombstone's version
         if (spare == nullptr) break;
         std::memcpy(spare->data(), key.data(), key.size());
         continue;
       }
-      // Vivify: an empty placeholder that tells later clients someone is recaching.
+      // Vivify: an empty placeholder that tells later clients someone is recaching. It keeps
+      // a tombstone's version, so a write older than that delete still cannot land.
       it = spare;
       spare = nullptr;
+      if (tomb != nullptr) {
+        if (tomb->version() != 0) it->set_version(tomb->version());
+        unlink_locked(s, tomb);
+        dead.add(tomb);
+      }
       it->exptime = to_stamp(opts.vivify_exptime);
-      it->cas = next_cas_locked(s);
+      it->cas = opts.new_cas != 0 ? opts.new_cas : next_cas_locked(s);
       link_locked(s, hash, it);
       it->set_bits(Item::kWinSent);
       ++s.total_items;
@@ -820,6 +830,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
         maybe_grow_locked(s);
         r.cas = it->cas;
         r.size = it->vlen;
+        r.stale = mark_stale;
       }
     }
     return r;
@@ -844,7 +855,10 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
     Item* it = find_locked(s, hash, req.key);
     Item* gone = nullptr;
     if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
-    if (req.version != 0) {
+    const bool live = it != nullptr && !it->tombstone();
+    if (req.compare_cas && (!live || it->cas != *req.compare_cas)) {
+      r.status = live ? EngineStatus::kExists : EngineStatus::kNotFound;
+    } else if (req.version != 0) {
       // Versioned delete: leave a tombstone unless the key holds a newer version.
       if (it != nullptr && it->version() > req.version) {
         r.status = EngineStatus::kOlderVersion;
@@ -863,10 +877,8 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
         r.cas = fresh->cas;
         fresh = nullptr;
       }
-    } else if (it == nullptr || it->tombstone()) {
+    } else if (!live) {
       r.status = EngineStatus::kNotFound;
-    } else if (req.compare_cas && it->cas != *req.compare_cas) {
-      r.status = EngineStatus::kExists;
     } else if (req.invalidate) {
       it->set_bits(Item::kStale);
       it->clear_bits(Item::kWinSent);

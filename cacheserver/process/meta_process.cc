@@ -96,7 +96,7 @@ Action meta_get(const Request& req, Context& ctx, ByteBuffer& out) {
   }
   auto r = ctx.engine.lookup(req.key(), opts, [&](const engine::ItemView& v) {
     memcache::MetaItem mi = meta_item(v, now);
-    memcache::write_mg_reply(out, req, &mi, now);
+    memcache::write_mg_reply(out, req.meta, req.key(), &mi, now);
   });
   if (touch) {
     ctx.counters.cmd_touch.add();
@@ -106,7 +106,7 @@ Action meta_get(const Request& req, Context& ctx, ByteBuffer& out) {
     (r.hit ? ctx.counters.get_hits : ctx.counters.get_misses).add();
     if (!r.hit && r.expired) ctx.counters.get_expired.add();
   }
-  if (!r.hit) memcache::write_mg_reply(out, req, nullptr, now);
+  if (!r.hit) memcache::write_mg_reply(out, req.meta, req.key(), nullptr, now);
   return Action::kContinue;
 }
 
@@ -157,17 +157,17 @@ Action meta_set(const Request& req, Context& ctx, ByteBuffer& out) {
   if (cas_mode) count_cas(ctx.counters, r.status);
   switch (r.status) {
     case EngineStatus::kOk:
-      memcache::write_ms_reply(out, req, MetaCode::kHD, r.cas);
+      memcache::write_ms_reply(out, req.meta, req.key(), MetaCode::kHD, r.cas);
       break;
     case EngineStatus::kNotStored:
     case EngineStatus::kOlderVersion:
-      memcache::write_ms_reply(out, req, MetaCode::kNS, 0);
+      memcache::write_ms_reply(out, req.meta, req.key(), MetaCode::kNS, 0);
       break;
     case EngineStatus::kExists:
-      memcache::write_ms_reply(out, req, MetaCode::kEX, 0);
+      memcache::write_ms_reply(out, req.meta, req.key(), MetaCode::kEX, 0);
       break;
     case EngineStatus::kNotFound:
-      memcache::write_ms_reply(out, req, MetaCode::kNF, 0);
+      memcache::write_ms_reply(out, req.meta, req.key(), MetaCode::kNF, 0);
       break;
     default:
       out.append(failure_line(r.status));
@@ -193,15 +193,15 @@ Action meta_delete(const Request& req, Context& ctx, ByteBuffer& out) {
   switch (r.status) {
     case EngineStatus::kOk:
       if (!d.invalidate) ctx.counters.delete_hits.add();
-      memcache::write_md_reply(out, req, MetaCode::kHD);
+      memcache::write_md_reply(out, req.meta, req.key(), MetaCode::kHD);
       break;
     case EngineStatus::kNotFound:
       ctx.counters.delete_misses.add();
-      memcache::write_md_reply(out, req, MetaCode::kNF);
+      memcache::write_md_reply(out, req.meta, req.key(), MetaCode::kNF);
       break;
     case EngineStatus::kExists:
       ctx.counters.delete_misses.add();
-      memcache::write_md_reply(out, req, MetaCode::kEX);
+      memcache::write_md_reply(out, req.meta, req.key(), MetaCode::kEX);
       break;
     default:
       out.append(failure_line(r.status));
@@ -241,15 +241,15 @@ Action meta_arith(const Request& req, Context& ctx, ByteBuffer& out) {
       mi.cas = r.cas;
       mi.ttl = ttl_left(r.prior_exptime, now);
       mi.created = r.created;
-      memcache::write_ma_reply(out, req, MetaCode::kHD, &mi, now);
+      memcache::write_ma_reply(out, req.meta, req.key(), MetaCode::kHD, &mi, now);
       break;
     }
     case EngineStatus::kNotFound:
       misses.add();
-      memcache::write_ma_reply(out, req, MetaCode::kNF, nullptr, now);
+      memcache::write_ma_reply(out, req.meta, req.key(), MetaCode::kNF, nullptr, now);
       break;
     case EngineStatus::kExists:
-      memcache::write_ma_reply(out, req, MetaCode::kEX, nullptr, now);
+      memcache::write_ma_reply(out, req.meta, req.key(), MetaCode::kEX, nullptr, now);
       break;
     case EngineStatus::kNoMemory:
       out.append("SERVER_ERROR out of memory\r\n");

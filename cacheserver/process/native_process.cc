@@ -16,10 +16,6 @@ using native::FrameWriter;
 using native::Op;
 using native::Status;
 
-// How long a versioned delete's tombstone lasts unless the request gives a ttl: long enough
-// for writes still in flight from other routers to arrive and be refused.
-constexpr int64_t kDefaultTombstoneSeconds = 30;
-
 Status to_native(EngineStatus s) {
   switch (s) {
     case EngineStatus::kOk:
@@ -73,9 +69,21 @@ engine::StoreRequest store_request(const native::Request& req, std::string_view 
   s.value = value;
   s.client_flags = flags;
   s.exptime = engine::resolve_exptime(ttl, now);
-  if (req.op == Op::kCas) s.compare_cas = req.cas;
+  // A cas compares; so do set, replace, append and prepend that carry one (meta ms C).
+  if (req.op == Op::kCas || (req.has_cas && req.op != Op::kAdd)) s.compare_cas = req.cas;
+  s.invalidate = (req.options & native::kInvalidate) != 0;
+  s.new_cas = req.new_cas;
+  if (req.has_vivify) {
+    s.vivify = true;
+    s.vivify_exptime = engine::resolve_exptime(req.vivify_ttl, now);
+  }
   s.version = req.version;
   return s;
+}
+
+int64_t ttl_left(int64_t exptime, int64_t now) {
+  if (exptime == 0) return -1;
+  return exptime > now ? exptime - now : 0;
 }
 
 void count_get(Context& ctx, const engine::LookupResult& r) {
@@ -120,17 +128,43 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
     case Op::kGets:
     case Op::kGat: {
       engine::LookupOptions opts;
-      if (req.op == Op::kGat) {
+      opts.bump = (req.options & native::kNoBump) == 0;
+      opts.leases = (req.options & native::kLeases) != 0;
+      const bool touch = req.op == Op::kGat;
+      if (touch) {
         opts.update_exptime = true;
         opts.exptime = engine::resolve_exptime(req.ttl, now);
-        ctx.counters.cmd_touch.add();
       }
+      if (req.has_vivify) {
+        opts.vivify = true;
+        opts.vivify_exptime = engine::resolve_exptime(req.vivify_ttl, now);
+        opts.new_cas = req.new_cas;
+      }
+      if (req.has_recache) {
+        opts.recache = true;
+        opts.recache_before = engine::resolve_exptime(req.recache_ttl, now);
+        opts.recache_after_touch = (req.options & native::kRecacheAfterTouch) != 0;
+      }
+      const bool with_meta = (req.options & native::kItemMeta) != 0;
       auto r = ctx.engine.lookup(req.key, opts, [&](const engine::ItemView& v) {
+        native::ItemMeta meta;
+        meta.fetched = v.fetched_before;
+        meta.idle = static_cast<uint64_t>(std::max<int64_t>(now - v.last_access, 0));
+        meta.prior_ttl = v.created ? -1 : ttl_left(v.prior_exptime, now);
+        meta.lease = (v.won ? native::kWon : 0) | (v.stale ? native::kStale : 0) |
+                     (v.win_already_sent ? native::kWinSent : 0) |
+                     (v.created ? native::kCreated : 0);
         // ttl: seconds left, at least 1 (a copy of the item must expire too).
         native::write_value_reply(w, req.id, v.value, v.client_flags, v.cas, v.version,
-                                  v.exptime != 0 ? std::max<int64_t>(v.exptime - now, 1) : 0);
+                                  v.exptime != 0 ? std::max<int64_t>(v.exptime - now, 1) : 0,
+                                  with_meta ? &meta : nullptr);
       });
-      count_get(ctx, r);
+      if (touch) {  // as memcached counts mg with T: a touch, not a get
+        ctx.counters.cmd_touch.add();
+        (r.hit ? ctx.counters.touch_hits : ctx.counters.touch_misses).add();
+      } else {
+        count_get(ctx, r);
+      }
       if (!r.hit) reply_status(req.id, Status::kNotFound, out);
       return Action::kContinue;
     }
@@ -150,13 +184,21 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
     case Op::kAppend:
     case Op::kPrepend:
     case Op::kCas: {
-      auto r = ctx.engine.store(store_request(req, req.key, req.value, req.flags, req.ttl, now));
+      engine::StoreRequest sr = store_request(req, req.key, req.value, req.flags, req.ttl, now);
+      auto r = ctx.engine.store(sr);
       ctx.counters.cmd_set.add();
-      if (req.op == Op::kCas) count_cas(ctx.counters, r.status);
+      if (sr.compare_cas &&
+          !(sr.mode == engine::StoreMode::kAppend || sr.mode == engine::StoreMode::kPrepend)) {
+        count_cas(ctx.counters, r.status);
+      }
       if (r.status == EngineStatus::kOk) {
-        w.begin_reply(req.id, Status::kOk, 1);
+        w.begin_reply(req.id, Status::kOk, 1 + r.stale);
         w.field(native::kCas);
         w.uint(r.cas);
+        if (r.stale) {
+          w.field(native::kLease);
+          w.uint(native::kStale);
+        }
         w.end();
       } else {
         reply_status(req.id, to_native(r.status), out);
@@ -167,13 +209,24 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       engine::DeleteRequest d;
       d.key = req.key;
       if (req.has_cas) d.compare_cas = req.cas;
-      if (req.has_version && req.version != 0) {
+      d.new_cas = req.new_cas;
+      d.invalidate = (req.options & native::kInvalidate) != 0;
+      d.drop_value = (req.options & native::kDropValue) != 0;
+      if (d.invalidate && req.has_touch_ttl) {
+        d.update_exptime = true;
+        d.exptime = engine::resolve_exptime(req.touch_ttl, now);
+      }
+      if (req.has_version && req.version != 0 && !d.invalidate && !d.drop_value) {
         d.version = req.version;
         d.tombstone_exptime =
-            engine::resolve_exptime(req.has_ttl ? req.ttl : kDefaultTombstoneSeconds, now);
+            engine::resolve_exptime(req.has_ttl ? req.ttl : native::kDefaultTombstoneSeconds, now);
       }
       auto r = ctx.engine.remove(d);
-      (r.status == EngineStatus::kOk ? ctx.counters.delete_hits : ctx.counters.delete_misses).add();
+      if (r.status == EngineStatus::kOk) {
+        if (!d.invalidate) ctx.counters.delete_hits.add();
+      } else if (r.status != EngineStatus::kOlderVersion) {
+        ctx.counters.delete_misses.add();  // NOT_FOUND, and EXISTS (a CAS mismatch)
+      }
       reply_status(req.id, to_native(r.status), out);
       return Action::kContinue;
     }
@@ -188,16 +241,29 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         a.initial = req.initial;
         a.vivify_exptime = engine::resolve_exptime(req.ttl, now);
       }
+      if (req.has_cas && req.cas != 0) a.compare_cas = req.cas;
+      a.new_cas = req.new_cas;
+      if (req.has_touch_ttl) {
+        a.update_exptime = true;
+        a.exptime = engine::resolve_exptime(req.touch_ttl, now);
+      }
       auto r = ctx.engine.arith(a);
       Counter& hits = a.incr ? ctx.counters.incr_hits : ctx.counters.decr_hits;
       Counter& misses = a.incr ? ctx.counters.incr_misses : ctx.counters.decr_misses;
       if (r.status == EngineStatus::kOk) {
-        hits.add();
-        w.begin_reply(req.id, Status::kOk, 2);
+        if (!r.created) hits.add();
+        const bool with_meta = (req.options & native::kItemMeta) != 0;
+        w.begin_reply(req.id, Status::kOk, with_meta ? 4 : 2);
         w.field(native::kNumber);
         w.uint(r.value);
         w.field(native::kCas);
         w.uint(r.cas);
+        if (with_meta) {
+          w.field(native::kPriorTtl);
+          w.sint(r.created ? -1 : ttl_left(r.prior_exptime, now));
+          w.field(native::kLease);
+          w.uint(r.created ? native::kCreated : 0);
+        }
         w.end();
       } else {
         if (r.status == EngineStatus::kNotFound) misses.add();

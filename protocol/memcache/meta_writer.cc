@@ -30,29 +30,28 @@ std::string_view code_text(MetaCode c) {
 
 // " k<key>", then " b" when the key travelled in base64 (re-encoded from the decoded key, as
 // memcached does).
-void write_key(ByteBuffer& out, const Request& req) {
+void write_key(ByteBuffer& out, const MetaFlags& m, std::string_view key) {
   out.append(" k");
-  if (req.meta.has('b')) {
+  if (m.has('b')) {
     std::string encoded;
-    base64_encode(req.key(), encoded);
+    base64_encode(key, encoded);
     out.append(encoded);
     out.append(" b");
   } else {
-    out.append(req.key());
+    out.append(key);
   }
 }
 
-void write_opaque(ByteBuffer& out, const Request& req) {
+void write_opaque(ByteBuffer& out, const MetaFlags& m) {
   out.append(" O");
-  out.append(req.meta.opaque);
+  out.append(m.opaque);
 }
 
 // Only O and k: what every reply kind echoes.
-void write_echo(ByteBuffer& out, const Request& req) {
-  const MetaFlags& m = req.meta;
+void write_echo(ByteBuffer& out, const MetaFlags& m, std::string_view key) {
   for (uint8_t i = 0; i < m.count; ++i) {
-    if (m.order[i] == 'O') write_opaque(out, req);
-    if (m.order[i] == 'k') write_key(out, req);
+    if (m.order[i] == 'O') write_opaque(out, m);
+    if (m.order[i] == 'k') write_key(out, m, key);
   }
 }
 
@@ -95,12 +94,12 @@ int64_t meta_ttl_left(int64_t token, int64_t now) {
   return std::max<int64_t>(token - now, 0);
 }
 
-void write_mg_reply(ByteBuffer& out, const Request& req, const MetaItem* item, int64_t now) {
-  const MetaFlags& m = req.meta;
+void write_mg_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, const MetaItem* item,
+                    int64_t now) {
   if (item == nullptr) {
     if (m.has('q')) return;
     out.append("EN");
-    write_echo(out, req);
+    write_echo(out, m, key);
     end_line(out);
     return;
   }
@@ -139,10 +138,10 @@ void write_mg_reply(ByteBuffer& out, const Request& req, const MetaItem* item, i
         out.append(item->fetched ? " h1" : " h0");
         break;
       case 'O':
-        write_opaque(out, req);
+        write_opaque(out, m);
         break;
       case 'k':
-        write_key(out, req);
+        write_key(out, m, key);
         break;
       default:
         break;
@@ -154,17 +153,17 @@ void write_mg_reply(ByteBuffer& out, const Request& req, const MetaItem* item, i
   close_hit(out, with_value, item->value);
 }
 
-void write_ms_reply(ByteBuffer& out, const Request& req, MetaCode code, uint64_t cas) {
-  const MetaFlags& m = req.meta;
+void write_ms_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, MetaCode code,
+                    uint64_t cas) {
   if (code == MetaCode::kHD && m.has('q')) return;
   out.append(code_text(code));
   for (uint8_t i = 0; i < m.count; ++i) {
     switch (m.order[i]) {
       case 'O':
-        write_opaque(out, req);
+        write_opaque(out, m);
         break;
       case 'k':
-        write_key(out, req);
+        write_key(out, m, key);
         break;
       case 'c':
         out.append(" c");
@@ -177,19 +176,18 @@ void write_ms_reply(ByteBuffer& out, const Request& req, MetaCode code, uint64_t
   end_line(out);
 }
 
-void write_md_reply(ByteBuffer& out, const Request& req, MetaCode code) {
-  if (code == MetaCode::kHD && req.meta.has('q')) return;
+void write_md_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, MetaCode code) {
+  if (code == MetaCode::kHD && m.has('q')) return;
   out.append(code_text(code));
-  write_echo(out, req);
+  write_echo(out, m, key);
   end_line(out);
 }
 
-void write_ma_reply(ByteBuffer& out, const Request& req, MetaCode code, const MetaItem* item,
-                    int64_t now) {
-  const MetaFlags& m = req.meta;
+void write_ma_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, MetaCode code,
+                    const MetaItem* item, int64_t now) {
   if (code != MetaCode::kHD || item == nullptr) {
     out.append(code_text(code == MetaCode::kHD ? MetaCode::kNF : code));
-    write_echo(out, req);
+    write_echo(out, m, key);
     end_line(out);
     return;
   }
@@ -213,10 +211,10 @@ void write_ma_reply(ByteBuffer& out, const Request& req, MetaCode code, const Me
         if (item->created) ttl = meta_ttl_left(m.vivify_ttl, now);
         break;
       case 'O':
-        write_opaque(out, req);
+        write_opaque(out, m);
         break;
       case 'k':
-        write_key(out, req);
+        write_key(out, m, key);
         break;
       default:
         break;

@@ -37,15 +37,18 @@ enum class MetaCode : uint8_t { kHD, kNS, kEX, kNF, kEN };
 // -1 = never expires, 0 = already expired.
 int64_t meta_ttl_left(int64_t token, int64_t now);
 
+// Each takes the request's flags and its key (decoded, for a base64 key).
 // mg: a hit when `item` is set (VA with v, else HD), else EN (nothing under q).
-void write_mg_reply(ByteBuffer& out, const Request& req, const MetaItem* item, int64_t now);
+void write_mg_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, const MetaItem* item,
+                    int64_t now);
 // ms: HD carries c<cas>; the other codes c0. HD is silent under q.
-void write_ms_reply(ByteBuffer& out, const Request& req, MetaCode code, uint64_t cas);
+void write_ms_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, MetaCode code,
+                    uint64_t cas);
 // md: HD is silent under q.
-void write_md_reply(ByteBuffer& out, const Request& req, MetaCode code);
+void write_md_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, MetaCode code);
 // ma: kHD means success (VA with v); `item->value` holds the number's digits. Under q a
 // success on an existing counter is silent (one that N just created is not, as memcached).
-void write_ma_reply(ByteBuffer& out, const Request& req, MetaCode code, const MetaItem* item,
-                    int64_t now);
+void write_ma_reply(ByteBuffer& out, const MetaFlags& m, std::string_view key, MetaCode code,
+                    const MetaItem* item, int64_t now);
 
 }  // namespace cachetier::memcache

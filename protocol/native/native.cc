@@ -84,7 +84,11 @@ void Request::clear() {
   delta = 1;
   version = initial = 0;
   delay = 0;
+  options = 0;
+  vivify_ttl = recache_ttl = touch_ttl = 0;
+  new_cas = 0;
   has_ttl = has_cas = has_version = has_initial = false;
+  has_vivify = has_recache = has_touch_ttl = false;
   keys.clear();
   items.clear();
   proto_version = 0;
@@ -100,6 +104,10 @@ void Response::clear() {
   ttl = 0;
   proto_version = 0;
   has_value = false;
+  has_meta = fetched = false;
+  idle = 0;
+  prior_ttl = -1;
+  lease = 0;
   values.clear();
   statuses.clear();
   stats.clear();
@@ -303,6 +311,27 @@ DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
       case kDelay:
         ok = rd.sint(req.delay) && req.delay >= 0;
         break;
+      case kOptions: {
+        uint64_t x = 0;
+        ok = rd.uint(x) && x <= UINT32_MAX;
+        req.options = static_cast<uint32_t>(x);
+        break;
+      }
+      case kVivify:
+        ok = rd.sint(req.vivify_ttl);
+        req.has_vivify = ok;
+        break;
+      case kRecache:
+        ok = rd.sint(req.recache_ttl);
+        req.has_recache = ok;
+        break;
+      case kNewCas:
+        ok = rd.uint(req.new_cas);
+        break;
+      case kTouchTtl:
+        ok = rd.sint(req.touch_ttl);
+        req.has_touch_ttl = ok;
+        break;
       case kProtoVersion: {
         uint64_t x = 0;
         ok = rd.uint(x) && x <= UINT32_MAX;
@@ -439,6 +468,23 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
         break;
       case kTtl:
         ok = rd.sint(resp.ttl);
+        break;
+      case kFetched:
+        ok = rd.uint(x);
+        resp.fetched = x != 0;
+        resp.has_meta = true;
+        break;
+      case kIdle:
+        ok = rd.uint(resp.idle);
+        resp.has_meta = true;
+        break;
+      case kPriorTtl:
+        ok = rd.sint(resp.prior_ttl);
+        resp.has_meta = true;
+        break;
+      case kLease:
+        ok = rd.uint(x) && x <= UINT32_MAX;
+        resp.lease = static_cast<uint32_t>(x);
         break;
       case kProtoVersion:
         ok = rd.uint(x) && x <= UINT32_MAX;
@@ -601,8 +647,9 @@ void FrameWriter::bytes(uint8_t fix, uint8_t w8, uint8_t w16, std::string_view v
 }
 
 void write_value_reply(FrameWriter& w, uint64_t id, std::string_view value, uint32_t flags,
-                       uint64_t cas, uint64_t version, int64_t ttl) {
-  w.begin_reply(id, Status::kOk, 3 + (version != 0) + (ttl != 0));
+                       uint64_t cas, uint64_t version, int64_t ttl, const ItemMeta* meta) {
+  uint32_t extra = meta == nullptr ? 0 : 3 + (meta->lease != 0);
+  w.begin_reply(id, Status::kOk, 3 + (version != 0) + (ttl != 0) + extra);
   w.field(kValue);
   w.bin(value);
   w.field(kFlags);
@@ -616,6 +663,18 @@ void write_value_reply(FrameWriter& w, uint64_t id, std::string_view value, uint
   if (ttl != 0) {
     w.field(kTtl);
     w.sint(ttl);
+  }
+  if (meta != nullptr) {
+    w.field(kFetched);
+    w.uint(meta->fetched ? 1 : 0);
+    w.field(kIdle);
+    w.uint(meta->idle);
+    w.field(kPriorTtl);
+    w.sint(meta->prior_ttl);
+    if (meta->lease != 0) {
+      w.field(kLease);
+      w.uint(meta->lease);
+    }
   }
   w.end();
 }

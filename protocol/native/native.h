@@ -26,6 +26,9 @@ inline constexpr uint8_t kMagic = 0xFA;
 inline constexpr size_t kFrameHeader = 5;
 inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kMaxKeyLength = 250;
+// How long a versioned delete's tombstone lasts when the request gives no ttl: long enough for
+// writes still in flight from other routers to arrive and be refused. cacherouter sends it.
+inline constexpr int64_t kDefaultTombstoneSeconds = 30;
 
 enum class Op : uint8_t {
   kHello = 0,
@@ -79,15 +82,40 @@ enum Field : uint8_t {
   kInitial = 9,
   kItems = 10,
   kDelay = 11,
+  kOptions = 12,   // request: Options bits
+  kVivify = 13,    // request: create a missing item (get: an empty placeholder; append, prepend:
+                   // the value) with this ttl
+  kRecache = 14,   // request (get with kLeases): win when the item expires within this ttl
+  kNewCas = 15,    // request: the CAS the changed or created item takes (0 = the node's own)
+  kTouchTtl = 16,  // request: incr/decr, and delete with kInvalidate: the existing item's new ttl
   kValues = 20,
   kStats = 21,
   kMessage = 22,
   kStatuses = 23,
+  kFetched = 24,   // reply with kItemMeta: 1 if the item was read before this request
+  kIdle = 25,      // reply with kItemMeta: seconds since the item was last read or written
+  kPriorTtl = 26,  // reply with kItemMeta: seconds left before this request changed it; -1 never
+  kLease = 27,     // reply: Lease bits
   kProtoVersion = 30,
   kFeatures = 31,
   kServer = 32,
   kMaxFrame = 33,
 };
+
+// Request options (field kOptions): what the memcache meta commands ask beyond the plain ops.
+inline constexpr uint32_t kNoBump = 1;      // a get that does not count as a use (mg u)
+inline constexpr uint32_t kLeases = 2;      // get: stale items and kRecache hand out one win (mg)
+inline constexpr uint32_t kInvalidate = 4;  // set/cas with kCas: an older CAS stores, marked
+                                            // stale (ms I); delete: mark stale (md I)
+inline constexpr uint32_t kRecacheAfterTouch = 8;  // gat: judge kRecache on the ttl it sets
+inline constexpr uint32_t kDropValue = 16;  // delete: keep the item with an empty value (md x)
+inline constexpr uint32_t kItemMeta = 32;   // replies carry kFetched, kIdle, kPriorTtl, kLease
+
+// Reply bits (field kLease).
+inline constexpr uint32_t kWon = 1;      // this request won the right to recache (meta W)
+inline constexpr uint32_t kStale = 2;    // the item is stale (meta X); a store: stored stale
+inline constexpr uint32_t kWinSent = 4;  // a win was handed out before (meta Z)
+inline constexpr uint32_t kCreated = 8;  // this request created the item (vivify)
 
 std::string_view op_name(Op op);
 std::string_view status_name(Status s);
@@ -113,7 +141,11 @@ struct Request {
   uint64_t version = 0;
   uint64_t initial = 0;
   int64_t delay = 0;
+  uint32_t options = 0;  // Options bits
+  int64_t vivify_ttl = 0, recache_ttl = 0, touch_ttl = 0;
+  uint64_t new_cas = 0;
   bool has_ttl = false, has_cas = false, has_version = false, has_initial = false;
+  bool has_vivify = false, has_recache = false, has_touch_ttl = false;
   std::vector<std::string_view> keys;  // multi-get, multi-delete
   std::vector<Item> items;             // multi-set
   uint32_t proto_version = 0;          // hello
@@ -130,6 +162,12 @@ struct Response {
   int64_t ttl = 0;  // get replies: seconds left for an item that expires, else 0
   uint32_t proto_version = 0;
   bool has_value = false;
+  // kItemMeta replies.
+  bool has_meta = false;
+  bool fetched = false;
+  uint64_t idle = 0;
+  int64_t prior_ttl = -1;
+  uint32_t lease = 0;            // Lease bits
   std::vector<Item> values;      // multi-get
   std::vector<Status> statuses;  // multi-set / multi-delete
   std::vector<std::pair<std::string_view, std::string_view>> stats;
@@ -217,10 +255,19 @@ class FrameWriter {
   size_t start_ = 0;
 };
 
-// A get/gets/gat hit: value, flags, cas, then version and ttl (seconds left) when non-zero.
+// What a kItemMeta reply adds about the item.
+struct ItemMeta {
+  bool fetched = false;
+  uint64_t idle = 0;
+  int64_t prior_ttl = -1;
+  uint32_t lease = 0;
+};
+
+// A get/gets/gat hit: value, flags, cas, then version and ttl (seconds left) when non-zero,
+// then the item's meta when `meta` is given (kItemMeta) and its lease bits when there are any.
 // The one place that lays out this reply (cacheserver and cacherouter both send it).
 void write_value_reply(FrameWriter& w, uint64_t id, std::string_view value, uint32_t flags,
-                       uint64_t cas, uint64_t version, int64_t ttl);
+                       uint64_t cas, uint64_t version, int64_t ttl, const ItemMeta* meta = nullptr);
 
 // Checks that a msgpack body is one object whose declared container and string sizes all fit
 // in the bytes present, nested at most `max_depth` deep. Exposed for tests.

@@ -49,15 +49,21 @@ class Command:
         self.sleep = sleep
 
     def render(self, cas_seen):
+        """The bytes for one server; `cas_seen` maps a key to the CAS values it showed for it,
+        oldest first. "previous" is the one before the newest (older, for the I flag); "bogus"
+        is larger than any CAS a server gives."""
         out = []
         for p in self.parts:
             if isinstance(p, CasRef):
-                if p.kind == "latest" and (p.key in cas_seen):
-                    out.append(str(cas_seen[p.key]).encode())
+                seen = cas_seen.get(p.key, [])
+                if p.kind == "latest" and seen:
+                    out.append(str(seen[-1]).encode())
+                elif p.kind == "previous" and len(seen) > 1:
+                    out.append(str(seen[-2]).encode())
                 elif p.kind == "zero":
                     out.append(b"0")
                 else:
-                    out.append(b"987654321987")
+                    out.append(b"18446744073709551615")
             else:
                 out.append(p)
         return b"".join(out)
@@ -77,6 +83,7 @@ class Generator:
         self.r = random.Random(seed)
         self.extended = extended
         self.sleeps = sleeps
+        self.e_counter = 0
 
     def key(self):
         r = self.r
@@ -113,6 +120,12 @@ class Generator:
     def flags(self):
         return str(self.r.choice([0, 0, 0, 1, 5, 65535, 4294967295])).encode()
 
+    def explicit_cas(self):
+        """An E flag. Its values grow and stay above every CAS a server picks itself, so that
+        whether one CAS is older than another (the I flag) is the same on every server."""
+        self.e_counter += self.r.randint(1, 1000)
+        return b"E%d" % ((1 << 62) + self.e_counter)
+
     def opaque(self):
         r = self.r
         return b"O" + bytes(r.choice(b"abcxyz0123456789") for _ in range(r.randint(1, 12)))
@@ -121,7 +134,7 @@ class Generator:
         return b" noreply" if self.r.random() < p else b""
 
     def cas_ref(self, key):
-        return CasRef(key, self.r.choice(["latest"] * 5 + ["bogus", "zero"]))
+        return CasRef(key, self.r.choice(["latest"] * 5 + ["previous", "bogus", "zero"]))
 
     # ---- classic ----
 
@@ -212,7 +225,7 @@ class Generator:
             elif f in "NRT":
                 flags.append(f.encode() + self.ttl_token())
             elif f == "E":
-                flags.append(b"E%d" % self.r.randint(1, 10 ** 6))
+                flags.append(self.explicit_cas())
             else:
                 flags.append(f.encode())
         self.r.shuffle(flags)
@@ -239,7 +252,7 @@ class Generator:
             elif f == "C":
                 flags.append(None)  # a CAS reference, placed below
             elif f == "E":
-                flags.append(b"E%d" % self.r.randint(1, 10 ** 6))
+                flags.append(self.explicit_cas())
             else:
                 flags.append(f.encode())
         self.r.shuffle(flags)
@@ -266,7 +279,7 @@ class Generator:
             elif f == "C":
                 flags.append(None)
             elif f == "E":
-                flags.append(b"E%d" % self.r.randint(1, 10 ** 6))
+                flags.append(self.explicit_cas())
             else:
                 flags.append(f.encode())
         self.r.shuffle(flags)
@@ -370,7 +383,7 @@ class Target:
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
-        self.cas_seen = {}      # key -> newest raw CAS value shown
+        self.cas_seen = {}      # key -> the distinct raw CAS values shown, oldest first
         self.cas_names = {}     # (key, raw) -> ordinal name
 
     def close(self):
@@ -423,7 +436,10 @@ class Target:
 
     def name_cas(self, key, raw):
         """The ordinal name of a CAS value of `key`, remembering it as the newest seen."""
-        self.cas_seen[key] = raw
+        seen = self.cas_seen.setdefault(key, [])
+        if raw in seen:
+            seen.remove(raw)
+        seen.append(raw)
         k = (key, raw)
         if k not in self.cas_names:
             self.cas_names[k] = "#%d" % (1 + sum(1 for (kk, _) in self.cas_names if kk == key))
@@ -514,8 +530,10 @@ def run_stream(targets, seed, n_ops, extended=False, sleeps=True, max_report=10,
                         log("MISMATCH seed %d op %d: %r\n  %s: %s\n  %s: %s\n  normalized: %s / %s" % (
                             seed, ops + i, cmd.text()[:300], targets[0].name,
                             show(results[0][i]), t.name, show(res[i]),
-                            b" ".join(b" ".join(x) for x, _ in ref)[:300],
-                            b" ".join(b" ".join(x) for x, _ in got)[:300]))
+                            b" ".join(b" ".join(x) + (b" [%r]" % d[:40] if d else b"")
+                                      for x, d in ref)[:300],
+                            b" ".join(b" ".join(x) + (b" [%r]" % d[:40] if d else b"")
+                                      for x, d in got)[:300]))
                         for key in cmd.keys[:2]:
                             for op, text, shown in history.get(key, [])[:-1]:
                                 log("    before, op %d: %r -> %s" % (op, text, " / ".join(shown)))

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from differential import Target, run_stream
-from harness import SANITIZED, Server, check, free_port, run, wait_port
+from harness import SANITIZED, Router, Server, check, free_port, router_config, run, wait_port
 
 OPS = int(os.environ.get("DIFFERENTIAL_OPS", "6000"))
 SEEDS = (11, 12)  # two streams of OPS operations each per comparison
@@ -58,5 +58,41 @@ def test_cacheserver_answers_as_memcached():
         mc.stop()
 
 
+def tier():
+    """cacherouter over 2 shards x 2 replicas of cacheserver, reads spread round robin."""
+    nodes = [Server("-t", "1") for _ in range(4)]
+    router = Router(router_config([nodes[0:2], nodes[2:4]], read_policy="round_robin"))
+    return nodes, router
+
+
+def test_cacherouter_answers_as_memcached():
+    mc = Memcached()
+    nodes, router = tier()
+    try:
+        compare(mc.port, router.port, "cacherouter (2 shards x 2 replicas)")
+        st = router.stats()
+        check(all(st["node:127.0.0.1:%d:state" % n.port] == "up" for n in nodes), "nodes up")
+    finally:
+        mc.stop()
+        router.stop()
+        for n in nodes:
+            n.stop()
+
+
+def test_cacherouter_answers_as_cacheserver_with_newer_flags():
+    """Flags of memcached releases after 1.6.18 that cacheserver has (ms N, ma T, E, md x):
+    through the router they answer as a single cacheserver does."""
+    nodes, router = tier()
+    try:
+        with Server("-t", "1") as single:
+            compare(single.port, router.port, "cacherouter vs cacheserver, newer flags",
+                    extended=True)
+    finally:
+        router.stop()
+        for n in nodes:
+            n.stop()
+
+
 if __name__ == "__main__":
-    run([test_cacheserver_answers_as_memcached])
+    run([test_cacheserver_answers_as_memcached, test_cacherouter_answers_as_memcached,
+         test_cacherouter_answers_as_cacheserver_with_newer_flags])

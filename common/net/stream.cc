@@ -1,0 +1,123 @@
+// Stream. See stream.h for the data flow; libuv rules: a uv_write in flight when the handle
+// closes gets its callback (UV_ECANCELED) before the close callback runs.
+#include "common/net/stream.h"
+
+#include <algorithm>
+
+namespace cachetier::net {
+
+namespace {
+constexpr size_t kKeepBufferBytes = 16 * 1024;  // larger idle buffers go back to malloc
+}
+
+void Stream::start() {
+  uv_tcp_nodelay(&tcp_, 1);
+  resume();
+}
+
+void Stream::pause() {
+  if (paused_ || closing_) return;
+  paused_ = true;
+  uv_read_stop(stream());
+}
+
+void Stream::resume() {
+  if (closing_) return;
+  paused_ = false;
+  uv_read_start(
+      stream(),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* s = static_cast<Stream*>(h->data);
+        if (!s->in_.empty()) {
+          size_t missing = s->need_ > s->in_.size() ? s->need_ - s->in_.size() : 0;
+          char* p = s->in_.reserve(std::max(missing, s->shared_size_ / 4));
+          *buf =
+              uv_buf_init(p, static_cast<unsigned>(std::min<size_t>(s->in_.writable(), 1u << 30)));
+        } else {
+          *buf = uv_buf_init(s->shared_, static_cast<unsigned>(s->shared_size_));
+        }
+      },
+      [](uv_stream_t* st, ssize_t n, const uv_buf_t* buf) {
+        static_cast<Stream*>(st->data)->on_read(n, buf);
+      });
+}
+
+void Stream::on_read(ssize_t n, const uv_buf_t* buf) {
+  if (n < 0) {
+    close();
+    return;
+  }
+  if (n == 0) return;
+  if (read_counter_ != nullptr) read_counter_->add(static_cast<uint64_t>(n));
+  need_ = 0;
+  if (buf->base == shared_) {
+    std::string_view data(buf->base, static_cast<size_t>(n));
+    size_t used = handler_.on_data(data);
+    if (used < data.size() && !closing_) in_.append(data.substr(used));
+  } else {
+    in_.commit(static_cast<size_t>(n));
+    process_input();
+  }
+}
+
+void Stream::process_input() {
+  if (closing_ || in_.empty()) return;
+  size_t used = handler_.on_data(in_.view());
+  if (closing_) return;
+  in_.consume(used);
+  if (in_.empty()) in_.release();
+}
+
+void Stream::flush() {
+  if (closing_ || writing_) return;
+  if (!out_.empty()) {
+    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(stream(), &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      close();
+      return;
+    }
+    if (n > 0) {
+      if (written_counter_ != nullptr) written_counter_->add(static_cast<uint64_t>(n));
+      out_.consume(static_cast<size_t>(n));
+    }
+  }
+  if (!out_.empty()) {
+    // The kernel is full: hand the rest to libuv and continue in the write callback.
+    inflight_.swap(out_);
+    writing_ = true;
+    wreq_.data = this;
+    uv_buf_t b = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
+    int rc = uv_write(&wreq_, stream(), &b, 1, [](uv_write_t* w, int status) {
+      static_cast<Stream*>(w->data)->on_write_done(status);
+    });
+    if (rc != 0) {
+      writing_ = false;
+      close();
+    }
+    return;
+  }
+  if (out_.capacity() > kKeepBufferBytes) out_.release();
+  handler_.on_output_drained();
+}
+
+void Stream::on_write_done(int status) {
+  writing_ = false;
+  if (status < 0 || closing_) {
+    close();
+    return;
+  }
+  if (written_counter_ != nullptr) written_counter_->add(inflight_.size());
+  inflight_.clear();
+  if (inflight_.capacity() > kKeepBufferBytes) inflight_.release();
+  flush();
+}
+
+void Stream::close() {
+  if (closing_) return;
+  closing_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
+           [](uv_handle_t* h) { static_cast<Stream*>(h->data)->handler_.on_closed(); });
+}
+
+}  // namespace cachetier::net

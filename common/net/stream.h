@@ -1,0 +1,101 @@
+// Stream: the plumbing of one client connection on a libuv loop, shared by cacheserver's
+// connections and cacherouter's downstream connections.
+//
+//   read   -> into the worker's shared read buffer when nothing is pending, or straight behind
+//             a partial request in input() (a large value lands in its final buffer)
+//          -> Handler::on_data(bytes) parses and executes what it can; what it leaves stays
+//             in input() for the next call
+//   output -> the handler appends replies to output(); flush() hands them to the kernel with
+//             one try_write, and one uv_write for whatever the kernel did not take
+//   drained-> Handler::on_output_drained(): everything is with the kernel (a handler paused
+//             for backpressure resumes here)
+//   close  -> Handler::on_closed() from the handle's close callback, the last call: the owner
+//             may free itself (and this Stream) there (libuv: memory goes in the close cb)
+//
+// Backpressure is the handler's policy: it stops reading (pause()) while its output is too
+// large and calls resume() when it is not. Loop thread only; not copyable or movable (libuv
+// holds pointers into it).
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <string_view>
+
+#include "common/buffer.h"
+#include "common/counter.h"
+
+namespace cachetier::net {
+
+class Stream {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    // Bytes arrived (`data` is input()'s bytes, or the shared buffer's when input() was
+    // empty). Returns how many it used; the rest is kept. May call close().
+    virtual size_t on_data(std::string_view data) = 0;
+    // All output has been handed to the kernel.
+    virtual void on_output_drained() = 0;
+    // The connection is closed; nothing else is called after this.
+    virtual void on_closed() = 0;
+  };
+
+  // `shared` (owned by the worker, `shared_size` bytes) receives reads when input() is empty.
+  Stream(Handler& handler, char* shared, size_t shared_size)
+      : handler_(handler), shared_(shared), shared_size_(shared_size) {
+    tcp_.data = this;
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // The handle to init and accept into (uv_tcp_init + uv_accept), or to uv_tcp_open.
+  uv_tcp_t* tcp() { return &tcp_; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  // Starts reading (TCP_NODELAY on).
+  void start();
+  // Stops / restarts reading. Bytes already read stay in input().
+  void pause();
+  void resume();
+  bool paused() const { return paused_; }
+
+  ByteBuffer& input() { return in_; }
+  ByteBuffer& output() { return out_; }
+  // Bytes of output not yet with the kernel (queued plus the write in flight).
+  size_t unsent() const { return out_.size() + inflight_.size(); }
+  bool writing() const { return writing_; }
+  // Bytes the pending request needs in total, when known (read straight into input()).
+  void set_need(size_t bytes) { need_ = bytes; }
+  // Feeds input() to the handler again (after a pause).
+  void process_input();
+
+  // Hands output() to the kernel; on_output_drained() follows once all of it is there (at
+  // once, or from the write callback).
+  void flush();
+  // Closes the connection; on_closed() runs from the close callback. Idempotent.
+  void close();
+  bool closing() const { return closing_; }
+
+  // Where bytes read and written are counted (the worker's counters; optional).
+  void count_into(Counter* read, Counter* written) {
+    read_counter_ = read;
+    written_counter_ = written;
+  }
+
+ private:
+  void on_read(ssize_t n, const uv_buf_t* buf);
+  void on_write_done(int status);
+
+  Handler& handler_;
+  char* shared_;
+  size_t shared_size_;
+  uv_tcp_t tcp_{};
+  uv_write_t wreq_{};
+  ByteBuffer in_, out_, inflight_;
+  size_t need_ = 0;
+  Counter* read_counter_ = nullptr;
+  Counter* written_counter_ = nullptr;
+  bool paused_ = false, writing_ = false, closing_ = false;
+};
+
+}  // namespace cachetier::net

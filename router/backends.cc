@@ -1,0 +1,69 @@
+// A worker's backend connections. See backends.h.
+#include "router/backends.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace cachetier::router {
+
+Status Backends::send(const Node& n, const client::Call& call, client::ReplyCallback done) {
+  auto it = conns_.find(n.addr());
+  if (it == conns_.end()) return Status(StatusCode::kIoError, "no connection");
+  return it->second->send(call, std::move(done));
+}
+
+size_t Backends::outstanding(const Node& n) const {
+  auto it = conns_.find(n.addr());
+  return it == conns_.end() ? SIZE_MAX : it->second->in_flight();
+}
+
+void Backends::adopt(const Topology& topo) {
+  std::unordered_set<std::string> wanted;
+  for (const Shard& s : topo.shards) {
+    for (const auto& n : s.replicas) {
+      wanted.insert(n->addr());
+      if (conns_.count(n->addr())) continue;
+      client::ConnectionOptions o;
+      o.host = n->host();
+      o.port = n->port();
+      o.protocol = topo.config.backend_protocol;
+      o.timeout_ms = topo.config.timeout_ms;
+      o.max_frame = kBackendMaxFrame;
+      // A restarted node is picked up about as fast as a down one is probed.
+      o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);
+      // A connection that comes back means the node may have restarted empty: from now on,
+      // misses on it are retried on a sibling and back-filled (on every worker, at once).
+      o.on_reconnect = [node = n, warmup_ms = topo.config.warmup_ms] {
+        node->start_warmup(now_ms() + warmup_ms);
+      };
+      conns_[n->addr()] = client::Connection::create(loop_, o);
+    }
+  }
+  const uint64_t linger_ms = uint64_t{topo.config.timeout_ms} * 4 + 100;
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    // Closed once the requests on it are done: a timer owns it until then, and frees itself.
+    auto* t = new uv_timer_t;
+    uv_timer_init(loop_, t);
+    t->data = it->second;
+    uv_timer_start(
+        t,
+        [](uv_timer_t* h) {
+          static_cast<client::Connection*>(h->data)->close();
+          uv_close(reinterpret_cast<uv_handle_t*>(h),
+                   [](uv_handle_t* x) { delete reinterpret_cast<uv_timer_t*>(x); });
+        },
+        linger_ms, 0);
+    it = conns_.erase(it);
+  }
+}
+
+void Backends::close_all() {
+  for (auto& [addr, c] : conns_) c->close();
+  conns_.clear();
+}
+
+}  // namespace cachetier::router

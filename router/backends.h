@@ -1,0 +1,56 @@
+// A worker's connections to the cache nodes: one pipelined client::Connection per node, shared
+// by every client connection of that worker. BackendSet is what the routes and the health
+// checker see of it, so that routes run unchanged against a fake in unit tests.
+//
+// A backend connection is never closed because of one client: it is opened when a node joins
+// the topology, closed (after its requests' deadline) when the node leaves it, and otherwise
+// only re-opened by client::Connection itself when the node drops it.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <string>
+#include <unordered_map>
+
+#include "client/connection.h"
+#include "router/topology.h"
+
+namespace cachetier::router {
+
+class BackendSet {
+ public:
+  virtual ~BackendSet() = default;
+  // Queues `call` for node `n`. As client::Connection::send: when it returns an error `done`
+  // is never called; otherwise `done` runs exactly once, later, on this thread.
+  virtual Status send(const Node& n, const client::Call& call, client::ReplyCallback done) = 0;
+  // Requests sent to `n` and not answered yet (the least_outstanding read policy).
+  virtual size_t outstanding(const Node& n) const = 0;
+};
+
+// The worker's BackendSet. Loop thread only.
+class Backends final : public BackendSet {
+ public:
+  explicit Backends(uv_loop_t* loop) : loop_(loop) {}
+  Backends(const Backends&) = delete;
+  Backends& operator=(const Backends&) = delete;
+
+  Status send(const Node& n, const client::Call& call, client::ReplyCallback done) override;
+  size_t outstanding(const Node& n) const override;
+
+  // Opens connections to the topology's new nodes; closes those of nodes it no longer has once
+  // their requests are done (their deadline at most).
+  void adopt(const Topology& topo);
+  // Closes every connection (the worker is stopping).
+  void close_all();
+
+ private:
+  uv_loop_t* loop_;
+  std::unordered_map<std::string, client::Connection*> conns_;  // by node address
+};
+
+// The frame limit of a backend connection: the largest reply a node sends (its output limit,
+// 64 MiB by default) with room for the frame around it.
+inline constexpr size_t kBackendMaxFrame = (64u << 20) + (64u << 10);
+
+}  // namespace cachetier::router

@@ -1,0 +1,213 @@
+// A client connection of cacherouter. See downstream.h for the queue and the limits.
+#include "router/downstream.h"
+
+#include <spdlog/spdlog.h>
+
+#include "router/frontends/native.h"
+#include "router/frontends/text.h"
+#include "router/router.h"
+#include "router/worker.h"
+
+namespace cachetier::router {
+
+namespace mc = memcache;
+
+ByteBuffer* Fill::target() const {
+  Downstream* d = s_->owner;
+  if (d == nullptr || d->stream_.closing()) return nullptr;
+  if (d->queue_.front() == s_) return &d->stream_.output();
+  return &s_->out;
+}
+
+void Fill::finish(size_t held) const {
+  Slot* s = s_;
+  if (Downstream* d = s->owner) {
+    d->held_ += held;
+    s->done = true;
+    d->drain();  // (may close the connection: it stays allocated until its close callback)
+  }
+  s->unref();
+}
+
+void Fill::operator()(std::string_view bytes) const {
+  ByteBuffer* b = target();
+  if (b != nullptr) b->append(bytes);
+  finish(b == &s_->out ? bytes.size() : 0);
+}
+
+Downstream::Downstream(Worker& w)
+    : w_(w),
+      stream_(*this, w.read_buffer(), Worker::kReadBuffer),
+      text_(mc::DecoderLimits{64 * 1024, w.cfg().max_value}),
+      native_(w.cfg().max_value * 2 + (64 << 10)) {
+  uv_tcp_init(w.loop(), stream_.tcp());
+}
+
+RouteEnv& Downstream::env() { return w_.env(); }
+const Topology& Downstream::topo() const { return w_.topo(); }
+WorkerStats& Downstream::stats() { return w_.stats(); }
+
+Fill Downstream::push() {
+  Slot* slot = w_.slots().take();
+  slot->spares = &w_.slots();
+  slot->owner = this;
+  queue_.push_back(slot);
+  return Fill(slot);
+}
+
+bool Downstream::hold_input() {
+  const RouterConfig& c = w_.cfg();
+  if (queue_.size() < c.client_max_in_flight && buffered() < c.client_output_soft) return false;
+  if (!held_back_) {
+    held_back_ = true;
+    stats().clients_paused.add();
+    stream_.pause();
+  }
+  return true;
+}
+
+void Downstream::maybe_resume() {
+  if (!held_back_ || stream_.closing()) return;
+  const RouterConfig& c = w_.cfg();
+  if (queue_.size() >= c.client_max_in_flight || buffered() >= c.client_output_soft / 2) return;
+  held_back_ = false;
+  stream_.resume();
+  stream_.process_input();  // requests already read
+}
+
+size_t Downstream::on_data(std::string_view data) {
+  w_.note_activity();
+  if (!sniffed_) {
+    proto_ = net::sniff(static_cast<uint8_t>(data[0]));
+    sniffed_ = true;
+  }
+  size_t pos = 0;
+  while (pos < data.size() && !quit_ && !stream_.closing() && !hold_input()) {
+    std::string_view rest = data.substr(pos);
+    if (proto_ == net::Protocol::kMemcacheText) {
+      // Reused, so that its keys vector keeps its capacity; cleared whole, because the front
+      // end copies fields the decoder sets only for some commands (cas_unique, delta).
+      mc::Request& req = text_req_;
+      req.clear();
+      mc::DecodeResult r = text_.feed(rest, req);
+      if (r.status == mc::DecodeStatus::kNeedMore) {
+        pos += r.consumed;
+        stream_.set_need(r.need > r.consumed ? r.need - r.consumed : 0);
+        break;
+      }
+      if (r.status == mc::DecodeStatus::kComplete && !env().cas_pending.empty() &&
+          wait_for_cas(req.keys)) {
+        break;  // parsed again once the cas on its key is through
+      }
+      Fill fill = push();
+      if (r.status == mc::DecodeStatus::kComplete) {
+        handle_text(*this, req, fill);
+      } else {
+        stats().client_errors.add();
+        fill(r.error);
+        if (r.status == mc::DecodeStatus::kFatal) quit_ = true;
+      }
+      pos += r.consumed;
+    } else {
+      native::Request& req = native_req_;  // reused (cleared by feed)
+      native::DecodeResult r = native_.feed(rest, req);
+      if (r.status == native::DecodeStatus::kNeedMore) {
+        stream_.set_need(r.need);
+        break;
+      }
+      if (r.status == native::DecodeStatus::kComplete && !env().cas_pending.empty()) {
+        std::vector<std::string_view> keys(req.keys.begin(), req.keys.end());
+        if (!req.key.empty()) keys.push_back(req.key);
+        for (const auto& it : req.items) keys.push_back(it.key);
+        if (wait_for_cas(keys)) break;
+      }
+      Fill fill = push();
+      if (r.status == native::DecodeStatus::kComplete) {
+        handle_native(*this, req, fill);
+        pos += r.consumed;
+      } else {
+        stats().client_errors.add();
+        if (r.status == native::DecodeStatus::kError) {
+          native_error(fill, r.id, r.error, r.message);
+          pos += r.consumed;
+        } else {  // the stream cannot be trusted: answer what came before, then close
+          fill(std::string_view());
+          quit_ = true;
+          pos = data.size();
+        }
+      }
+    }
+  }
+  return pos;
+}
+
+bool Downstream::wait_for_cas(std::span<const std::string_view> keys) {
+  for (std::string_view k : keys) {
+    if (!env().cas_in_flight(k)) continue;
+    // This request must follow the cas on `k` on every replica (routes/env.h): stop reading
+    // and parsing until it is through.
+    stream_.pause();
+    Worker* w = &w_;
+    env().wait_for_cas(k, [w, self = this] {
+      if (!w->alive(self)) return;  // closed meanwhile
+      if (!self->held_back_) self->stream_.resume();
+      self->stream_.process_input();
+    });
+    return true;
+  }
+  return false;
+}
+
+void Downstream::drain() {
+  while (!queue_.empty() && queue_.front()->done) {
+    Slot* s = queue_.front();
+    if (!s->out.empty()) {
+      held_ -= s->out.size();
+      stream_.output().append(s->out.view());
+    }
+    queue_.pop_front();
+    s->unref();
+  }
+  if (buffered() > w_.cfg().client_output_hard && !dropped_) {
+    // Replies it does not read have piled up past the hard bound: this client goes, nobody
+    // else notices (its requests in flight are answered by the nodes and dropped here).
+    dropped_ = true;
+    stats().clients_dropped.add();
+    spdlog::info("closing a client that does not read its replies ({} bytes waiting)", buffered());
+    close();
+    return;
+  }
+  if (!dirty_) {
+    dirty_ = true;
+    w_.mark_dirty(this);
+  }
+}
+
+void Downstream::flush() {
+  dirty_ = false;
+  if (stream_.closing()) return;
+  stream_.flush();  // on_output_drained() follows when everything is with the kernel
+  maybe_resume();
+}
+
+void Downstream::on_output_drained() {
+  if (quit_ && queue_.empty()) {
+    close();
+    return;
+  }
+  maybe_resume();
+}
+
+void Downstream::on_closed() {
+  for (Slot* s : queue_) {  // replies still on their way are dropped when they arrive
+    s->owner = nullptr;
+    s->unref();
+  }
+  queue_.clear();
+  stats().closed.add();
+  w_.router().open_connections().fetch_sub(1, std::memory_order_relaxed);
+  w_.forget(this);
+  delete this;
+}
+
+}  // namespace cachetier::router

@@ -1,0 +1,127 @@
+// Downstream: one client connection of cacherouter, on one worker. It reads requests (the
+// protocol chosen by the first byte, common/net/sniff.h), gives each a Slot in its in-order
+// reply queue, hands it to a front end (frontends/text, frontends/native), and writes replies
+// in request order however the backends answer:
+//
+//   queue_:  [slot 1: done]-[slot 2: waiting]-[slot 3: done]-[slot 4: waiting]
+//             ^ drained to the output        ^ its reply, when it comes, is next: written
+//                                              straight to the output; slot 3's bytes wait
+//                                              in the slot until then
+//
+// Isolation (one client never hurts another): a client is not read while it has
+// client_max_in_flight requests unanswered, or client_output_soft bytes of replies it has not
+// read (in the slots and the socket's output); it is closed when they pass
+// client_output_hard. Backend connections and node health never depend on one client: its
+// requests in flight when it closes are answered by the nodes and dropped here.
+#pragma once
+
+#include <deque>
+#include <span>
+#include <string>
+
+#include "common/free_list.h"
+#include "common/net/sniff.h"
+#include "common/net/stream.h"
+#include "protocol/memcache/server_codec.h"
+#include "protocol/native/native.h"
+#include "router/routes/env.h"
+#include "router/stats.h"
+
+namespace cachetier::router {
+
+class Downstream;
+class Worker;
+
+// One request's place in the queue. Two references: the queue's and the pending reply's
+// (Fill). Plain pointers and a count rather than shared_ptr: a Fill then fits in
+// std::function's inline buffer, and routing a request allocates less.
+struct Slot {
+  Downstream* owner = nullptr;       // null once the connection has closed
+  FreeList<Slot>* spares = nullptr;  // the worker's, where the slot goes back when done
+  int refs = 2;
+  bool done = false;
+  bool with_cas = false;  // text get/gets: what the reply needs
+  std::string key;
+  ByteBuffer out;  // the reply, while replies before it are still missing
+  // A meta command's flags, with its opaque and key kept here (the request's views die).
+  memcache::MetaFlags meta;
+  std::string opaque;
+  void unref() {
+    if (--refs == 0) spares->give(this);
+  }
+};
+
+// Completes a Slot with its reply. Call exactly once, either way.
+class Fill {
+ public:
+  explicit Fill(Slot* s) : s_(s) {}
+  // The reply is these bytes.
+  void operator()(std::string_view bytes) const;
+  // The reply is what `produce(ByteBuffer&)` appends: straight into the connection's output
+  // when this slot is next in order (the common case: no copy, no allocation), else into the
+  // slot until the replies before it are out.
+  template <class F>
+  void write(F&& produce) const;
+  Slot* slot() const { return s_; }
+  // The connection is gone: the reply would be dropped.
+  bool orphan() const { return s_->owner == nullptr; }
+
+ private:
+  ByteBuffer* target() const;  // where the reply goes now, or null (closed)
+  void finish(size_t held) const;
+  Slot* s_;
+};
+
+class Downstream final : public net::Stream::Handler {
+ public:
+  explicit Downstream(Worker& w);
+  net::Stream& stream() { return stream_; }
+  void start() { stream_.start(); }
+  void close() { stream_.close(); }
+  // The worker's flush phase: hands finished replies to the kernel.
+  void flush();
+
+  // For the front ends.
+  Worker& worker() { return w_; }
+  RouteEnv& env();
+  const Topology& topo() const;
+  WorkerStats& stats();
+  Fill push();
+  void close_after_replies() { quit_ = true; }  // quit, or a stream that cannot be parsed
+
+ private:
+  size_t on_data(std::string_view data) override;
+  void on_output_drained() override;
+  void on_closed() override;
+  void drain();
+  // True when a key of the request has a cas in flight on this worker: the connection stops
+  // until that cas is through, then parses the request again.
+  bool wait_for_cas(std::span<const std::string_view> keys);
+  bool hold_input();  // true when this client must not be read now (and pauses it)
+  void maybe_resume();
+  size_t buffered() const { return stream_.unsent() + held_; }
+
+  Worker& w_;
+  net::Stream stream_;
+  net::Protocol proto_ = net::Protocol::kMemcacheText;
+  bool sniffed_ = false;
+  memcache::RequestDecoder text_;
+  native::RequestDecoder native_;
+  memcache::Request text_req_;
+  native::Request native_req_;
+  std::deque<Slot*> queue_;
+  size_t held_ = 0;  // reply bytes waiting in slots behind a missing one
+  bool quit_ = false, dirty_ = false, held_back_ = false, dropped_ = false;
+
+  friend class Fill;
+};
+
+template <class F>
+void Fill::write(F&& produce) const {
+  ByteBuffer* b = target();
+  size_t before = b != nullptr ? b->size() : 0;
+  if (b != nullptr) produce(*b);
+  finish(b == &s_->out ? b->size() - before : 0);
+}
+
+}  // namespace cachetier::router

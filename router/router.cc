@@ -1,0 +1,93 @@
+// cacherouter's lifecycle. See router.h.
+#include "router/router.h"
+
+#include <unistd.h>
+
+#include "common/net/listen.h"
+#include "router/stats.h"
+#include "router/worker.h"
+
+namespace cachetier::router {
+
+Router::Router(RouterConfig cfg, std::string config_path)
+    : cfg_(std::move(cfg)), config_path_(std::move(config_path)) {}
+
+Router::~Router() { stop(); }
+
+std::shared_ptr<const Topology> Router::topology() const {
+  std::lock_guard<std::mutex> lock(topo_mu_);
+  return topo_;
+}
+
+Status Router::start() {
+  started_ms_ = now_ms();
+  auto topo = build_topology(cfg_, nullptr);
+  if (!topo.is_ok()) return topo.status();
+  topo_ = topo.value();
+  std::vector<int> fds;
+  net::ListenOptions lo;
+  lo.reuse_port = true;
+  for (int i = 0; i < cfg_.threads; ++i) {
+    auto fd = net::listen_socket(cfg_.listen_host, i == 0 ? cfg_.listen_port : port_, lo);
+    if (!fd.is_ok()) {
+      for (int f : fds) ::close(f);
+      return fd.status();
+    }
+    if (i == 0) port_ = net::bound_port(fd.value());
+    fds.push_back(fd.value());
+  }
+  for (int i = 0; i < cfg_.threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i, fds[i]));
+    workers_.back()->init();
+  }
+  for (auto& w : workers_) threads_.emplace_back([w = w.get()] { w->run(); });
+  return Status::ok();
+}
+
+Status Router::reload() {
+  auto cfg = load_config(config_path_);
+  if (!cfg.is_ok()) {
+    reload_errors_.fetch_add(1);
+    return cfg.status();
+  }
+  RouterConfig next = cfg.value();
+  // Listening address and thread count are fixed for the life of the process.
+  next.listen_host = cfg_.listen_host;
+  next.listen_port = cfg_.listen_port;
+  next.threads = cfg_.threads;
+  auto current = topology();
+  auto topo = build_topology(next, current.get());
+  if (!topo.is_ok()) {
+    reload_errors_.fetch_add(1);
+    return topo.status();
+  }
+  {
+    std::lock_guard<std::mutex> lock(topo_mu_);
+    topo_ = topo.value();
+  }
+  reloads_.fetch_add(1);
+  for (auto& w : workers_) w->post_reload();
+  return Status::ok();
+}
+
+void Router::stop() {
+  for (auto& w : workers_) w->post_stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  workers_.clear();
+}
+
+void Router::write_stats(ByteBuffer& out) const {
+  std::vector<const WorkerStats*> stats;
+  for (const auto& w : workers_) stats.push_back(&w->stats());
+  RouterInfo info;
+  info.started_ms = started_ms_;
+  info.threads = cfg_.threads;
+  info.reloads = reloads_.load();
+  info.reload_errors = reload_errors_.load();
+  router::write_stats(out, stats, info, *topology());
+}
+
+}  // namespace cachetier::router

@@ -1,0 +1,65 @@
+// cacherouter's lifecycle: the workers (worker.h), the topology they share, reloads.
+//
+//   start()  -> one listening socket per worker on the same port (SO_REUSEPORT), the workers
+//               started, each on its thread
+//   reload() -> the config file read again; on success a new topology is published and each
+//               worker adopts it on its thread; listen address and threads stay as started
+//   stop()   -> every worker closes its listener, clients and backends, and its thread ends
+//
+// The topology (ring, shards, nodes with their health) is shared by all workers: Node state
+// is atomic, the lists are immutable, and a reload keeps the Node objects of addresses that
+// stay, so health and missed keys carry over.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/buffer.h"
+#include "router/config.h"
+#include "router/topology.h"
+
+namespace cachetier::router {
+
+class Worker;
+
+class Router {
+ public:
+  Router(RouterConfig cfg, std::string config_path);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Binds the port (so callers can print it), starts the workers.
+  Status start();
+  int port() const { return port_; }
+  // Re-reads the config file; on success the new topology is used for new requests.
+  Status reload();
+  // Stops accepting, closes connections, joins the workers.
+  void stop();
+
+  // Thread-safe.
+  std::shared_ptr<const Topology> topology() const;
+  VersionClock& versions() { return versions_; }
+  std::atomic<int64_t>& open_connections() { return open_connections_; }
+  // `stats`: the workers' counters summed, then shards and nodes ("STAT" lines, no END).
+  void write_stats(ByteBuffer& out) const;
+
+ private:
+  RouterConfig cfg_;
+  std::string config_path_;
+  int port_ = 0;
+  int64_t started_ms_ = 0;
+  mutable std::mutex topo_mu_;
+  std::shared_ptr<const Topology> topo_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  VersionClock versions_;
+  std::atomic<int64_t> open_connections_{0};
+  std::atomic<uint64_t> reloads_{0}, reload_errors_{0};
+};
+
+}  // namespace cachetier::router

@@ -1,0 +1,20 @@
+// The compare-and-swap route: a change that holds only if the item still has a given CAS (cas,
+// ms/md/ma with C). The compare happens on one replica, the shard's primary (the first one up
+// and in sync, in config order), so that two clients racing on one CAS have one winner; when
+// it holds, the same change without the compare goes to the other writable replicas, with the
+// same version and CAS, so they converge on the winner's value.
+//
+//   primary:  compare + change  --OK-->  siblings: change (versioned, unconditional)
+//                               --EXISTS / NOT_FOUND / error-->  answered, nothing else sent
+//
+// A sibling that cannot take the change has the key noted as missed (repaired later). A
+// stale mark (ms I with an older CAS) is kept by the primary only: leases are answered there.
+#pragma once
+
+#include "router/routes/env.h"
+
+namespace cachetier::router {
+
+void route_cas(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done);
+
+}  // namespace cachetier::router

@@ -1,0 +1,58 @@
+// The multi-get route. See multi.h.
+#include "router/routes/multi.h"
+
+#include "client/ring/key_split.h"
+
+namespace cachetier::router {
+
+void route_multi_get(RouteEnv& env, const Topology& topo, std::span<const std::string_view> keys,
+                     ReadOptions opts, Done done) {
+  client::KeySplit split = client::split_keys(topo.ring, keys);
+  struct Merge {
+    std::vector<std::pair<uint32_t, uint32_t>> where;
+    std::vector<std::vector<std::optional<Reply::Value>>> per_shard;
+    size_t left = 0;
+    std::optional<Reply> error;
+    Done done;
+  };
+  auto m = std::make_shared<Merge>();
+  size_t distinct = 0;
+  for (const auto& sk : split.shards) distinct += sk.keys.size();
+  const bool repeats = distinct != split.where.size();  // a key asked twice: copy its value
+  m->where = std::move(split.where);
+  m->per_shard.resize(split.shards.size());
+  m->left = split.shards.size();
+  m->done = std::move(done);
+  const bool miss_when_down = topo.config.all_down == AllDown::kMiss;
+  if (m->left == 0) {
+    Reply empty;
+    return m->done(std::move(empty));
+  }
+  for (size_t si = 0; si < split.shards.size(); ++si) {
+    const client::ShardKeys& sk = split.shards[si];
+    Call c;
+    c.op = native::Op::kMultiGet;
+    c.keys.assign(sk.keys.begin(), sk.keys.end());
+    const size_t want = sk.keys.size();
+    route_read(
+        env, topo, sk.shard, std::move(c), opts, [m, si, want, miss_when_down, repeats](Reply&& r) {
+          if (r.transport.is_ok() && r.code == native::Status::kOk && r.values.size() == want) {
+            m->per_shard[si] = std::move(r.values);
+          } else {
+            m->per_shard[si].resize(want);  // misses
+            if (!(!r.transport.is_ok() && miss_when_down) && !m->error) m->error = std::move(r);
+          }
+          if (--m->left > 0) return;
+          if (m->error) return m->done(std::move(*m->error));
+          Reply out;
+          out.values.reserve(m->where.size());
+          for (auto [shard, index] : m->where) {
+            auto& v = m->per_shard[shard][index];
+            out.values.push_back(repeats ? v : std::move(v));
+          }
+          m->done(std::move(out));
+        });
+  }
+}
+
+}  // namespace cachetier::router

@@ -1,0 +1,112 @@
+// A cacherouter worker. See worker.h.
+#include "router/worker.h"
+
+#include "common/uvx/run_with_idle_polls.h"
+#include "protocol/memcache/request.h"
+#include "router/router.h"
+
+namespace cachetier::router {
+
+Worker::Worker(Router& router, int index, int listen_fd)
+    : router_(router),
+      index_(index),
+      listen_fd_(listen_fd),
+      backends_(&loop_),
+      env_(backends_, router.versions()) {}
+
+void Worker::init() {
+  uv_loop_init(&loop_);
+  topo_ = router_.topology();
+  uv_async_init(&loop_, &stop_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->data)->shut_down(); });
+  stop_async_.data = this;
+  uv_async_init(&loop_, &reload_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->data)->adopt_topology(); });
+  reload_async_.data = this;
+  uv_check_init(&loop_, &flush_check_);
+  flush_check_.data = this;
+  uv_check_start(&flush_check_,
+                 [](uv_check_t* h) { static_cast<Worker*>(h->data)->flush_dirty(); });
+  uv_prepare_init(&loop_, &flush_prepare_);
+  flush_prepare_.data = this;
+  uv_prepare_start(&flush_prepare_,
+                   [](uv_prepare_t* h) { static_cast<Worker*>(h->data)->flush_dirty(); });
+  uv_tcp_init(&loop_, &listener_);
+  listener_.data = this;
+  uv_tcp_open(&listener_, listen_fd_);
+  uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, [](uv_stream_t* s, int status) {
+    if (status == 0) static_cast<Worker*>(s->data)->on_connection();
+  });
+  if (index_ == 0) {
+    health_ = std::make_unique<HealthChecker>(backends_, router_.versions());
+    uv_timer_init(&loop_, &health_timer_);
+    health_timer_.data = this;
+    uv_timer_start(
+        &health_timer_,
+        [](uv_timer_t* t) {
+          auto* w = static_cast<Worker*>(t->data);
+          w->health_->tick(w->topo_);
+        },
+        HealthChecker::kTickMs, HealthChecker::kTickMs);
+  }
+  adopt_topology();
+}
+
+void Worker::run() {
+  uvx::run_with_idle_polls(&loop_, static_cast<int>(cfg().idle_polls),
+                           [this] { return activity_; });
+  uv_loop_close(&loop_);
+}
+
+void Worker::shut_down() {
+  stopping_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  std::vector<Downstream*> all(clients_.begin(), clients_.end());
+  for (Downstream* d : all) d->close();
+  backends_.close_all();
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&reload_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
+  if (index_ == 0) uv_close(reinterpret_cast<uv_handle_t*>(&health_timer_), nullptr);
+}
+
+void Worker::on_connection() {
+  auto* d = new Downstream(*this);  // counted open until its close callback
+  stats_.opened.add();
+  const bool over = router_.open_connections().fetch_add(1, std::memory_order_relaxed) + 1 >
+                    static_cast<int64_t>(cfg().max_connections);
+  clients_.insert(d);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), d->stream().stream()) != 0) {
+    d->close();
+    return;
+  }
+  if (over) {
+    // As memcached: say why, then close.
+    stats_.rejected.add();
+    uv_buf_t b = uv_buf_init(const_cast<char*>(memcache::reply::kTooManyConnections.data()),
+                             static_cast<unsigned>(memcache::reply::kTooManyConnections.size()));
+    uv_try_write(d->stream().stream(), &b, 1);
+    d->close();
+    return;
+  }
+  d->start();
+}
+
+void Worker::flush_dirty() {
+  // flush() may close a connection (and so change the sets), so take the list first.
+  std::vector<Downstream*> dirty;
+  dirty.swap(dirty_);
+  for (Downstream* d : dirty) {
+    if (clients_.count(d)) d->flush();
+  }
+}
+
+void Worker::adopt_topology() {
+  if (stopping_) return;
+  topo_ = router_.topology();
+  kept_.push_back(topo_);
+  backends_.adopt(*topo_);
+}
+
+}  // namespace cachetier::router
