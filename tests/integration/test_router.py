@@ -707,7 +707,8 @@ def test_connection_limit():
                 c.send(b"version\r\n")
                 check(c.line().startswith(b"VERSION"), "under the limit")
             extra = r.connect()
-            check(extra.line().== b"SERVER_ERROR Too many open connections", "refused as memcached words it")
+            check(extra.line() == b"SERVER_ERROR Too many open connections",
+                  "refused, as memcached words it")
             check(extra.closed_by_peer(), "closed")
             for c in conns:
                 c.close()
