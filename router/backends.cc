@@ -7,14 +7,14 @@
 namespace cachetier::router {
 
 Status Backends::send(const Node& n, const client::Call& call, client::ReplyCallback done) {
-  auto it = conns_.find(n.addr());
-  if (it == conns_.end()) return Status(StatusCode::kIoError, "no connection");
-  return it->second->send(call, std::move(done));
+  client::Connection* c = conn(n);
+  if (c == nullptr) return Status(StatusCode::kIoError, "no connection");
+  return c->send(call, std::move(done));
 }
 
 size_t Backends::outstanding(const Node& n) const {
-  auto it = conns_.find(n.addr());
-  return it == conns_.end() ? SIZE_MAX : it->second->in_flight();
+  client::Connection* c = conn(n);
+  return c == nullptr ? SIZE_MAX : c->in_flight();
 }
 
 void Backends::adopt(const Topology& topo) {
@@ -37,6 +37,14 @@ void Backends::adopt(const Topology& topo) {
         node->start_warmup(now_ms() + warmup_ms);
       };
       conns_[n->addr()] = client::Connection::create(loop_, o);
+    }
+  }
+  // The request path finds a connection by Node::id(); a node that left has none.
+  by_id_.assign(by_id_.size(), nullptr);
+  for (const Shard& s : topo.shards) {
+    for (const auto& n : s.replicas) {
+      if (n->id() >= by_id_.size()) by_id_.resize(n->id() + 1, nullptr);
+      by_id_[n->id()] = conns_[n->addr()];
     }
   }
   const uint64_t linger_ms = uint64_t{topo.config.timeout_ms} * 4 + 100;
@@ -64,6 +72,7 @@ void Backends::adopt(const Topology& topo) {
 void Backends::close_all() {
   for (auto& [addr, c] : conns_) c->close();
   conns_.clear();
+  by_id_.clear();
 }
 
 }  // namespace cachetier::router

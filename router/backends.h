@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "client/connection.h"
 #include "router/topology.h"
@@ -45,8 +46,13 @@ class Backends final : public BackendSet {
   void close_all();
 
  private:
+  client::Connection* conn(const Node& n) const {
+    return n.id() < by_id_.size() ? by_id_[n.id()] : nullptr;
+  }
+
   uv_loop_t* loop_;
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
+  std::vector<client::Connection*> by_id_;                      // by Node::id(), for requests
 };
 
 // The frame limit of a backend connection: the largest reply a node sends (its output limit,

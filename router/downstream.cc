@@ -15,7 +15,7 @@ namespace mc = memcache;
 ByteBuffer* Fill::target() const {
   Downstream* d = s_->owner;
   if (d == nullptr || d->stream_.closing()) return nullptr;
-  if (d->queue_.front() == s_) return &d->stream_.output();
+  if (d->head_ == s_) return &d->stream_.output();
   return &s_->out;
 }
 
@@ -37,6 +37,9 @@ void Fill::operator()(std::string_view bytes) const {
 
 Downstream::Downstream(Worker& w)
     : w_(w),
+      max_in_flight_(w.cfg().client_max_in_flight),
+      output_soft_(w.cfg().client_output_soft),
+      output_hard_(w.cfg().client_output_hard),
       stream_(*this, w.read_buffer(), Worker::kReadBuffer),
       text_(mc::DecoderLimits{64 * 1024, w.cfg().max_value}),
       native_(w.cfg().max_value * 2 + (64 << 10)) {
@@ -51,13 +54,20 @@ Fill Downstream::push() {
   Slot* slot = w_.slots().take();
   slot->spares = &w_.slots();
   slot->owner = this;
-  queue_.push_back(slot);
+  slot->stats = &w_.stats();
+  slot->miss_when_down = w_.cfg().all_down == AllDown::kMiss;
+  if (tail_ != nullptr) {
+    tail_->next = slot;
+  } else {
+    head_ = slot;
+  }
+  tail_ = slot;
+  ++queued_;
   return Fill(slot);
 }
 
 bool Downstream::hold_input() {
-  const RouterConfig& c = w_.cfg();
-  if (queue_.size() < c.client_max_in_flight && buffered() < c.client_output_soft) return false;
+  if (queued_ < max_in_flight_ && buffered() < output_soft_) return false;
   if (!held_back_) {
     held_back_ = true;
     stats().clients_paused.add();
@@ -68,8 +78,7 @@ bool Downstream::hold_input() {
 
 void Downstream::maybe_resume() {
   if (!held_back_ || stream_.closing()) return;
-  const RouterConfig& c = w_.cfg();
-  if (queue_.size() >= c.client_max_in_flight || buffered() >= c.client_output_soft / 2) return;
+  if (queued_ >= max_in_flight_ || buffered() >= output_soft_ / 2) return;
   held_back_ = false;
   stream_.resume();
   stream_.process_input();  // requests already read
@@ -159,16 +168,18 @@ bool Downstream::wait_for_cas(std::span<const std::string_view> keys) {
 }
 
 void Downstream::drain() {
-  while (!queue_.empty() && queue_.front()->done) {
-    Slot* s = queue_.front();
+  while (head_ != nullptr && head_->done) {
+    Slot* s = head_;
     if (!s->out.empty()) {
       held_ -= s->out.size();
       stream_.output().append(s->out.view());
     }
-    queue_.pop_front();
+    head_ = s->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    --queued_;
     s->unref();
   }
-  if (buffered() > w_.cfg().client_output_hard && !dropped_) {
+  if (buffered() > output_hard_ && !dropped_) {
     // Replies it does not read have piled up past the hard bound: this client goes, nobody
     // else notices (its requests in flight are answered by the nodes and dropped here).
     dropped_ = true;
@@ -191,7 +202,7 @@ void Downstream::flush() {
 }
 
 void Downstream::on_output_drained() {
-  if (quit_ && queue_.empty()) {
+  if (quit_ && head_ == nullptr) {
     close();
     return;
   }
@@ -199,11 +210,14 @@ void Downstream::on_output_drained() {
 }
 
 void Downstream::on_closed() {
-  for (Slot* s : queue_) {  // replies still on their way are dropped when they arrive
+  for (Slot* s = head_; s != nullptr;) {  // replies on their way are dropped when they arrive
+    Slot* next = s->next;
     s->owner = nullptr;
     s->unref();
+    s = next;
   }
-  queue_.clear();
+  head_ = tail_ = nullptr;
+  queued_ = 0;
   stats().closed.add();
   w_.router().open_connections().fetch_sub(1, std::memory_order_relaxed);
   w_.forget(this);

@@ -15,7 +15,7 @@
 // requests in flight when it closes are answered by the nodes and dropped here.
 #pragma once
 
-#include <deque>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -35,17 +35,25 @@ class Worker;
 // One request's place in the queue. Two references: the queue's and the pending reply's
 // (Fill). Plain pointers and a count rather than shared_ptr: a Fill then fits in
 // std::function's inline buffer, and routing a request allocates less.
-struct Slot {
-  Downstream* owner = nullptr;       // null once the connection has closed
-  FreeList<Slot>* spares = nullptr;  // the worker's, where the slot goes back when done
-  int refs = 2;
-  bool done = false;
-  bool with_cas = false;  // text get/gets: what the reply needs
-  std::string key;
-  ByteBuffer out;  // the reply, while replies before it are still missing
-  // A meta command's flags, with its opaque and key kept here (the request's views die).
+// A meta command's flags, with its opaque kept here (the request's views die). Made only for
+// meta commands: a plain get's slot stays small.
+struct MetaKeep {
   memcache::MetaFlags meta;
   std::string opaque;
+};
+
+struct Slot {
+  Downstream* owner = nullptr;       // null once the connection has closed
+  Slot* next = nullptr;              // the next slot in its connection's queue
+  FreeList<Slot>* spares = nullptr;  // the worker's, where the slot goes back when done
+  WorkerStats* stats = nullptr;      // the worker's (counted also when the owner is gone)
+  int refs = 2;
+  bool done = false;
+  bool with_cas = false;        // text get/gets: what the reply needs
+  bool miss_when_down = false;  // the config's all_down: miss
+  std::string key;
+  ByteBuffer out;  // the reply, while replies before it are still missing
+  std::unique_ptr<MetaKeep> meta;
   void unref() {
     if (--refs == 0) spares->give(this);
   }
@@ -102,6 +110,8 @@ class Downstream final : public net::Stream::Handler {
   size_t buffered() const { return stream_.unsent() + held_; }
 
   Worker& w_;
+  // The client limits of the config this connection started with (a reload keeps them).
+  const size_t max_in_flight_, output_soft_, output_hard_;
   net::Stream stream_;
   net::Protocol proto_ = net::Protocol::kMemcacheText;
   bool sniffed_ = false;
@@ -109,7 +119,10 @@ class Downstream final : public net::Stream::Handler {
   native::RequestDecoder native_;
   memcache::Request text_req_;
   native::Request native_req_;
-  std::deque<Slot*> queue_;
+  // The queue: an intrusive FIFO through Slot::next (no allocation, O(1) size).
+  Slot* head_ = nullptr;
+  Slot* tail_ = nullptr;
+  size_t queued_ = 0;
   size_t held_ = 0;  // reply bytes waiting in slots behind a missing one
   bool quit_ = false, dirty_ = false, held_back_ = false, dropped_ = false;
 

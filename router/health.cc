@@ -26,8 +26,7 @@ void note_failure(const RouterConfig& cfg, Node& n, const Reply& r) {
   }
 }
 
-bool missed_any(const Node& n, const Call& call) {
-  if (!n.any_missed() && !n.overflowed()) return false;
+bool missed_any_key(const Node& n, const Call& call) {
   if (call.op == Op::kMultiGet || call.op == Op::kMultiDelete) {
     for (const auto& k : call.keys) {
       if (n.has_missed(k)) return true;

@@ -29,7 +29,10 @@ void note_failure(const RouterConfig& cfg, Node& n, const client::Reply& r);
 // A request to `n` was answered.
 inline void note_success(Node& n) { n.on_success(); }
 // True when `n` missed a write to a key of `call` (it must not serve them yet).
-bool missed_any(const Node& n, const client::Call& call);
+bool missed_any_key(const Node& n, const client::Call& call);
+inline bool missed_any(const Node& n, const client::Call& call) {
+  return (n.any_missed() || n.overflowed()) && missed_any_key(n, call);
+}
 // Remembers that `n` missed the writes of `call` (bounded by max_missed_keys).
 void note_missed(const RouterConfig& cfg, Node& n, const client::Call& call);
 

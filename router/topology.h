@@ -42,8 +42,11 @@ struct NodeCounters {
 class Node {
  public:
   Node(std::string addr, std::string host, int port)
-      : addr_(std::move(addr)), host_(std::move(host)), port_(port) {}
+      : addr_(std::move(addr)), host_(std::move(host)), port_(port), id_(next_id()) {}
   const std::string& addr() const { return addr_; }
+  // A small number that names this Node object for its life (workers index their backend
+  // connections by it). A node kept across a reload keeps it.
+  uint32_t id() const { return id_; }
   const std::string& host() const { return host_; }
   int port() const { return port_; }
 
@@ -86,8 +89,13 @@ class Node {
   NodeCounters counters;
 
  private:
+  static uint32_t next_id() {
+    static std::atomic<uint32_t> n{0};
+    return n.fetch_add(1, std::memory_order_relaxed);
+  }
   std::string addr_, host_;
   int port_;
+  uint32_t id_;
   std::atomic<NodeState> state_{NodeState::kUp};
   std::atomic<uint32_t> failures_{0};
   std::atomic<int64_t> next_probe_ms_{0};

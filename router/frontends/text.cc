@@ -78,10 +78,10 @@ void single_get(Downstream& d, const mc::Request& req, Fill fill, bool with_cas)
   size_t shard = topo.ring.shard_for(c.key);
   ReadOptions opts;
   opts.primary = with_cas && cas_from_primary(topo);
-  WorkerStats* stats = &d.stats();
-  const bool miss_when_down = topo.config.all_down == AllDown::kMiss;
-  route_read(d.env(), topo, shard, std::move(c), opts, [fill, stats, miss_when_down](Reply&& r) {
+  // (Only `fill` is captured: the callback stays in std::function's inline buffer.)
+  route_read(d.env(), topo, shard, std::move(c), opts, [fill](Reply&& r) {
     Slot* s = fill.slot();
+    WorkerStats* stats = s->stats;
     if (r.transport.is_ok() && r.code == Status::kOk) {
       count_read(*stats, true);
       return fill.write([&](ByteBuffer& out) {
@@ -89,7 +89,7 @@ void single_get(Downstream& d, const mc::Request& req, Fill fill, bool with_cas)
         out.append(reply::kEnd);
       });
     }
-    if (r.transport.is_ok() ? r.code == Status::kNotFound : miss_when_down) {
+    if (r.transport.is_ok() ? r.code == Status::kNotFound : s->miss_when_down) {
       count_read(*stats, false);
       return fill(reply::kEnd);
     }

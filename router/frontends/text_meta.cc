@@ -44,10 +44,11 @@ int64_t created_ttl(const mc::MetaFlags& m) {
 Slot* keep_request(Fill fill, const mc::Request& req) {
   Slot* s = fill.slot();
   s->key.assign(req.key().data(), req.key().size());
-  s->meta = req.meta;
-  s->opaque.assign(req.meta.opaque.data(), req.meta.opaque.size());
-  s->meta.opaque = s->opaque;
-  s->meta.raw_key = {};
+  s->meta = std::make_unique<MetaKeep>();
+  s->meta->meta = req.meta;
+  s->meta->opaque.assign(req.meta.opaque.data(), req.meta.opaque.size());
+  s->meta->meta.opaque = s->meta->opaque;
+  s->meta->meta.raw_key = {};
   return s;
 }
 
@@ -72,12 +73,12 @@ mc::MetaItem meta_item(const Reply& r) {
 template <class F>
 void reply_with(Fill fill, F&& write) {
   Slot* s = fill.slot();
-  fill.write([&](ByteBuffer& out) { write(out, s->meta, std::string_view(s->key)); });
+  fill.write([&](ByteBuffer& out) { write(out, s->meta->meta, std::string_view(s->key)); });
 }
 
 void meta_get(Downstream& d, const mc::Request& req, Fill fill) {
   Slot* slot = keep_request(fill, req);
-  const mc::MetaFlags& m = slot->meta;
+  const mc::MetaFlags& m = slot->meta->meta;
   Call c;
   c.key = slot->key;
   const bool touch = m.has('T');
@@ -150,7 +151,7 @@ std::string_view error_line(const Reply& r) {
 
 void meta_set(Downstream& d, const mc::Request& req, Fill fill) {
   Slot* slot = keep_request(fill, req);
-  const mc::MetaFlags& m = slot->meta;
+  const mc::MetaFlags& m = slot->meta->meta;
   Call c;
   c.key = slot->key;
   c.value = std::string(req.value);
@@ -216,7 +217,7 @@ void meta_set(Downstream& d, const mc::Request& req, Fill fill) {
 
 void meta_delete(Downstream& d, const mc::Request& req, Fill fill) {
   Slot* slot = keep_request(fill, req);
-  const mc::MetaFlags& m = slot->meta;
+  const mc::MetaFlags& m = slot->meta->meta;
   Call c;
   c.op = Op::kDelete;
   c.key = slot->key;
@@ -258,7 +259,7 @@ void meta_delete(Downstream& d, const mc::Request& req, Fill fill) {
 
 void meta_arith(Downstream& d, const mc::Request& req, Fill fill) {
   Slot* slot = keep_request(fill, req);
-  const mc::MetaFlags& m = slot->meta;
+  const mc::MetaFlags& m = slot->meta->meta;
   Call c;
   const bool incr = !(m.mode == 'D' || m.mode == '-');
   c.op = incr ? Op::kIncr : Op::kDecr;
