@@ -41,6 +41,8 @@ class ByteBuffer {
     if (rpos_ == wpos_) rpos_ = wpos_ = 0;
   }
   void clear() { rpos_ = wpos_ = 0; }
+  // Keeps the first n unread bytes, drops the rest (n <= size()): undoes appends.
+  void truncate(size_t n) { wpos_ = rpos_ + n; }
 
   // Frees the memory of an empty buffer (idle connections should cost little).
   void release() {

@@ -273,6 +273,7 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
     }
     case Op::kMultiGet: {
       // Values in key order; a miss is nil.
+      const size_t start = out.size();
       w.begin_reply(req.id, Status::kOk, 1);
       w.field(native::kValues);
       w.array(static_cast<uint32_t>(req.keys.size()));
@@ -285,7 +286,12 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         });
         count_get(ctx, r);
         if (!r.hit) w.nil();
-        if (out.size() > ctx.output_limit) return Action::kOutputOverflow;
+        if (out.size() - start > ctx.output_limit) {
+          // Too large a reply: an error for this request, and the connection goes on.
+          out.truncate(start);
+          native_error(req.id, Status::kTooLarge, "reply over the output limit", out);
+          return Action::kContinue;
+        }
       }
       w.end();
       return Action::kContinue;

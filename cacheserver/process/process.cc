@@ -52,6 +52,7 @@ Action retrieval(const Request& req, Context& ctx, ByteBuffer& out) {
     opts.update_exptime = true;
     opts.exptime = engine::resolve_exptime(req.exptime, ctx.engine.clock().now());
   }
+  const size_t start = out.size();
   for (std::string_view key : req.keys) {
     auto r = ctx.engine.lookup(key, opts, [&](const engine::ItemView& v) {
       memcache::write_value(out, key, v.client_flags, v.value, with_cas ? &v.cas : nullptr);
@@ -66,9 +67,12 @@ Action retrieval(const Request& req, Context& ctx, ByteBuffer& out) {
       if (touch) ctx.counters.touch_misses.add();
       if (r.expired) ctx.counters.get_expired.add();
     }
-    if (out.size() > ctx.output_limit) {
+    if (out.size() - start > ctx.output_limit) {
+      // Too large a reply: an error instead, as memcached says it, and the connection goes
+      // on (it may be a router's, shared by many clients).
+      out.truncate(start);
       out.append("SERVER_ERROR out of memory writing get response\r\n");
-      return Action::kOutputOverflow;
+      return Action::kContinue;
     }
   }
   out.append(reply::kEnd);

@@ -37,15 +37,14 @@ struct Context {
   Counters& counters;
   StatsSource* stats = nullptr;
   std::atomic<int>* verbosity = nullptr;
-  // A retrieval that grows `out` beyond this stops with kOutputOverflow.
+  // A reply larger than this is replaced by an error (the connection goes on).
   size_t output_limit = 64u << 20;
   size_t max_frame = 0;  // native frames accepted (reported by hello)
 };
 
 enum class Action {
   kContinue,
-  kClose,           // quit: close after flushing what is already in `out`
-  kOutputOverflow,  // the response would exceed Context::output_limit; an error line was written
+  kClose,  // quit: close after flushing what is already in `out`
 };
 
 Action handle(const memcache::Request& req, Context& ctx, ByteBuffer& out);

@@ -291,9 +291,6 @@ size_t Connection::process_memcache(std::string_view data) {
         pos += r.consumed;
         process::Action a = process::handle(req, ctx, out);
         if (a != process::Action::kContinue) {
-          if (a == process::Action::kOutputOverflow) {
-            spdlog::debug("closing a connection: reply over the output limit");
-          }
           close_after_write = true;
           uv_read_stop(stream());
         }
@@ -328,7 +325,6 @@ size_t Connection::process_native(std::string_view data) {
         pos += r.consumed;
         process::Action a = process::handle_native(nreq, ctx, out);
         if (a != process::Action::kContinue) {
-          spdlog::debug("closing a native connection: reply over the output limit");
           close_after_write = true;
           uv_read_stop(stream());
         }

@@ -109,6 +109,9 @@ void multi_get(Downstream& d, const mc::Request& req, Fill fill, bool with_cas) 
   opts.primary = with_cas && cas_from_primary(topo);
   WorkerStats* stats = &d.stats();
   route_multi_get(d.env(), topo, views, opts, [k, fill, stats, with_cas](Reply&& r) {
+    if (r.transport.is_ok() && r.code == Status::kTooLarge) {
+      return fill("SERVER_ERROR out of memory writing get response\r\n");  // as memcached
+    }
     if (!r.transport.is_ok() || r.code != Status::kOk) return fill(server_error_line(r));
     fill.write([&](ByteBuffer& out) {
       for (size_t i = 0; i < k->keys.size(); ++i) {

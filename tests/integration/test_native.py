@@ -1,5 +1,6 @@
 """cacheserver over the native protocol (msgpack frames), with a python3-msgpack client."""
 from harness import Server, check, run
+import native_client as nc
 from native_client import NativeClient, frame, request
 
 
@@ -154,7 +155,55 @@ def test_versions_and_tombstones():
         check(c.call("get", key=b"v")[1]["value"] == b"seven", "newer value")
 
 
+def test_meta_options():
+    """What cacherouter asks of the nodes for the memcache meta commands (docs/protocol.md,
+    "Meta options"): item meta, leases, vivify, invalidation, explicit CAS."""
+    with Server("-t", "1") as srv:
+        c = NativeClient(srv.port)
+        check(c.call("set", key=b"k", value=b"v", ttl=100, new_cas=777)[1]["cas"] == 777,
+              "new_cas sets the CAS")
+        st, r = c.call("get", key=b"k", options=nc.ITEM_META)
+        check(st == "OK" and r["fetched"] == 0 and r["idle"] >= 0 and 99 <= r["prior_ttl"] <= 100,
+              "item meta on a first read: %r" % r)
+        st, r = c.call("gat", key=b"k", ttl=5, options=nc.ITEM_META | nc.NO_BUMP)
+        check(r["fetched"] == 1 and 99 <= r["prior_ttl"] <= 100, "gat reports the TTL before: %r" % r)
+        st, r = c.call("get", key=b"lease", vivify=30, options=nc.LEASES | nc.ITEM_META)
+        check(st == "OK" and r["lease"] == nc.WON | nc.CREATED and r["value"] == b"",
+              "vivify wins: %r" % r)
+        st, r = c.call("get", key=b"lease", options=nc.LEASES | nc.ITEM_META)
+        check(r.get("lease") == nc.WIN_SENT, "the next reader sees the win sent: %r" % r)
+        check(c.call("delete", key=b"k", options=nc.INVALIDATE, touch_ttl=50)[0] == "OK",
+              "invalidate")
+        st, r = c.call("get", key=b"k", options=nc.LEASES | nc.ITEM_META)
+        check(r["lease"] == nc.WON | nc.STALE and r["value"] == b"v" and r["prior_ttl"] <= 50,
+              "a stale item hands out one win: %r" % r)
+        st, r = c.call("get", key=b"k")
+        check(st == "OK" and "lease" not in r, "a plain get leaves leases alone: %r" % r)
+        st, r = c.call("set", key=b"k", value=b"older", cas=r["cas"] - 1, options=nc.INVALIDATE)
+        check(st == "OK" and r["lease"] == nc.STALE, "an older CAS stores stale: %r" % r)
+        check(c.call("delete", key=b"k", cas=1)[0] == "EXISTS", "delete compares a CAS")
+        check(c.call("append", key=b"k", value=b"+", cas=1)[0] == "EXISTS", "append compares")
+        st, r = c.call("incr", key=b"n", number=1, initial=5, ttl=0, options=nc.ITEM_META)
+        check(r["number"] == 5 and r["lease"] == nc.CREATED, "incr vivifies: %r" % r)
+        st, r = c.call("incr", key=b"n", number=1, cas=r["cas"], touch_ttl=60,
+                       options=nc.ITEM_META)
+        check(st == "OK" and r["number"] == 6 and r["prior_ttl"] == -1, "incr with CAS: %r" % r)
+        check(c.call("get", key=b"n", options=nc.ITEM_META)[1]["prior_ttl"] >= 59, "touch_ttl")
+
+
+def test_oversized_multi_get_is_an_error_and_the_connection_goes_on():
+    """A reply over --max-conn-output is answered with TOO_LARGE, not by closing: the connection
+    may be cacherouter's, shared by every client of a worker."""
+    with Server("-t", "1", "--max-conn-output", "1m") as srv:
+        c = NativeClient(srv.port)
+        check(c.call("set", key=b"v", value=b"x" * 100000)[0] == "OK", "set")
+        st, r = c.call("multi_get", keys=[b"v"] * 30)  # 3 MB > 1 MB
+        check(st == "TOO_LARGE" and b"output limit" in r["message"], "too large: %s" % st)
+        check(c.call("get", key=b"v")[1]["value"] == b"x" * 100000, "the connection goes on")
+
+
 if __name__ == "__main__":
     run([test_hello_and_every_op, test_pipelined_10000_in_one_write, test_same_port_both_protocols,
          test_dedicated_native_port, test_bad_frames_close_only_that_connection,
-         test_large_values_and_limits, test_versions_and_tombstones])
+         test_large_values_and_limits, test_versions_and_tombstones, test_meta_options,
+         test_oversized_multi_get_is_an_error_and_the_connection_goes_on])
