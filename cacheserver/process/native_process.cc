@@ -147,6 +147,12 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       }
       const bool with_meta = (req.options & native::kItemMeta) != 0;
       auto r = ctx.engine.lookup(req.key, opts, [&](const engine::ItemView& v) {
+        // ttl: seconds left, at least 1 (a copy of the item must expire too).
+        const int64_t ttl = v.exptime != 0 ? std::max<int64_t>(v.exptime - now, 1) : 0;
+        if (!with_meta) {
+          native::write_value_reply(w, req.id, v.value, v.client_flags, v.cas, v.version, ttl);
+          return;
+        }
         native::ItemMeta meta;
         meta.fetched = v.fetched_before;
         meta.idle = static_cast<uint64_t>(std::max<int64_t>(now - v.last_access, 0));
@@ -154,10 +160,7 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         meta.lease = (v.won ? native::kWon : 0) | (v.stale ? native::kStale : 0) |
                      (v.win_already_sent ? native::kWinSent : 0) |
                      (v.created ? native::kCreated : 0);
-        // ttl: seconds left, at least 1 (a copy of the item must expire too).
-        native::write_value_reply(w, req.id, v.value, v.client_flags, v.cas, v.version,
-                                  v.exptime != 0 ? std::max<int64_t>(v.exptime - now, 1) : 0,
-                                  with_meta ? &meta : nullptr);
+        native::write_value_reply(w, req.id, v.value, v.client_flags, v.cas, v.version, ttl, &meta);
       });
       if (touch) {  // as memcached counts mg with T: a touch, not a get
         ctx.counters.cmd_touch.add();

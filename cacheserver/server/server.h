@@ -1,13 +1,12 @@
-// Server: the network side of a cache node. The main thread owns the listening socket and
-// signals; N worker threads each own a libuv loop and the connections handed to them.
+// Server: the network side of a cache node. The main thread owns the listening sockets and
+// the signals; N worker threads (worker.h) each own a libuv loop and the connections handed
+// to them (connection.h).
 //
 //   main loop:  poll(listen fd) -> accept4 -> round-robin -> worker queue + uv_async_send
-//   worker:     read -> decoder.feed -> process::handle -> out buffer
-//               ... after the whole read batch: ONE write of everything in `out`
+//   worker:     read -> decoder.feed -> process::handle -> output
+//               ... after the whole read batch: ONE write of everything in the output
 //
-// Backpressure: a connection whose unsent output passes `output_high_water` stops reading
-// (and parsing) until the output drains, so a client that sends but never reads holds at most
-// about that much memory. A single response larger than `output_limit` closes the connection.
+// Backpressure and limits are the connection's (connection.h).
 #pragma once
 
 #include <atomic>

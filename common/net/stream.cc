@@ -58,6 +58,7 @@ void Stream::on_read(ssize_t n, const uv_buf_t* buf) {
     in_.commit(static_cast<size_t>(n));
     process_input();
   }
+  if (!closing_) handler_.after_read();
 }
 
 void Stream::process_input() {

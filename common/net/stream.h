@@ -35,6 +35,9 @@ class Stream {
     // Bytes arrived (`data` is input()'s bytes, or the shared buffer's when input() was
     // empty). Returns how many it used; the rest is kept. May call close().
     virtual size_t on_data(std::string_view data) = 0;
+    // A read's bytes have all been given to on_data (what it left is in input()): where a
+    // handler that writes once per read batch flushes.
+    virtual void after_read() {}
     // All output has been handed to the kernel.
     virtual void on_output_drained() = 0;
     // The connection is closed; nothing else is called after this.

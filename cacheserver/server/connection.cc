@@ -1,0 +1,138 @@
+// A cacheserver connection. See connection.h.
+#include "cacheserver/server/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include "cacheserver/process/native_process.h"
+#include "cacheserver/server/server.h"
+
+namespace cachetier::server {
+
+Connection::Connection(Worker& w, Proto p)
+    : worker_(w),
+      stream_(*this, w.read_buffer(), Worker::kReadChunk),
+      proto_(p),
+      decoder_(
+          memcache::DecoderLimits{w.server().config().max_line, w.server().config().max_item_size}),
+      ctx_{w.server().engine(),
+           w.counters(),
+           &w.server(),
+           &w.server().verbosity(),
+           w.server().config().output_limit,
+           w.server().config().max_frame} {
+  stream_.count_into(&w.bytes_read(), &w.bytes_written());
+}
+
+size_t Connection::on_data(std::string_view data) {
+  worker_.note_activity();
+  if (proto_ == Proto::kDetect) {
+    proto_ = net::sniff(static_cast<uint8_t>(data[0])) == net::Protocol::kNative ? Proto::kNative
+                                                                                 : Proto::kMemcache;
+  }
+  return proto_ == Proto::kNative ? process_native(data) : process_memcache(data);
+}
+
+bool Connection::output_backed_up() {
+  if (stream_.output().size() < worker_.server().config().output_high_water) return false;
+  if (!backed_up_) {
+    backed_up_ = true;
+    stream_.pause();
+  }
+  return true;
+}
+
+void Connection::stop_reading_for_good() {
+  close_after_write_ = true;
+  stream_.pause();
+}
+
+size_t Connection::process_memcache(std::string_view data) {
+  ByteBuffer& out = stream_.output();
+  size_t pos = 0;
+  while (pos < data.size() && !close_after_write_ && !output_backed_up()) {
+    memcache::DecodeResult r = decoder_.feed(data.substr(pos), req_);
+    switch (r.status) {
+      case memcache::DecodeStatus::kComplete:
+        pos += r.consumed;
+        if (process::handle(req_, ctx_, out) != process::Action::kContinue) {
+          stop_reading_for_good();  // quit
+        }
+        break;
+      case memcache::DecodeStatus::kNeedMore:
+        stream_.set_need(r.need > r.consumed ? r.need - r.consumed : 0);
+        return pos + r.consumed;
+      case memcache::DecodeStatus::kError:
+        out.append(r.error);
+        pos += r.consumed;
+        break;
+      case memcache::DecodeStatus::kFatal:
+        spdlog::debug("closing a connection: {}", r.error.substr(0, r.error.size() - 2));
+        out.append(r.error);
+        stop_reading_for_good();
+        return data.size();
+    }
+  }
+  return pos;
+}
+
+size_t Connection::process_native(std::string_view data) {
+  if (!ndecoder_) ndecoder_ = std::make_unique<native::RequestDecoder>(ctx_.max_frame);
+  ByteBuffer& out = stream_.output();
+  size_t pos = 0;
+  while (pos < data.size() && !close_after_write_ && !output_backed_up()) {
+    native::DecodeResult r = ndecoder_->feed(data.substr(pos), nreq_);
+    switch (r.status) {
+      case native::DecodeStatus::kComplete:
+        pos += r.consumed;
+        if (process::handle_native(nreq_, ctx_, out) != process::Action::kContinue) {
+          stop_reading_for_good();
+        }
+        break;
+      case native::DecodeStatus::kNeedMore:
+        stream_.set_need(r.need);
+        return pos;
+      case native::DecodeStatus::kError:
+        process::native_error(r.id, r.error, r.message, out);
+        pos += r.consumed;
+        break;
+      case native::DecodeStatus::kFatal:
+        // No request id to answer: the stream cannot be trusted any more.
+        spdlog::debug("closing a native connection: {}", r.message);
+        stop_reading_for_good();
+        return data.size();
+    }
+  }
+  return pos;
+}
+
+void Connection::on_output_drained() {
+  if (close_after_write_) {
+    stream_.close();
+    return;
+  }
+  if (backed_up_) {
+    // Everything is with the kernel: parse what was read meanwhile (also when stopping: it
+    // was in flight), and read again unless that filled the output once more.
+    backed_up_ = false;
+    stream_.process_input();
+    if (stream_.closing()) return;
+    if (!backed_up_ && !close_after_write_ && !draining_) stream_.resume();
+    stream_.flush();
+    return;
+  }
+  if (draining_) stream_.close();
+}
+
+void Connection::drain() {
+  draining_ = true;
+  stream_.pause();
+  stream_.flush();
+}
+
+void Connection::on_closed() {
+  worker_.detach(this);
+  worker_.server().connection_closed();
+  delete this;
+}
+
+}  // namespace cachetier::server

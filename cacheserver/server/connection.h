@@ -1,0 +1,58 @@
+// One client connection of cacheserver, on its worker's loop: the bytes a read brings are
+// parsed and executed at once (process::handle), replies go to the output, and after the whole
+// read batch ONE write hands them to the kernel (net::Stream, common/net/stream.h).
+//
+// Backpressure: a connection whose unsent output reaches `output_high_water` stops reading and
+// parsing until the output drains, so a client that sends but never reads holds at most about
+// that much memory. A single reply larger than `output_limit` is replaced by an error (the
+// connection goes on: it may be a router's, shared by many clients).
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "cacheserver/process/process.h"
+#include "cacheserver/server/worker.h"
+#include "common/net/stream.h"
+#include "protocol/memcache/server_codec.h"
+#include "protocol/native/native.h"
+
+namespace cachetier::server {
+
+class Connection final : public net::Stream::Handler {
+ public:
+  Connection(Worker& w, Proto p);
+  net::Stream& stream() { return stream_; }
+  void start() { stream_.start(); }
+  // The server is stopping: read nothing more, close once what was read is answered.
+  void drain();
+
+  Connection* prev = nullptr;  // the worker's list
+  Connection* next = nullptr;
+
+ private:
+  size_t on_data(std::string_view data) override;
+  void after_read() override { stream_.flush(); }
+  void on_output_drained() override;
+  void on_closed() override;
+
+  size_t process_memcache(std::string_view data);
+  size_t process_native(std::string_view data);
+  // True (and reading paused) when the unsent output has reached the high-water mark.
+  bool output_backed_up();
+  void stop_reading_for_good();
+
+  Worker& worker_;
+  net::Stream stream_;
+  Proto proto_;
+  memcache::RequestDecoder decoder_;
+  memcache::Request req_;
+  std::unique_ptr<native::RequestDecoder> ndecoder_;  // made when the connection turns native
+  native::Request nreq_;
+  process::Context ctx_;
+  bool backed_up_ = false;          // reading stopped for backpressure
+  bool close_after_write_ = false;  // quit or a fatal error: parse nothing more
+  bool draining_ = false;           // server stopping
+};
+
+}  // namespace cachetier::server

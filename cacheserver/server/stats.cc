@@ -1,0 +1,112 @@
+// cacheserver's `stats`: memcached's names, the workers' counters summed at read time.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cacheserver/server/server.h"
+#include "cacheserver/server/worker.h"
+#include "common/version.h"
+#include "protocol/memcache/server_codec.h"
+
+namespace cachetier::server {
+
+bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
+  using memcache::write_stat;
+  if (arg.empty()) {
+    auto sum = [&](Counter process::Counters::*field) {
+      uint64_t t = 0;
+      for (auto& w : workers_) t += (w->counters().*field).load();
+      return t;
+    };
+    uint64_t rd = 0, wr = 0;
+    for (auto& w : workers_) {
+      rd += w->bytes_read().load();
+      wr += w->bytes_written().load();
+    }
+    engine::EngineStats es = engine_.stats();
+    int64_t now = engine_.clock().now();
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    char buf[64];
+    write_stat(out, "pid", static_cast<uint64_t>(getpid()));
+    write_stat(out, "uptime", static_cast<uint64_t>(now - started_at_));
+    write_stat(out, "time", static_cast<uint64_t>(now));
+    write_stat(out, "version", CACHETIER_VERSION);
+    write_stat(out, "pointer_size", uint64_t{sizeof(void*) * 8});
+    std::snprintf(buf, sizeof(buf), "%ld.%06ld", static_cast<long>(ru.ru_utime.tv_sec),
+                  static_cast<long>(ru.ru_utime.tv_usec));
+    write_stat(out, "rusage_user", buf);
+    std::snprintf(buf, sizeof(buf), "%ld.%06ld", static_cast<long>(ru.ru_stime.tv_sec),
+                  static_cast<long>(ru.ru_stime.tv_usec));
+    write_stat(out, "rusage_system", buf);
+    write_stat(out, "max_connections", static_cast<uint64_t>(config_.conn_limit));
+    write_stat(out, "curr_connections", curr_connections_.load());
+    write_stat(out, "total_connections", total_connections_.load());
+    write_stat(out, "rejected_connections", rejected_connections_.load());
+    write_stat(out, "cmd_get", sum(&process::Counters::cmd_get));
+    write_stat(out, "cmd_set", sum(&process::Counters::cmd_set));
+    write_stat(out, "cmd_flush", sum(&process::Counters::cmd_flush));
+    write_stat(out, "cmd_touch", sum(&process::Counters::cmd_touch));
+    write_stat(out, "get_hits", sum(&process::Counters::get_hits));
+    write_stat(out, "get_misses", sum(&process::Counters::get_misses));
+    write_stat(out, "get_expired", sum(&process::Counters::get_expired));
+    write_stat(out, "delete_misses", sum(&process::Counters::delete_misses));
+    write_stat(out, "delete_hits", sum(&process::Counters::delete_hits));
+    write_stat(out, "incr_misses", sum(&process::Counters::incr_misses));
+    write_stat(out, "incr_hits", sum(&process::Counters::incr_hits));
+    write_stat(out, "decr_misses", sum(&process::Counters::decr_misses));
+    write_stat(out, "decr_hits", sum(&process::Counters::decr_hits));
+    write_stat(out, "cas_misses", sum(&process::Counters::cas_misses));
+    write_stat(out, "cas_hits", sum(&process::Counters::cas_hits));
+    write_stat(out, "cas_badval", sum(&process::Counters::cas_badval));
+    write_stat(out, "touch_hits", sum(&process::Counters::touch_hits));
+    write_stat(out, "touch_misses", sum(&process::Counters::touch_misses));
+    write_stat(out, "bytes_read", rd);
+    write_stat(out, "bytes_written", wr);
+    write_stat(out, "limit_maxbytes", es.limit);
+    write_stat(out, "threads", static_cast<uint64_t>(config_.threads));
+    write_stat(out, "hash_bytes", es.hash_bytes);
+    write_stat(out, "expired_unfetched", es.expired_unfetched);
+    write_stat(out, "evicted_unfetched", es.evicted_unfetched);
+    write_stat(out, "evictions", es.evictions);
+    write_stat(out, "reclaimed", es.reclaimed);
+    write_stat(out, "curr_items", es.curr_items);
+    write_stat(out, "total_items", es.total_items);
+    write_stat(out, "bytes", es.bytes);
+    write_stat(out, "memory_used", es.memory_used);
+    return true;
+  }
+  if (arg == "settings") {
+    write_stat(out, "maxbytes", static_cast<uint64_t>(config_.memory_limit));
+    write_stat(out, "maxconns", static_cast<uint64_t>(config_.conn_limit));
+    write_stat(out, "tcpport", static_cast<uint64_t>(bound_ports_[0]));
+    write_stat(out, "native_port",
+               bound_ports_.size() > 1 ? static_cast<uint64_t>(bound_ports_[1]) : uint64_t{0});
+    write_stat(out, "max_frame", static_cast<uint64_t>(config_.max_frame));
+    write_stat(out, "interface", config_.listen);
+    write_stat(out, "verbosity", static_cast<uint64_t>(verbosity_.load()));
+    write_stat(out, "num_threads", static_cast<uint64_t>(config_.threads));
+    write_stat(out, "item_size_max", static_cast<uint64_t>(config_.max_item_size));
+    write_stat(out, "evictions", "on");
+    write_stat(out, "cas_enabled", "yes");
+    write_stat(out, "max_line", static_cast<uint64_t>(config_.max_line));
+    write_stat(out, "output_high_water", static_cast<uint64_t>(config_.output_high_water));
+    write_stat(out, "output_limit", static_cast<uint64_t>(config_.output_limit));
+    return true;
+  }
+  if (arg == "items") {
+    // One set of counters for the whole engine (it evicts by CLOCK per size class, but counts
+    // per engine): reported as a single class.
+    engine::EngineStats es = engine_.stats();
+    write_stat(out, "items:1:number", es.curr_items);
+    write_stat(out, "items:1:evicted", es.evictions);
+    write_stat(out, "items:1:evicted_unfetched", es.evicted_unfetched);
+    write_stat(out, "items:1:expired_unfetched", es.expired_unfetched);
+    write_stat(out, "items:1:reclaimed", es.reclaimed);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace cachetier::server

@@ -1,0 +1,97 @@
+// A cacheserver worker. See worker.h.
+#include "cacheserver/server/worker.h"
+
+#include <unistd.h>
+
+#include "cacheserver/server/connection.h"
+#include "cacheserver/server/server.h"
+#include "common/uvx/run_with_idle_polls.h"
+
+namespace cachetier::server {
+
+void Worker::start() {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
+  wake_.data = this;
+  thread_ = std::thread([this] { run_loop(); });
+}
+
+void Worker::hand_over(int fd, Proto proto) {
+  {
+    std::lock_guard lock(mu_);
+    pending_.emplace_back(fd, proto);
+  }
+  uv_async_send(&wake_);
+}
+
+void Worker::request_stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  uv_async_send(&wake_);
+}
+
+// The worker's loop. After a pass that handled reads, it polls a few more times without
+// blocking, yielding the CPU between polls, before it sleeps in epoll_wait. Under load the next
+// requests arrive while the client is still writing them; a yield lets that client run on this
+// core and a poll then finds its requests, where sleeping and being woken costs a context
+// switch per small batch. Measured (bench/RESULTS.md): 1.4x the throughput and 0.76x the CPU
+// per request at 50 connections without pipelining; +16% CPU per request for a lone client.
+// An idle worker does idle_polls polls once and then blocks: it never spins while idle.
+void Worker::run_loop() {
+  uvx::run_with_idle_polls(&loop_, server_.config().idle_polls, [this] { return activity_; });
+  uv_loop_close(&loop_);
+}
+
+void Worker::attach(Connection* c) {
+  c->next = conns_;
+  if (conns_) conns_->prev = c;
+  conns_ = c;
+}
+
+void Worker::detach(Connection* c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    conns_ = c->next;
+  if (c->next) c->next->prev = c->prev;
+}
+
+void Worker::on_wake() {
+  std::vector<std::pair<int, Proto>> fds;
+  bool stop;
+  {
+    std::lock_guard lock(mu_);
+    fds.swap(pending_);
+    stop = stopping_;
+  }
+  for (auto [fd, proto] : fds) {
+    if (stop) {
+      ::close(fd);
+      server_.connection_closed();
+      continue;
+    }
+    auto* c = new Connection(*this, proto);  // freed in its close callback
+    uv_tcp_init(&loop_, c->stream().tcp());
+    attach(c);
+    if (uv_tcp_open(c->stream().tcp(), fd) != 0) {
+      ::close(fd);
+      c->stream().close();
+      continue;
+    }
+    c->start();
+  }
+  if (stop && !stopping_seen_) {
+    stopping_seen_ = true;
+    // Finish what is in flight: stop reading everywhere, close once output is flushed.
+    for (Connection* c = conns_; c != nullptr;) {
+      Connection* next = c->next;
+      c->drain();
+      c = next;
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+  }
+}
+
+}  // namespace cachetier::server
