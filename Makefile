@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	clang clang-format clang-tidy libclang-rt-14-dev valgrind \
 	nutcracker nettle-dev redis-server
 
-.PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench format clean
+.PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench format check-layers clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -68,6 +68,10 @@ bench: build
 
 format:
 	clang-format -i $$(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
+
+# The layering rules of docs/design.md (also a ctest test, `layering`).
+check-layers:
+	/usr/bin/python3 scripts/check_layers.py
 
 clean:
 	rm -rf build

@@ -210,6 +210,36 @@ TEST_CASE("meta errors", "[codec][meta][errors]") {
   CHECK(big[1].command == Command::kMetaNoop);
 }
 
+TEST_CASE("meta errors are memcached 1.6's, checked in its order", "[codec][meta][errors]") {
+  CHECK(one("mg k v v\r\n").error == reply::kDuplicateFlag);
+  CHECK(one("mg k Tabc Y\r\n").error == reply::kInvalidFlag);  // the last problem is named
+  CHECK(one("mg k Tabc\r\n").error == reply::kBadToken);
+  CHECK(one("mg k Fabc\r\n").error == reply::kBadFormat);
+  CHECK(one("mg k MAB\r\n").error == reply::kBadMLength);
+  CHECK(one("ma k Jx\r\n").error == reply::kInvalidOrDuplicateFlag);  // md, ma: one line
+  CHECK(one("md k q q\r\n").error == reply::kInvalidOrDuplicateFlag);
+  CHECK(one("ma k Md\r\n").error == reply::kBadMaMode);  // lower case is no mode
+  CHECK(one("mg k O" + std::string(32, 'x') + "\r\n").error == reply::kOpaqueTooLong);
+  CHECK(one("mg k O" + std::string(31, 'x') + "\r\n").status == DecodeStatus::kComplete);
+  std::string flags;
+  for (char c : std::string("bcfhklqstuvNOR"))
+    flags += std::string(" ") + c + (c == 'N' || c == 'R' ? "1" : "");
+  CHECK(one("mg k" + flags + " P L T1 C1\r\n").error == reply::kMgFlagsTooLong);
+  // Too many flags on ms: refused before its length is read, so (as memcached) the data line
+  // that follows is read as a command.
+  auto many = decode_both("ms k 2 T1 F1 C1 I k c O1 q s b MS N1 R1 P L l h t f v\r\nab\r\n");
+  REQUIRE(many.size() == 2);
+  CHECK(many[0].error == reply::kFlagsTooLong);
+  CHECK(many[1].error == reply::kError);
+  // Every meta command takes every flag letter (an irrelevant one is ignored).
+  CHECK(one("mg k C5 I J3 D2\r\n").status == DecodeStatus::kComplete);
+  // An ms refused for its flags drops its data block.
+  auto ev = decode_both("ms k 2 Y\r\nab\r\nmn\r\n");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0].error == reply::kInvalidFlag);
+  CHECK(ev[1].command == Command::kMetaNoop);
+}
+
 TEST_CASE("classic errors keep the connection usable", "[codec][errors]") {
   CHECK(one("bogus\r\n").error == reply::kError);
   CHECK(one("\r\n").error == reply::kError);
