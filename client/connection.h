@@ -141,6 +141,7 @@ class Connection {
     std::vector<std::string> keys;  // multi_get: to put values back in key order
     size_t replies_left = 1;        // multi_delete: one reply per key
     Reply partial;
+    bool meta = false;  // sent as a meta command with return flags (meta options)
   };
 
   Connection(uv_loop_t* loop, const ConnectionOptions& options);
@@ -150,6 +151,9 @@ class Connection {
   void on_read(ssize_t n);
   void on_read_text();
   Status encode_text(uint64_t id, const Call& call);
+  // A call with meta options (cacherouter's mg/ms/md/ma) as the meta command that asks the
+  // same of memcached; false when the call has none (the classic commands do).
+  bool encode_text_meta(const Call& call, TextExpect& expect);
   void on_lost(const char* why);
   void flush();
   void arm_timer();
