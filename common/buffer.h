@@ -53,7 +53,7 @@ class ByteBuffer {
   }
 
   // Ensures room for n more bytes after the unread ones; returns where they go.
-  // Out of memory is fatal (STYLE.md habit 3).
+  // Out of memory is fatal (docs/design.md, habit 2).
   char* reserve(size_t n) {
     if (cap_ - wpos_ < n) grow(n);
     return data_ + wpos_;

@@ -1,5 +1,5 @@
-// Status and Result<T>: error values for the data path, where nothing throws (STYLE.md habit 3).
-// Also the three assertion levels of habit 4.
+// Status and Result<T>: error values for the data path, where nothing throws (docs/design.md).
+// Also the three assertion levels (habit 3 there).
 #pragma once
 
 #include <cstdio>

@@ -1,5 +1,5 @@
 // Command semantics of the memcache text protocol (classic and meta) on top of the Engine.
-// Dispatch is one explicit switch on the command (STYLE.md habit 10).
+// Dispatch is one explicit switch on the command (docs/design.md, habit 7).
 #include "cacheserver/process/process.h"
 
 #include <charconv>
