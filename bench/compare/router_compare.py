@@ -22,6 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import memcached_compare  # noqa: E402
 from memcached_compare import ROOT, Proc, cachebench, cpu_seconds, free_port, programs  # noqa: E402
 from loopback import stats  # noqa: E402 (memcached_compare put scripts/ on the path)
 
@@ -50,10 +51,20 @@ def main():
     ap.add_argument("--router-threads", type=int, default=1)
     ap.add_argument("--sections", default="proxies,overhead,multiget,failover",
                     help="comma-separated subset of proxies,overhead,multiget,failover")
+    ap.add_argument("--memtier", help="memtier_benchmark binary: the load for proxies and "
+                    "overhead (../shared/peers/build-memtier.sh builds it); default cachebench")
+    ap.add_argument("--ratio", default="1:9", help="sets:gets of the load")
     args = ap.parse_args()
 
     server, router, bench, memcached, nutcracker = programs(
         "cacheserver", "cacherouter", "cachebench", "memcached", "nutcracker")
+    if args.memtier:
+        global cachebench  # the same flags and JSON report, memtier's protocol named
+
+        def cachebench(_bench, port, extra, seconds=None, _memtier=args.memtier):
+            return memcached_compare.cachebench(_memtier, port,
+                                                ["--protocol=memcache_text"] + extra, seconds)
+    print("load: %s, ratio %s" % (args.memtier or bench, args.ratio))
     root_user = ["-u", "root"] if os.getuid() == 0 else []
     procs, files = [], []
 
@@ -127,8 +138,8 @@ def proxies_section(sections, out, ours, node, start, start_router, args, bench,
             for n in order:
                 p = proxies[n]
                 c0 = cpu_seconds(p.p.pid)
-                st = cachebench(bench, p.port, ["-t", "1", "-c", "50", "--ratio", "1:9", "--pipeline",
-                                                str(pipeline)], args.seconds)
+                st = cachebench(bench, p.port, ["-t", "1", "-c", "50", "--ratio", args.ratio,
+                                                "--pipeline", str(pipeline)], args.seconds)
                 cpu = cpu_seconds(p.p.pid) - c0
                 tot = st["Totals"]
                 e = res[n].setdefault(pipeline, {"ops": [], "cpu": [], "p99": []})
@@ -164,8 +175,8 @@ def overhead_section(sections, out, ours, start_router, args, bench, mean):
                 port = direct_node.port if n == "direct" else r1.port
                 pids = [direct_node.p.pid] + ([r1.p.pid] if n == "router" else [])
                 c0 = sum(cpu_seconds(x) for x in pids)
-                st = cachebench(bench, port, ["-t", "1", "-c", "50", "--ratio", "1:9", "--pipeline",
-                                              str(pipeline)], args.seconds)
+                st = cachebench(bench, port, ["-t", "1", "-c", "50", "--ratio", args.ratio,
+                                              "--pipeline", str(pipeline)], args.seconds)
                 cpu = sum(cpu_seconds(x) for x in pids) - c0
                 tot = st["Totals"]
                 e = over.setdefault((n, pipeline), {"ops": [], "per_cpu": []})
