@@ -2,6 +2,7 @@
 #include "client/connection.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "protocol/memcache/text.h"
 
@@ -141,11 +142,19 @@ Reply to_reply(const native::Response& r) {
   out.idle = r.idle;
   out.prior_ttl = r.prior_ttl;
   out.lease = r.lease;
-  for (const native::Item& it : r.values) {
-    if (it.present) {
-      out.values.emplace_back(Reply::Value{std::string(it.value), it.flags, it.cas});
-    } else {
-      out.values.emplace_back(std::nullopt);
+  if (!r.values.empty()) {  // one block for all the values, one allocation
+    size_t bytes = 0;
+    for (const native::Item& it : r.values) bytes += it.present ? it.value.size() : 0;
+    char* at = out.hold(bytes);
+    out.values.reserve(r.values.size());
+    for (const native::Item& it : r.values) {
+      if (!it.present) {
+        out.values.emplace_back(std::nullopt);
+        continue;
+      }
+      std::memcpy(at, it.value.data(), it.value.size());
+      out.values.emplace_back(Reply::Value{std::string_view(at, it.value.size()), it.flags, it.cas});
+      at += it.value.size();
     }
   }
   out.statuses = r.statuses;
@@ -267,7 +276,7 @@ void Connection::on_read(ssize_t n) {
     on_read_text();
     return;
   }
-  native::Response resp;
+  native::Response& resp = decoded_;
   while (state_ == State::kConnected && !in_.empty()) {
     native::DecodeResult r = decoder_.feed(in_.view(), resp);
     if (r.status == native::DecodeStatus::kNeedMore) break;

@@ -25,8 +25,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/buffer.h"
@@ -100,11 +102,20 @@ struct Reply {
   int64_t prior_ttl = -1;  // seconds left before this request changed it; -1 never
   uint32_t lease = 0;      // native::kWon, kStale, kWinSent, kCreated bits
   struct Value {
-    std::string value;
+    std::string_view value;  // bytes held by `storage` below
     uint32_t flags = 0;
     uint64_t cas = 0;
   };
   std::vector<std::optional<Value>> values;  // multi_get, in key order; nullopt = miss
+  // The bytes `values` point into: one block per decoded reply (a native multi-get reply's
+  // values share one), shared, so copies and moves of the Reply keep them valid and a route
+  // merging replies moves their blocks along. Whoever keeps a value past its Reply copies it.
+  std::vector<std::shared_ptr<char[]>> storage;
+  // A block of `n` bytes owned by this Reply, for values to point into.
+  char* hold(size_t n) {
+    storage.push_back(std::make_shared_for_overwrite<char[]>(n > 0 ? n : 1));
+    return storage.back().get();
+  }
   std::vector<native::Status> statuses;      // multi_set / multi_delete
   bool timed_out() const { return !transport.is_ok() && transport.message() == "timeout"; }
 };
@@ -175,6 +186,7 @@ class Connection {
   bool writing_ = false;
   ByteBuffer out_, inflight_, in_;
   native::ResponseDecoder decoder_;
+  native::Response decoded_;  // reused, so its vectors keep their capacity
   memcache::ResponseDecoder text_decoder_;
   std::deque<TextExpect> text_queue_;
   // Requests first_id_ .. next_id_ - 1 in send order; the front one is always waiting.

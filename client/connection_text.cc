@@ -1,6 +1,7 @@
 // Connection over memcache text (stock memcached as a backend): calls become classic and meta
 // commands, replies (which come in request order) become Replies. See connection.h.
 #include <charconv>
+#include <cstring>
 
 #include "client/connection.h"
 #include "protocol/memcache/text.h"
@@ -315,7 +316,10 @@ void Connection::on_read_text() {
           if (out.values.empty()) out.values.resize(head.keys.size());
           for (size_t i = 0; i < head.keys.size(); ++i) {
             if (head.keys[i] == resp.key && !out.values[i]) {
-              out.values[i] = Reply::Value{std::string(resp.value), resp.client_flags, resp.cas};
+              char* at = out.hold(resp.value.size());  // values arrive one by one here
+              std::memcpy(at, resp.value.data(), resp.value.size());
+              out.values[i] = Reply::Value{std::string_view(at, resp.value.size()),
+                                           resp.client_flags, resp.cas};
               break;
             }
           }

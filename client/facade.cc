@@ -146,7 +146,7 @@ Status add_hits(Reply&& r, const Call& call, std::map<std::string, Item>& out) {
   if (r.code != native::Status::kOk || r.values.size() != call.keys.size()) return tier_error(r);
   for (size_t i = 0; i < call.keys.size(); ++i) {
     if (r.values[i]) {
-      out[call.keys[i]] = Item{std::move(r.values[i]->value), r.values[i]->flags, r.values[i]->cas};
+      out[call.keys[i]] = Item{std::string(r.values[i]->value), r.values[i]->flags, r.values[i]->cas};
     }
   }
   return Status::ok();

@@ -8,7 +8,9 @@ overhead against going straight to one node; and failover after kill -9 of a rep
    and 16, alternating which goes first. Reports ops/s, proxy CPU seconds per 1M ops, ratios.
 2. overhead: cachebench straight to one cacheserver vs through cacherouter to that node, ops/s
    and ops per CPU-second of all our processes (router + node vs node alone).
-3. failover: 2 replicas behind the router, a bounded Python load of gets/sets; kill -9 one
+3. multiget: a 100-key get through the router (2 shards) vs straight to one node, in three
+   placements of the processes on the cores (see multiget_section).
+4. failover: 2 replicas behind the router, a bounded Python load of gets/sets; kill -9 one
    replica; time until the router marks it down (polling its stats) and errors the load saw.
 Loopback only; every process is started here and stopped by pid.
 """
@@ -197,14 +199,17 @@ def overhead_section(sections, out, ours, start_router, args, bench, mean):
 
 
 def multiget_section(sections, out, node, start_router, args):
-    """A 100-key get through the router (2 shards) vs the same get to one node holding all."""
+    """A 100-key get through the router (2 shards) vs the same get to one node holding all,
+    in three placements of the processes on the cores: as the scheduler likes (unpinned), the
+    client on one core and the tier (node, or router and nodes) on another, and everything on
+    one core (no cross-core wake-ups: the CPU cost on the request's path)."""
     if "multiget" not in sections:
         return
-    mnodes = [node("cacheserver") for _ in range(2)]
     keys = ["multi:%d" % i for i in range(100)]
 
     def setup(port):
         s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for k in keys:
             s.sendall(b"set %s 0 0 100\r\n%s\r\n" % (k.encode(), b"v" * 100))
         buf = b""
@@ -224,26 +229,46 @@ def multiget_section(sections, out, node, start_router, args):
                 raise RuntimeError("multi-get lost keys")
         return (time.perf_counter() - t0) / rounds
 
+    all_cpus = os.sched_getaffinity(0)
+    cpus = sorted(all_cpus)
+    placements = [("unpinned", None, None, {}), ("unpinned, router idle_polls 50", None, None,
+                                                 {"idle_polls": 50})]
+    if len(cpus) >= 2:
+        placements.append(("client on cpu %d, tier on cpu %d" % (cpus[0], cpus[1]),
+                           {cpus[0]}, {cpus[1]}, {}))
+    placements.append(("all on cpu %d" % cpus[0], {cpus[0]}, {cpus[0]}, {}))
     print()
-    print("| 100-key get (100-byte values), one connection, 2000 in a row | direct to one "
-          "node | via router (2 shards) | ratio | target |")
+    print("| 100-key get (100-byte values), one connection, %d rounds of 500 | direct to one "
+          "node (min / median) | via router, 2 shards (min / median) | ratio of medians | "
+          "target |" % (args.rounds * 6))
     print("|---|---|---|---|---|")
-    for idle_polls in (4, 50):
-        rm = start_router([[n.port] for n in mnodes], args.router_threads, idle_polls=idle_polls)
-        direct_sock = setup(mnodes[0].port)
-        router_sock = setup(rm.port)
-        times = {"direct": [], "router": []}
-        for rnd in range(args.rounds * 2):
-            for n in (("direct", "router") if rnd % 2 == 0 else ("router", "direct")):
-                sock = direct_sock if n == "direct" else router_sock
-                times[n].append(timed_multiget(sock, 2000))
-        direct_sock.close()
-        router_sock.close()
-        td, tr = min(times["direct"]), min(times["router"])
-        out["multiget_idle_polls_%d" % idle_polls] = times
-        print("| time per get, router idle_polls %d (best of %d runs) | %.1f us | %.1f us | %.2fx "
-              "| < 1.5x |" % (idle_polls, len(times["direct"]), td * 1e6, tr * 1e6, tr / td))
+    for name, client_cpus, tier_cpus, extra in placements:
+        try:
+            if tier_cpus:
+                os.sched_setaffinity(0, tier_cpus)  # the processes started now inherit it
+            mnodes = [node("cacheserver") for _ in range(2)]
+            rm = start_router([[n.port] for n in mnodes], args.router_threads, **extra)
+            if client_cpus:
+                os.sched_setaffinity(0, client_cpus)
+            direct_sock = setup(mnodes[0].port)
+            router_sock = setup(rm.port)
+            times = {"direct": [], "router": []}
+            for rnd in range(args.rounds * 6):
+                for n in (("direct", "router") if rnd % 2 == 0 else ("router", "direct")):
+                    sock = direct_sock if n == "direct" else router_sock
+                    times[n].append(timed_multiget(sock, 500))
+            direct_sock.close()
+            router_sock.close()
+        finally:
+            os.sched_setaffinity(0, all_cpus)
         rm.stop()
+        for n in mnodes:
+            n.stop()
+        out["multiget " + name] = times
+        d, r = sorted(times["direct"]), sorted(times["router"])
+        dm, rmed = d[len(d) // 2], r[len(r) // 2]
+        print("| %s | %.1f / %.1f us | %.1f / %.1f us | %.2fx | < 1.5x |"
+              % (name, d[0] * 1e6, dm * 1e6, r[0] * 1e6, rmed * 1e6, rmed / dm))
 
 
 def failover_section(sections, out, node, start_router):

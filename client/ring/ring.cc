@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <set>
 
 namespace cachetier::client {
@@ -38,6 +39,7 @@ Result<Ring> Ring::from_points(std::vector<ShardSpec> shards,
   Ring ring;
   ring.points_ = std::move(points);
   std::sort(ring.points_.begin(), ring.points_.end());
+  ring.index_points();
   ring.shards_ = std::move(shards);
   ring.key_hash_ = key_hash;
   return ring;
@@ -59,18 +61,38 @@ Result<Ring> Ring::create(std::vector<ShardSpec> shards, uint32_t vnodes) {
   }
   // Ties (astronomically rare) are broken by shard index so every builder agrees.
   std::sort(ring.points_.begin(), ring.points_.end());
+  ring.index_points();
   ring.shards_ = std::move(shards);
   return ring;
 }
 
-size_t Ring::shard_for(std::string_view key) const {
-  uint64_t h = key_hash_ != nullptr ? key_hash_(key) : XXH3_64bits(key.data(), key.size());
-  // The first point at or after h (comparing positions only: cheaper than pair's <=>).
-  auto it = std::lower_bound(
-      points_.begin(), points_.end(), h,
-      [](const std::pair<uint64_t, uint32_t>& p, uint64_t x) { return p.first < x; });
-  if (it == points_.end()) it = points_.begin();
-  return it->second;
+uint64_t Ring::hash(std::string_view key) const {
+  return key_hash_ != nullptr ? key_hash_(key) : XXH3_64bits(key.data(), key.size());
+}
+
+void Ring::index_points() {
+  // About one bucket per point (at most 2^16), over the positions' actual range: ketama-md5
+  // positions are 32-bit, xxh3's 64-bit.
+  int bits = 0;
+  while ((size_t{1} << bits) < points_.size() && bits < 16) ++bits;
+  const uint64_t top = points_.back().first;
+  const int used = 64 - std::countl_zero(top);
+  shift_ = used > bits ? used - bits : 0;
+  bucket_.assign((top >> shift_) + 1, 0);
+  size_t j = 0;
+  for (size_t i = 0; i < bucket_.size(); ++i) {
+    while (j < points_.size() && (points_[j].first >> shift_) < i) ++j;
+    bucket_[i] = static_cast<uint32_t>(j);
+  }
+}
+
+size_t Ring::shard_at(uint64_t h) const {
+  // The first point at or after h, wrapping to the first point past the last.
+  const uint64_t b = h >> shift_;
+  if (b >= bucket_.size()) return points_.front().second;
+  size_t j = bucket_[b];
+  while (j < points_.size() && points_[j].first < h) ++j;
+  return j < points_.size() ? points_[j].second : points_.front().second;
 }
 
 }  // namespace cachetier::client

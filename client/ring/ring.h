@@ -42,8 +42,10 @@ class Ring {
                                   std::vector<std::pair<uint64_t, uint32_t>> points,
                                   KeyHash key_hash);
 
-  // Index of the shard that owns `key`.
-  size_t shard_for(std::string_view key) const;
+  // Index of the shard that owns `key`: the shard at the key's position, hash(key).
+  size_t shard_for(std::string_view key) const { return shard_at(hash(key)); }
+  uint64_t hash(std::string_view key) const;
+  size_t shard_at(uint64_t position) const;
   const ShardSpec& shard(size_t i) const { return shards_[i]; }
   size_t size() const { return shards_.size(); }
   size_t points() const { return points_.size(); }
@@ -51,7 +53,12 @@ class Ring {
  private:
   Ring() = default;
   static Status check(const std::vector<ShardSpec>& shards);
+  void index_points();
   std::vector<std::pair<uint64_t, uint32_t>> points_;  // (position, shard index), sorted
+  // bucket_[i]: the first point whose position >> shift_ is at least i, so a lookup scans
+  // about one point instead of a binary search.
+  std::vector<uint32_t> bucket_;
+  int shift_ = 0;
   std::vector<ShardSpec> shards_;
   KeyHash key_hash_ = nullptr;  // null: xxh3
 };

@@ -1,6 +1,7 @@
 // Native protocol codec. See native.h and docs/protocol.md.
 #include "protocol/native/native.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/status.h"
@@ -492,6 +493,8 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
         break;
       case kValues:
         ok = rd.array(n);
+        // n is bounded by the frame (prescan), but an Item is bigger than its encoding.
+        if (ok) resp.values.reserve(resp.values.size() + std::min<uint32_t>(n, 4096));
         for (uint32_t k = 0; ok && k < n; ++k) {
           Item item;
           uint32_t parts = 0;

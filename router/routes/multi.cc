@@ -12,6 +12,7 @@ void route_multi_get(RouteEnv& env, const Topology& topo, std::span<const std::s
     std::vector<std::pair<uint32_t, uint32_t>> where;
     std::vector<std::vector<std::optional<Reply::Value>>> per_shard;
     size_t left = 0;
+    std::vector<std::shared_ptr<char[]>> storage;  // the bytes per_shard's values point into
     std::optional<Reply> error;
     Done done;
   };
@@ -38,6 +39,7 @@ void route_multi_get(RouteEnv& env, const Topology& topo, std::span<const std::s
         env, topo, sk.shard, std::move(c), opts, [m, si, want, miss_when_down, repeats](Reply&& r) {
           if (r.transport.is_ok() && r.code == native::Status::kOk && r.values.size() == want) {
             m->per_shard[si] = std::move(r.values);
+            for (auto& block : r.storage) m->storage.push_back(std::move(block));
           } else {
             m->per_shard[si].resize(want);  // misses
             if (!(!r.transport.is_ok() && miss_when_down) && !m->error) m->error = std::move(r);
@@ -45,6 +47,7 @@ void route_multi_get(RouteEnv& env, const Topology& topo, std::span<const std::s
           if (--m->left > 0) return;
           if (m->error) return m->done(std::move(*m->error));
           Reply out;
+          out.storage = std::move(m->storage);
           out.values.reserve(m->where.size());
           for (auto [shard, index] : m->where) {
             auto& v = m->per_shard[shard][index];

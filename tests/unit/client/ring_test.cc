@@ -1,6 +1,7 @@
 // Ring: placement properties the router and clients rely on.
 #include "client/ring/ring.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
@@ -88,6 +89,40 @@ TEST_CASE("ring: deterministic, order of shards does not matter", "[ring]") {
   Ring b = build(specs);
   for (const auto& k : keys(10000)) {
     CHECK(a.shard(a.shard_for(k)).name == b.shard(b.shard_for(k)).name);
+  }
+}
+
+TEST_CASE("ring: the bucket index finds the first point at or after the position", "[ring]") {
+  // Against a plain search over the same points: 64-bit positions (xxh3), 32-bit positions
+  // (ketama-md5), a position on a point, past the last point (wraps), and a single point.
+  std::vector<std::pair<uint64_t, uint32_t>> wide, narrow;
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (uint32_t i = 0; i < 500; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    wide.emplace_back(x, i % 3);
+    narrow.emplace_back(x >> 32, i % 3);
+  }
+  auto plain = [](std::vector<std::pair<uint64_t, uint32_t>> pts, uint64_t h) {
+    std::sort(pts.begin(), pts.end());
+    for (const auto& p : pts) {
+      if (p.first >= h) return size_t{p.second};
+    }
+    return size_t{pts.front().second};
+  };
+  std::vector<std::vector<std::pair<uint64_t, uint32_t>>> sets = {wide, narrow, {{42, 1}}};
+  for (const auto& pts : sets) {
+    auto r = Ring::from_points(shards(3), pts, nullptr);
+    REQUIRE(r.is_ok());
+    const Ring& ring = r.value();
+    std::vector<uint64_t> probes = {0, 1, UINT64_MAX, UINT32_MAX, 41, 42, 43};
+    for (const auto& p : pts) probes.insert(probes.end(), {p.first, p.first + 1, p.first - 1});
+    uint64_t y = 12345;
+    for (int i = 0; i < 5000; ++i) {
+      y = y * 6364136223846793005ull + 1442695040888963407ull;
+      probes.push_back(y);
+      probes.push_back(y >> 32);
+    }
+    for (uint64_t h : probes) REQUIRE(ring.shard_at(h) == plain(pts, h));
   }
 }
 

@@ -2,6 +2,7 @@
 // call a route sends is recorded, and the test answers it when and how it likes (an error, a
 // timeout, any order), then checks what the route sent next and what it answered.
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
@@ -305,7 +306,9 @@ TEST_CASE("routes: a multi-get is split by shard, each key once, merged in reque
       if (k == "key3") {
         r.values.emplace_back(std::nullopt);
       } else {
-        r.values.emplace_back(Reply::Value{k, 0, 0});
+        char* at = r.hold(k.size());
+        std::memcpy(at, k.data(), k.size());
+        r.values.emplace_back(Reply::Value{std::string_view(at, k.size()), 0, 0});
       }
     }
     s.done(std::move(r));
