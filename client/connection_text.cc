@@ -73,6 +73,13 @@ void parse_meta_flags(std::string_view text, Reply& r) {
   }
 }
 
+// A SERVER_ERROR line as a status: memcached says "object too large for cache" of a value over
+// its item size limit.
+native::Status server_error_status(std::string_view line) {
+  return line.find("too large") != std::string_view::npos ? native::Status::kTooLarge
+                                                          : native::Status::kServerError;
+}
+
 }  // namespace
 
 bool Connection::encode_text_meta(const Call& c, TextExpect& expect) {
@@ -295,9 +302,7 @@ void Connection::on_read_text() {
           out.code = native::Status::kExists;
           break;
         case mc::ResponseKind::kServerError:
-          out.code = resp.value.find("too large") != std::string_view::npos
-                         ? native::Status::kTooLarge
-                         : native::Status::kServerError;
+          out.code = server_error_status(resp.value);
           break;
         default:
           out.code = native::Status::kBadRequest;
@@ -384,9 +389,7 @@ void Connection::on_read_text() {
                        : native::Status::kBadRequest;
         break;
       case mc::ResponseKind::kServerError:
-        out.code = resp.value.find("too large") != std::string_view::npos
-                       ? native::Status::kTooLarge
-                       : native::Status::kServerError;
+        out.code = server_error_status(resp.value);
         break;
       default:
         out.code = native::Status::kServerError;

@@ -338,25 +338,8 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
         reply_status(req.id, Status::kServerError, out);
         return Action::kContinue;
       }
-      std::vector<std::pair<std::string_view, std::string_view>> kv;
-      std::string_view all = lines.view();
-      while (!all.empty()) {
-        size_t eol = all.find("\r\n");
-        std::string_view line = all.substr(0, eol);
-        all.remove_prefix(eol == std::string_view::npos ? all.size() : eol + 2);
-        if (line.substr(0, 5) != "STAT ") continue;
-        line.remove_prefix(5);
-        size_t sp = line.find(' ');
-        kv.emplace_back(line.substr(0, sp),
-                        sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1));
-      }
       w.begin_reply(req.id, Status::kOk, 1);
-      w.field(native::kStats);
-      w.map(static_cast<uint32_t>(kv.size()));
-      for (auto& [k, v] : kv) {
-        w.str(k);
-        w.str(v);
-      }
+      native::write_stats_field(w, lines.view());
       w.end();
       return Action::kContinue;
     }

@@ -117,6 +117,26 @@ void Response::clear() {
 
 // ---- prescan: a bounds-only walk of one msgpack object ----
 
+void write_stats_field(FrameWriter& w, std::string_view all) {
+  std::vector<std::pair<std::string_view, std::string_view>> kv;
+  while (!all.empty()) {
+    size_t eol = all.find("\r\n");
+    std::string_view line = all.substr(0, eol);
+    all.remove_prefix(eol == std::string_view::npos ? all.size() : eol + 2);
+    if (line.substr(0, 5) != "STAT ") continue;
+    line.remove_prefix(5);
+    size_t sp = line.find(' ');
+    kv.emplace_back(line.substr(0, sp),
+                    sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1));
+  }
+  w.field(kStats);
+  w.map(static_cast<uint32_t>(kv.size()));
+  for (auto& [k, v] : kv) {
+    w.str(k);
+    w.str(v);
+  }
+}
+
 bool prescan(std::string_view body, int max_depth) {
   MsgReader r(body);
   return r.skip(max_depth) && r.at_end();

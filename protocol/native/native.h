@@ -269,6 +269,10 @@ struct ItemMeta {
 void write_value_reply(FrameWriter& w, uint64_t id, std::string_view value, uint32_t flags,
                        uint64_t cas, uint64_t version, int64_t ttl, const ItemMeta* meta = nullptr);
 
+// Writes field kStats, a map of name -> value, from memcache "STAT <name> <value>\r\n" lines
+// (both programs keep their stats as those lines; other lines are skipped).
+void write_stats_field(FrameWriter& w, std::string_view stat_lines);
+
 // Checks that a msgpack body is one object whose declared container and string sizes all fit
 // in the bytes present, nested at most `max_depth` deep. Exposed for tests.
 bool prescan(std::string_view body, int max_depth = 8);

@@ -139,8 +139,7 @@ void change(Downstream& d, const native::Request& req, Fill fill) {
   };
   const Topology& topo = d.topo();
   const size_t shard = topo.ring.shard_for(c.key);
-  if (compared) return route_cas(d.env(), topo, shard, std::move(c), std::move(done));
-  route_write(d.env(), topo, shard, std::move(c), std::move(done));
+  route_change(d.env(), topo, shard, std::move(c), compared, std::move(done));
 }
 
 void multi_get(Downstream& d, const native::Request& req, Fill fill) {
@@ -218,26 +217,8 @@ void stats_reply(Downstream& d, uint64_t id, Fill fill) {
   // The same counters as the text `stats`, as a map.
   ByteBuffer text;
   d.worker().router().write_stats(text);
-  std::vector<std::pair<std::string_view, std::string_view>> kv;
-  std::string_view all = text.view();
-  while (!all.empty()) {
-    size_t eol = all.find("\r\n");
-    std::string_view line = all.substr(0, eol);
-    all.remove_prefix(eol == std::string_view::npos ? all.size() : eol + 2);
-    if (line.substr(0, 5) != "STAT ") continue;
-    line.remove_prefix(5);
-    size_t sp = line.find(' ');
-    kv.emplace_back(line.substr(0, sp),
-                    sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1));
-  }
-  frame(fill, id, Status::kOk, 1, [&](FrameWriter& w) {
-    w.field(native::kStats);
-    w.map(static_cast<uint32_t>(kv.size()));
-    for (auto& [k, v] : kv) {
-      w.str(k);
-      w.str(v);
-    }
-  });
+  frame(fill, id, Status::kOk, 1,
+        [&](FrameWriter& w) { native::write_stats_field(w, text.view()); });
 }
 
 }  // namespace

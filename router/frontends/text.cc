@@ -209,11 +209,8 @@ void store(Downstream& d, const mc::Request& req, Fill fill) {
     std::string_view line = store_line(r, op);
     fill(line.empty() ? std::string_view(server_error_line(r)) : line);
   };
-  if (c.op == Op::kCas) {
-    route_cas(d.env(), topo, shard, std::move(c), std::move(done));
-  } else {
-    route_write(d.env(), topo, shard, std::move(c), std::move(done));
-  }
+  const bool compared = c.op == Op::kCas;
+  route_change(d.env(), topo, shard, std::move(c), compared, std::move(done));
 }
 
 // delete, incr, decr, touch: one key, a write to every replica.

@@ -208,11 +208,7 @@ void meta_set(Downstream& d, const mc::Request& req, Fill fill) {
       mc::write_ms_reply(out, f, k, code, cas);
     });
   };
-  if (compared) {
-    route_cas(d.env(), topo, shard, std::move(c), std::move(done));
-  } else {
-    route_write(d.env(), topo, shard, std::move(c), std::move(done));
-  }
+  route_change(d.env(), topo, shard, std::move(c), compared, std::move(done));
 }
 
 void meta_delete(Downstream& d, const mc::Request& req, Fill fill) {
@@ -250,11 +246,7 @@ void meta_delete(Downstream& d, const mc::Request& req, Fill fill) {
       mc::write_md_reply(out, f, k, code);
     });
   };
-  if (compared) {
-    route_cas(d.env(), topo, shard, std::move(c), std::move(done));
-  } else {
-    route_write(d.env(), topo, shard, std::move(c), std::move(done));
-  }
+  route_change(d.env(), topo, shard, std::move(c), compared, std::move(done));
 }
 
 void meta_arith(Downstream& d, const mc::Request& req, Fill fill) {
@@ -308,11 +300,7 @@ void meta_arith(Downstream& d, const mc::Request& req, Fill fill) {
       mc::write_ma_reply(out, f, k, code, code == MetaCode::kHD ? &mi : nullptr, now);
     });
   };
-  if (compared) {
-    route_cas(d.env(), topo, shard, std::move(c), std::move(done));
-  } else {
-    route_write(d.env(), topo, shard, std::move(c), std::move(done));
-  }
+  route_change(d.env(), topo, shard, std::move(c), compared, std::move(done));
 }
 
 }  // namespace

@@ -12,9 +12,17 @@
 #pragma once
 
 #include "router/routes/env.h"
+#include "router/routes/write.h"
 
 namespace cachetier::router {
 
 void route_cas(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done);
+
+// A change from a front end: route_cas when it compares a CAS, else route_write.
+inline void route_change(RouteEnv& env, const Topology& topo, size_t shard, Call call,
+                         bool compared, Done done) {
+  if (compared) return route_cas(env, topo, shard, std::move(call), std::move(done));
+  route_write(env, topo, shard, std::move(call), std::move(done));
+}
 
 }  // namespace cachetier::router
