@@ -105,7 +105,7 @@ size_t Downstream::on_data(std::string_view data) {
         break;
       }
       if (r.status == mc::DecodeStatus::kComplete && !env().cas_pending.empty() &&
-          wait_for_cas(req.keys)) {
+          (req.command == mc::Command::kFlushAll ? wait_for_any_cas() : wait_for_cas(req.keys))) {
         break;  // parsed again once the cas on its key is through
       }
       Fill fill = push();
@@ -125,6 +125,7 @@ size_t Downstream::on_data(std::string_view data) {
         break;
       }
       if (r.status == native::DecodeStatus::kComplete && !env().cas_pending.empty()) {
+        if (req.op == native::Op::kFlush && wait_for_any_cas()) break;
         std::vector<std::string_view> keys(req.keys.begin(), req.keys.end());
         if (!req.key.empty()) keys.push_back(req.key);
         for (const auto& it : req.items) keys.push_back(it.key);
@@ -148,6 +149,15 @@ size_t Downstream::on_data(std::string_view data) {
     }
   }
   return pos;
+}
+
+bool Downstream::wait_for_any_cas() {
+  // A flush_all must follow every cas before it on every replica, or a sibling's copy of a
+  // cas's change, sent once the primary answers, could land after the flush and outlive it.
+  // It waits for one cas at a time (parsed again each time), until none is in flight.
+  if (env().cas_pending.empty()) return false;
+  std::string_view k = env().cas_pending.begin()->first;
+  return wait_for_cas(std::span<const std::string_view>(&k, 1));
 }
 
 bool Downstream::wait_for_cas(std::span<const std::string_view> keys) {

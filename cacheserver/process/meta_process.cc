@@ -88,6 +88,7 @@ Action meta_get(const Request& req, Context& ctx, ByteBuffer& out) {
   if (m.has('N')) {
     opts.vivify = true;
     opts.vivify_exptime = created_exptime(m, now);
+    opts.new_cas = m.new_cas;  // E: the placeholder's CAS (the item is created, so changed)
   }
   if (m.has('R')) {
     opts.recache = true;

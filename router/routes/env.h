@@ -87,7 +87,8 @@ struct RouteEnv {
   // reaches the primary's siblings only once the primary has answered, so a client's later
   // request on the key (a pipelined get or incr) must not be sent before that moment, or it
   // could read, or change, a sibling ahead of the cas's change. The client connection holds
-  // such a request back (downstream.cc) until the cas is through:
+  // such a request back (downstream.cc) until the cas is through; a flush_all, which concerns
+  // every key, waits until no cas is in flight:
   //
   //   route_cas(k): cas_pending[k] = {}  ->  primary answers, siblings' changes queued
   //                 -> every waiter of k is woken (it parses its input again); k is gone

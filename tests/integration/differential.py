@@ -205,6 +205,13 @@ class Generator:
     def ttl_token(self):
         return self.r.choice([b"0", b"-1", b"30", b"300", b"5000"])
 
+    def recache_token(self):
+        """An R flag's token: never near a TTL this generator sets (ttl_token, exptime), so
+        whether an item's remaining TTL is below it does not depend on when each server's
+        clock ticked (R30 on an item just given T30 wins on a server whose second has turned
+        and not on one whose has not)."""
+        return self.r.choice([b"10", b"100", b"20000"])
+
     def pick(self, letters, lo=0, hi=6):
         chosen = self.r.sample(letters, self.r.randint(lo, min(hi, len(letters))))
         return chosen
@@ -222,7 +229,9 @@ class Generator:
         for f in self.pick(letters, 0, 7):
             if f == "O":
                 flags.append(self.opaque())
-            elif f in "NRT":
+            elif f == "R":
+                flags.append(b"R" + self.recache_token())
+            elif f in "NT":
                 flags.append(f.encode() + self.ttl_token())
             elif f == "E":
                 flags.append(self.explicit_cas())

@@ -247,10 +247,31 @@ def test_concurrent_clients_on_all_threads():
         check(int(srv.stats()["curr_items"]) == 4000, "all items present")
 
 
+
+def test_explicit_cas_e_flag_on_stores_and_vivified_placeholders():
+    """E (newer than memcached 1.6.18, so outside the differential's reference): the item
+    changed or created takes the given CAS, a placeholder from mg N included."""
+    with Server("-t", "1") as srv:
+        c = srv.connect()
+        c.send(b"mg viv N30 E12345 c\r\n")
+        check(c.line() == b"HD c12345 W", "the placeholder takes E's CAS and the win")
+        c.send(b"mg viv c\r\n")
+        check(c.line() == b"HD c12345 Z", "kept; win already sent")
+        c.send(b"ms e1 1 E777 c\r\nx\r\n")
+        check(c.line() == b"HD c777", "ms E")
+        c.send(b"mg e1 c v\r\n")
+        check(c.line() == b"VA 1 c777", "the stored CAS")
+        check(c.exact(3) == b"x\r\n", "value")
+        c.send(b"ma e2 N0 J5 E999 c v\r\n")
+        check(c.line() == b"VA 1 c999", "ma N: the created counter takes E's CAS")
+        check(c.exact(3) == b"5\r\n", "its initial value")
+        c.close()
+
 if __name__ == "__main__":
     run([test_memccapable_ascii, test_memory_limit_is_a_bound, test_pipeline_10000_in_one_write,
          test_key_value_and_line_limits, test_connection_limit,
          test_client_that_never_reads_is_bounded, test_idle_connections_are_cheap,
          test_bad_flags_exit_2, test_sigterm_finishes_in_flight_and_exits_0,
          test_backpressure_resumes_when_output_drains_at_once, test_idle_server_uses_no_cpu,
-         test_concurrent_clients_on_all_threads])
+         test_concurrent_clients_on_all_threads,
+         test_explicit_cas_e_flag_on_stores_and_vivified_placeholders])
