@@ -102,6 +102,15 @@ struct Fixture {
     REQUIRE(t.is_ok());
     topo = t.value();
   }
+  // As a connection that closes: whatever is still unanswered fails (a failover it causes
+  // fails too), so every route finishes and gives its context back.
+  ~Fixture() {
+    for (int i = 0; i < 1000 && !backends.sent.empty(); ++i) {
+      FakeBackends::Sent s = std::move(backends.sent.front());
+      backends.sent.pop_front();
+      s.done(failed_reply("connection closed"));
+    }
+  }
   Node& node(size_t shard, size_t replica) { return *topo->shards[shard].replicas[replica]; }
   std::string addr(size_t shard, size_t replica) { return node(shard, replica).addr(); }
 
