@@ -239,12 +239,25 @@ Status Connection::send(const Call& call, ReplyCallback done) {
   pending_.push_back(Pending{std::move(done), deadline, true});
   ++waiting_;
   if (pending_.size() == 1) arm_timer();
-  flush();
+  if (!opts_.defer_flush) flush();
   return Status::ok();
 }
 
 void Connection::flush() {
   if (state_ != State::kConnected || writing_ || out_.empty()) return;
+  if (opts_.defer_flush) {
+    // One write per phase already batches: try it directly. A uv_write that completes costs
+    // an epoll_ctl on the next loop turn (libuv stops watching for POLLOUT), so it is kept for
+    // what the kernel does not take at once.
+    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+      on_lost("write failed");
+      return;
+    }
+    if (n > 0) out_.consume(static_cast<size_t>(n));
+    if (out_.empty()) return;
+  }
   inflight_.swap(out_);
   writing_ = true;
   write_req_.data = this;

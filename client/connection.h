@@ -52,6 +52,10 @@ struct ConnectionOptions {
   // Called on the loop thread each time the connection comes back after being lost (not on
   // the first connect): the server may have restarted empty (the router warms it then).
   std::function<void()> on_reconnect;
+  // false: send() writes at once (what a plain client wants). true: send() only queues, and the
+  // owner calls flush_queued() once per loop phase, so every request queued in that phase goes
+  // out in one write (cacherouter, which flushes in uv_prepare and uv_check).
+  bool defer_flush = false;
 };
 
 // What a request asks for (the native op and its fields).
@@ -134,6 +138,18 @@ class Connection {
   // Fails what is pending and frees the connection after its handles close.
   void close();
 
+  // defer_flush: writes what send() queued. The first send() after a flush_queued() returns
+  // with queued() true once, so the owner lists the connection to flush exactly once.
+  void flush_queued() {
+    queued_ = false;
+    flush();
+  }
+  bool take_queued() {
+    if (!opts_.defer_flush || queued_ || out_.empty()) return false;
+    queued_ = true;
+    return true;
+  }
+
   bool connected() const { return state_ == State::kConnected; }
   size_t in_flight() const { return waiting_; }
   uint64_t reconnects() const { return reconnects_; }
@@ -184,6 +200,7 @@ class Connection {
   uv_timer_t retry_timer_{};  // reconnect backoff
   int open_handles_ = 0;
   bool writing_ = false;
+  bool queued_ = false;  // defer_flush: the owner has this connection on its list to flush
   ByteBuffer out_, inflight_, in_;
   native::ResponseDecoder decoder_;
   native::Response decoded_;  // reused, so its vectors keep their capacity

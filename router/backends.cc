@@ -9,7 +9,24 @@ namespace cachetier::router {
 Status Backends::send(const Node& n, const client::Call& call, client::ReplyCallback done) {
   client::Connection* c = conn(n);
   if (c == nullptr) return Status(StatusCode::kIoError, "no connection");
-  return c->send(call, std::move(done));
+  Status s = c->send(call, std::move(done));
+  if (c->take_queued()) queued_.push_back(c);
+  return s;
+}
+
+void Backends::flush() {
+  // A flush may fail a connection and run reply callbacks that send again: take the list.
+  std::vector<client::Connection*> now;
+  now.swap(queued_);
+  for (client::Connection* c : now) c->flush_queued();
+  if (queued_.empty()) {  // keep the longer list's capacity
+    now.clear();
+    queued_.swap(now);
+  }
+}
+
+void Backends::forget(client::Connection* c) {
+  queued_.erase(std::remove(queued_.begin(), queued_.end(), c), queued_.end());
 }
 
 size_t Backends::outstanding(const Node& n) const {
@@ -29,6 +46,7 @@ void Backends::adopt(const Topology& topo) {
       o.protocol = topo.config.backend_protocol;
       o.timeout_ms = topo.config.timeout_ms;
       o.max_frame = kBackendMaxFrame;
+      o.defer_flush = true;  // flush() below, once per loop phase
       // A restarted node is picked up about as fast as a down one is probed.
       o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);
       // A connection that comes back means the node may have restarted empty: from now on,
@@ -56,11 +74,14 @@ void Backends::adopt(const Topology& topo) {
     // Closed once the requests on it are done: a timer owns it until then, and frees itself.
     auto* t = new uv_timer_t;
     uv_timer_init(loop_, t);
-    t->data = it->second;
+    t->data = new std::pair<Backends*, client::Connection*>(this, it->second);
     uv_timer_start(
         t,
         [](uv_timer_t* h) {
-          static_cast<client::Connection*>(h->data)->close();
+          auto* bc = static_cast<std::pair<Backends*, client::Connection*>*>(h->data);
+          bc->first->forget(bc->second);
+          bc->second->close();
+          delete bc;
           uv_close(reinterpret_cast<uv_handle_t*>(h),
                    [](uv_handle_t* x) { delete reinterpret_cast<uv_timer_t*>(x); });
         },
@@ -71,6 +92,7 @@ void Backends::adopt(const Topology& topo) {
 
 void Backends::close_all() {
   for (auto& [addr, c] : conns_) c->close();
+  queued_.clear();
   conns_.clear();
   by_id_.clear();
 }

@@ -44,13 +44,19 @@ class Backends final : public BackendSet {
   void adopt(const Topology& topo);
   // Closes every connection (the worker is stopping).
   void close_all();
+  // Writes what the requests queued since the last call asked for: one write per node. The
+  // worker calls it in its flush phases (uv_prepare and uv_check), before the clients' flush.
+  void flush();
 
  private:
   client::Connection* conn(const Node& n) const {
     return n.id() < by_id_.size() ? by_id_[n.id()] : nullptr;
   }
 
+  void forget(client::Connection* c);  // off the flush list: it is closing
+
   uv_loop_t* loop_;
+  std::vector<client::Connection*> queued_;  // sent to since the last flush()
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
   std::vector<client::Connection*> by_id_;                      // by Node::id(), for requests
 };

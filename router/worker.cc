@@ -94,6 +94,7 @@ void Worker::on_connection() {
 }
 
 void Worker::flush_dirty() {
+  backends_.flush();  // requests first: the nodes start on them while the replies go out
   // flush() may close a connection (and so change the sets), so take the list first.
   std::vector<Downstream*> dirty;
   dirty.swap(dirty_);

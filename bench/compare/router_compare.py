@@ -130,6 +130,7 @@ def proxies_section(sections, out, ours, node, start, start_router, args, bench,
     tw = start("nutcracker", [nutcracker, "-c", tw_conf, "-s", str(tw_stats), "-a",
                               "127.0.0.1", "-o", tw_log], tw_port)
     proxies = {"nutcracker": tw, "cacherouter": r}
+    backends = {"nutcracker": theirs, "cacherouter": ours[:2]}
     for p in proxies.values():
         cachebench(bench, p.port, ["-t", "1", "-c", "4", "--ratio", "1:0", "--key-pattern", "P:P",
                                    "-n", "25000"])
@@ -140,13 +141,16 @@ def proxies_section(sections, out, ours, node, start, start_router, args, bench,
             for n in order:
                 p = proxies[n]
                 c0 = cpu_seconds(p.p.pid)
+                n0 = sum(cpu_seconds(b.p.pid) for b in backends[n])
                 st = cachebench(bench, p.port, ["-t", "1", "-c", "50", "--ratio", args.ratio,
                                                 "--pipeline", str(pipeline)], args.seconds)
                 cpu = cpu_seconds(p.p.pid) - c0
+                ncpu = sum(cpu_seconds(b.p.pid) for b in backends[n]) - n0
                 tot = st["Totals"]
-                e = res[n].setdefault(pipeline, {"ops": [], "cpu": [], "p99": []})
+                e = res[n].setdefault(pipeline, {"ops": [], "cpu": [], "node_cpu": [], "p99": []})
                 e["ops"].append(tot["Ops/sec"])
                 e["cpu"].append(cpu / tot["Count"] * 1e6)
+                e["node_cpu"].append(ncpu / tot["Count"] * 1e6)
                 e["p99"].append(tot["Percentile Latencies"]["p99.00"])
     out["proxies"] = res
     print("| metric | nutcracker 0.5 + memcached | cacherouter (%d thread) + cacheserver "
@@ -159,6 +163,9 @@ def proxies_section(sections, out, ours, node, start, start_router, args, bench,
             target))
         print("| proxy CPU s per 1M ops, pipeline %d | %.2f | %.2f | %.2fx | |" % (
             pipeline, mean(a["cpu"]), mean(b["cpu"]), mean(b["cpu"]) / mean(a["cpu"])))
+        print("| nodes' CPU s per 1M ops, pipeline %d | %.2f | %.2f | %.2fx | |" % (
+            pipeline, mean(a["node_cpu"]), mean(b["node_cpu"]),
+            mean(b["node_cpu"]) / mean(a["node_cpu"])))
         print("| p99 ms, pipeline %d | %.3f | %.3f | | |" % (pipeline, mean(a["p99"]),
                                                           mean(b["p99"])))
     for p in [tw, r] + theirs:

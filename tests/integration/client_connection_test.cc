@@ -1,6 +1,6 @@
 // client::Connection against a real cacheserver: every op, 10,000 requests in flight,
 // deadlines while the server is stopped (SIGSTOP) and recovery after SIGCONT, reconnect after
-// a restart, the in-flight bound; and, against a scripted peer, replies out of order and late.
+// a restart, the in-flight bound, defer_flush (the owner flushes); and, against a scripted peer, replies out of order and late.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -161,6 +161,59 @@ TEST_CASE("connection: 10,000 requests in flight", "[client][integration]") {
   CHECK(refused == 0);
   CHECK(peak == 10000);
   CHECK(ok == 10000);
+}
+
+TEST_CASE("connection: defer_flush writes only when the owner flushes", "[client][integration]") {
+  ServerProcess srv({"-t", "2"});
+  ConnectionOptions o = relaxed();
+  o.defer_flush = true;
+  Fixture f(srv.port(), o);
+  // Up: a noop answered after an explicit flush.
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    std::promise<bool> p;
+    f.loop.post([&] {
+      Status s = f.conn->send(make(Op::kNoop), [&](Reply&& r) { p.set_value(r.transport.is_ok()); });
+      if (!s.is_ok()) {
+        p.set_value(false);
+        return;
+      }
+      CHECK(f.conn->take_queued());
+      f.conn->flush_queued();
+    });
+    up = p.get_future().get();
+    if (!up) std::this_thread::sleep_for(Ms(10));
+  }
+  REQUIRE(up);
+  // 200 sets of 16 KiB (3 MiB, more than the kernel takes at once: the rest goes to a
+  // uv_write) and a get, queued in one loop turn; nothing is answered before the flush.
+  const std::string big(16 * 1024, 'b');
+  std::promise<void> all;
+  int answered = 0, ok = 0, lists = 0;
+  std::string got;
+  f.loop.post([&] {
+    for (int i = 0; i < 200; ++i) {
+      CHECK(f.conn->send(make(Op::kSet, "d" + std::to_string(i), big), [&](Reply&& r) {
+        if (r.transport.is_ok() && r.code == native::Status::kOk) ++ok;
+        ++answered;
+      }).is_ok());
+      if (f.conn->take_queued()) ++lists;
+    }
+    CHECK(f.conn->send(make(Op::kGet, "d199"), [&](Reply&& r) {
+      got = r.value;
+      ++answered;
+      all.set_value();
+    }).is_ok());
+    CHECK_FALSE(f.conn->take_queued());  // listed once per flush, not once per request
+    f.loop.post([&] {  // a later loop turn: still unsent, so still unanswered
+      CHECK(answered == 0);
+      f.conn->flush_queued();
+    });
+  });
+  REQUIRE(all.get_future().wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  CHECK(lists == 1);
+  CHECK(ok == 200);
+  CHECK(got == big);
 }
 
 TEST_CASE("connection: a stopped server times out within the deadline, then recovers",
