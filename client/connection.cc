@@ -153,7 +153,8 @@ Reply to_reply(const native::Response& r) {
         continue;
       }
       std::memcpy(at, it.value.data(), it.value.size());
-      out.values.emplace_back(Reply::Value{std::string_view(at, it.value.size()), it.flags, it.cas});
+      out.values.emplace_back(
+          Reply::Value{std::string_view(at, it.value.size()), it.flags, it.cas});
       at += it.value.size();
     }
   }
@@ -179,17 +180,60 @@ Connection::Connection(uv_loop_t* loop, const ConnectionOptions& options)
 void Connection::start_connect() {
   state_ = State::kConnecting;
   sockaddr_storage addr{};
+  if (resolve(opts_.host, opts_.port, &addr)) {
+    connect_to(reinterpret_cast<const sockaddr*>(&addr));
+    return;
+  }
+  // A name: resolved on libuv's thread pool (never on the loop thread), and again on every
+  // reconnect, so a node replaced under the same name at a new address is found.
+  auto* req = new uv_getaddrinfo_t;
+  req->data = this;
+  ++open_handles_;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;  // IPv4 and IPv6
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(
+      loop_, req,
+      [](uv_getaddrinfo_t* r, int status, addrinfo* res) {
+        auto* c = static_cast<Connection*>(r->data);
+        delete r;
+        --c->open_handles_;
+        if (c->state_ != State::kConnecting) {  // closed while resolving
+          if (res != nullptr) uv_freeaddrinfo(res);
+          c->maybe_free();
+          return;
+        }
+        if (status < 0 || res == nullptr) {
+          if (res != nullptr) uv_freeaddrinfo(res);
+          c->resolve_failed();
+          return;
+        }
+        c->connect_to(res->ai_addr);
+        uv_freeaddrinfo(res);
+      },
+      opts_.host.c_str(), std::to_string(opts_.port).c_str(), &hints);
+  if (rc != 0) {
+    delete req;
+    --open_handles_;
+    resolve_failed();
+  }
+}
+
+void Connection::resolve_failed() {
+  ++resolve_failures_;
+  if (opts_.on_resolve_failure) opts_.on_resolve_failure();
+  on_lost("cannot resolve host");  // retried with the reconnect backoff
+}
+
+void Connection::connect_to(const sockaddr* addr) {
   tcp_ = new uv_tcp_t;
   uv_tcp_init(loop_, tcp_);
   tcp_->data = this;
   ++open_handles_;
   connect_req_.data = this;
-  int rc = resolve(opts_.host, opts_.port, &addr)
-               ? uv_tcp_connect(&connect_req_, tcp_, reinterpret_cast<sockaddr*>(&addr),
-                                [](uv_connect_t* req, int status) {
-                                  static_cast<Connection*>(req->data)->on_connected(status);
-                                })
-               : UV_EINVAL;
+  int rc = uv_tcp_connect(&connect_req_, tcp_, addr, [](uv_connect_t* req, int status) {
+    static_cast<Connection*>(req->data)->on_connected(status);
+  });
   if (rc != 0) on_lost("cannot connect");  // the callback will not run
 }
 

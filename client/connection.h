@@ -43,7 +43,7 @@ enum class Protocol { kNative, kMemcache };
 struct ConnectionOptions {
   Protocol protocol = Protocol::kNative;  // kMemcache: text + meta, for stock memcached
   std::string host = "127.0.0.1";
-  int port = 11211;
+  int port = 11211;  // host: an IPv4 or IPv6 address, or a name (getaddrinfo, off the loop)
   uint32_t timeout_ms = 250;       // per-request deadline, from send() to the reply
   size_t max_in_flight = 16384;    // requests sent or waiting; more are refused
   uint32_t reconnect_min_ms = 20;  // first retry after a failure; doubles up to max
@@ -52,6 +52,9 @@ struct ConnectionOptions {
   // Called on the loop thread each time the connection comes back after being lost (not on
   // the first connect): the server may have restarted empty (the router warms it then).
   std::function<void()> on_reconnect;
+  // Called on the loop thread each time `host`, a name, does not resolve (it is retried with
+  // the reconnect backoff, as a refused connection is).
+  std::function<void()> on_resolve_failure;
   // false: send() writes at once (what a plain client wants). true: send() only queues, and the
   // owner calls flush_queued() once per loop phase, so every request queued in that phase goes
   // out in one write (cacherouter, which flushes in uv_prepare and uv_check).
@@ -120,7 +123,7 @@ struct Reply {
     storage.push_back(std::make_shared_for_overwrite<char[]>(n > 0 ? n : 1));
     return storage.back().get();
   }
-  std::vector<native::Status> statuses;      // multi_set / multi_delete
+  std::vector<native::Status> statuses;  // multi_set / multi_delete
   bool timed_out() const { return !transport.is_ok() && transport.message() == "timeout"; }
 };
 
@@ -153,6 +156,7 @@ class Connection {
   bool connected() const { return state_ == State::kConnected; }
   size_t in_flight() const { return waiting_; }
   uint64_t reconnects() const { return reconnects_; }
+  uint64_t resolve_failures() const { return resolve_failures_; }
 
  private:
   enum class State { kConnecting, kConnected, kBackoff, kClosing };
@@ -173,7 +177,9 @@ class Connection {
 
   Connection(uv_loop_t* loop, const ConnectionOptions& options);
   ~Connection() = default;
-  void start_connect();
+  void start_connect();  // resolves a name first (uv_getaddrinfo), then connect_to
+  void connect_to(const sockaddr* addr);
+  void resolve_failed();
   void on_connected(int status);
   void on_read(ssize_t n);
   void on_read_text();
@@ -213,6 +219,7 @@ class Connection {
   uint64_t next_id_ = 1;
   uint32_t backoff_ms_ = 0;
   uint64_t reconnects_ = 0;
+  uint64_t resolve_failures_ = 0;
   bool ever_connected_ = false;
 };
 

@@ -54,6 +54,10 @@ void Backends::adopt(const Topology& topo) {
       o.on_reconnect = [node = n, warmup_ms = topo.config.warmup_ms] {
         node->start_warmup(now_ms() + warmup_ms);
       };
+      // A name that does not resolve (yet) is retried like a refused connection, and counted.
+      o.on_resolve_failure = [node = n] {
+        node->counters.resolve_failures.fetch_add(1, std::memory_order_relaxed);
+      };
       conns_[n->addr()] = client::Connection::create(loop_, o);
     }
   }

@@ -1,6 +1,8 @@
 // cacherouter configuration: YAML -> RouterConfig with line-numbered errors.
 #include "router/config.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -237,6 +239,30 @@ bool split_host_port(const std::string& addr, std::string& host, int& port) {
   }
   port = static_cast<int>(p);
   return true;
+}
+
+Status check_names_resolve(const RouterConfig& cfg) {
+  std::string errors;
+  for (size_t i = 0; i < cfg.shards.size(); ++i) {
+    for (size_t j = 0; j < cfg.shards[i].replicas.size(); ++j) {
+      const std::string& addr = cfg.shards[i].replicas[j];
+      std::string host;
+      int port = 0;
+      if (!split_host_port(addr, host, port)) continue;  // parse_config refused it already
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* res = nullptr;
+      int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+      if (res != nullptr) freeaddrinfo(res);
+      if (rc == 0) continue;
+      if (!errors.empty()) errors += "; ";
+      errors += "shards[" + std::to_string(i) + "].replicas[" + std::to_string(j) + "]: '" + addr +
+                "' does not resolve: " + gai_strerror(rc);
+    }
+  }
+  if (errors.empty()) return Status::ok();
+  return Status(StatusCode::kInvalidArgument, errors);
 }
 
 Result<RouterConfig> parse_config(const std::string& text, const std::string& name) {

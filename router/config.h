@@ -49,6 +49,11 @@ struct RouterConfig {
 Result<RouterConfig> load_config(const std::string& path);
 Result<RouterConfig> parse_config(const std::string& text, const std::string& name);
 
+// Every replica's host resolves (getaddrinfo, blocking: for --check-config and start-up, never
+// on a loop thread). The error names each one that does not: "shards[0].replicas[1]:
+// 'x:11211' does not resolve: Name or service not known".
+Status check_names_resolve(const RouterConfig& cfg);
+
 // "host:port" -> host, port. False when malformed.
 bool split_host_port(const std::string& addr, std::string& host, int& port);
 

@@ -43,6 +43,16 @@ int main(int argc, char** argv) {
   cachetier::router::RouterConfig cfg = loaded.value();
   if (port >= 0) cfg.listen_port = port;
   if (threads > 0) cfg.threads = threads;
+  cachetier::Status names = cachetier::router::check_names_resolve(cfg);
+  if (check_only && !names.is_ok()) {
+    std::fprintf(stderr, "cacherouter: %s: %s\n", config_path.c_str(), names.message().c_str());
+    return 2;
+  }
+  if (!names.is_ok()) {
+    // At run time a name that does not resolve is a node that is down: retried and counted
+    // (node:ADDR:resolve_failures), so a tier can start before DNS knows every node.
+    spdlog::warn("{}", names.message());
+  }
   if (check_only) {
     size_t nodes = 0;
     for (const auto& s : cfg.shards) nodes += s.replicas.size();

@@ -92,6 +92,7 @@ void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
       write_stat(b, q + "repaired", n->counters.repaired.load());
       write_stat(b, q + "backfills", n->counters.backfills.load());
       write_stat(b, q + "flushed", n->counters.flushed.load());
+      write_stat(b, q + "resolve_failures", n->counters.resolve_failures.load());
     }
   }
 }

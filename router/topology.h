@@ -36,7 +36,7 @@ std::string_view state_name(NodeState s);
 
 struct NodeCounters {
   std::atomic<uint64_t> requests{0}, errors{0}, timeouts{0}, failovers{0}, marked_down{0},
-      repaired{0}, backfills{0}, flushed{0};
+      repaired{0}, backfills{0}, flushed{0}, resolve_failures{0};
 };
 
 class Node {
