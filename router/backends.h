@@ -56,7 +56,7 @@ class Backends final : public BackendSet {
   void forget(client::Connection* c);  // off the flush list: it is closing
 
   uv_loop_t* loop_;
-  std::vector<client::Connection*> queued_;  // sent to since the last flush()
+  std::vector<client::Connection*> queued_;                     // sent to since the last flush()
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
   std::vector<client::Connection*> by_id_;                      // by Node::id(), for requests
 };

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -94,6 +95,10 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "client_max_in_flight",
                                               "client_output_soft",
                                               "client_output_hard",
+                                              "probe_ms",
+                                              "suspect_ms",
+                                              "settle_ms",
+                                              "hint_poll_ms",
                                               "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
@@ -173,6 +178,30 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (c.client_output_hard < c.client_output_soft) {
     r.fail(root["client_output_hard"] ? root["client_output_hard"] : root["client_output_soft"],
            "client_output_hard", "must be at least client_output_soft");
+  }
+  // Liveness and resync timing (docs/consistency.md). 0 = derived from timeout_ms.
+  if (root["probe_ms"]) c.probe_ms = r.number<uint32_t>(root["probe_ms"], "probe_ms", 0, 600000);
+  if (root["suspect_ms"]) {
+    c.suspect_ms = r.number<uint32_t>(root["suspect_ms"], "suspect_ms", 0, 600000);
+  }
+  if (root["settle_ms"]) {
+    c.settle_ms = r.number<uint32_t>(root["settle_ms"], "settle_ms", 0, 3600000);
+  }
+  if (root["hint_poll_ms"]) {
+    c.hint_poll_ms = r.number<uint32_t>(root["hint_poll_ms"], "hint_poll_ms", 0, 3600000);
+  }
+  if (c.probe_ms == 0) c.probe_ms = std::max<uint32_t>(1, c.timeout_ms / 5);
+  if (c.suspect_ms == 0) c.suspect_ms = std::max<uint32_t>(1, c.timeout_ms * 2 / 5);
+  if (c.settle_ms == 0) c.settle_ms = c.retry_max_ms / 2 * 3 + 2 * c.timeout_ms;
+  if ((root["probe_ms"] || root["suspect_ms"]) &&
+      uint64_t{c.probe_ms} + c.suspect_ms + health_tick_ms(c) >= c.timeout_ms) {
+    r.fail(root["suspect_ms"] ? root["suspect_ms"]
+           : root["probe_ms"] ? root["probe_ms"]
+                              : root,
+           "suspect_ms",
+           "probe_ms + suspect_ms + the health tick (" + std::to_string(health_tick_ms(c)) +
+               " ms) must stay under timeout_ms, or a paused node could serve a read after a "
+               "write it missed was acknowledged");
   }
   const YAML::Node shards = root["shards"];
   if (!shards) r.fail(root, "shards", "required: a list of shards");

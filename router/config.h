@@ -2,6 +2,7 @@
 // checked whole before anything starts. Errors name the file, the line and the field.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,6 +38,13 @@ struct RouterConfig {
   uint32_t max_connections = 4096;     // client connections
   uint64_t max_value = 1 << 20;        // largest value accepted from clients
   uint64_t max_missed_keys = 1 << 20;  // per node; beyond it the node is emptied and warmed
+  // Liveness and resync (docs/consistency.md); 0 in the file = derived from timeout_ms.
+  uint32_t probe_ms = 0;        // a node not heard from this long gets a probe (timeout_ms / 5)
+  uint32_t suspect_ms = 0;      // a probe unanswered this long: reads avoid the node (2/5)
+  uint32_t settle_ms = 0;       // after a node returns: every router that can reach it writes to
+                                // it again before it is trusted (1.5 retry_max_ms + 2 timeout_ms:
+                                // the longest probe backoff, with its jitter, and a round trip)
+  uint32_t hint_poll_ms = 100;  // how often the hint lists of nodes in service are read
   // Per client connection (downstream.h): not read while this many requests are unanswered,
   // or while this many reply bytes wait for it to read them; closed past the hard bound.
   uint32_t client_max_in_flight = 64;
@@ -44,6 +52,11 @@ struct RouterConfig {
   uint64_t client_output_hard = 64u << 20;
   std::vector<client::ShardSpec> shards;
 };
+
+// The health checker's period: 20 ms, finer for short timeouts (a tenth of timeout_ms).
+inline uint32_t health_tick_ms(const RouterConfig& c) {
+  return c.timeout_ms >= 200 ? 20 : std::max<uint32_t>(1, c.timeout_ms / 10);
+}
 
 // Parses and validates. Errors: "router.yaml:12: shards[1].replicas[0]: not host:port".
 Result<RouterConfig> load_config(const std::string& path);

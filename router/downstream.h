@@ -106,7 +106,7 @@ class Downstream final : public net::Stream::Handler {
   // until that cas is through, then parses the request again.
   bool wait_for_cas(std::span<const std::string_view> keys);
   bool wait_for_any_cas();  // the same for a request on every key (flush_all)
-  bool hold_input();  // true when this client must not be read now (and pauses it)
+  bool hold_input();        // true when this client must not be read now (and pauses it)
   void maybe_resume();
   size_t buffered() const { return stream_.unsent() + held_; }
 

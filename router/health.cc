@@ -3,6 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "router/hints.h"
+
 namespace cachetier::router {
 
 using client::Call;
@@ -55,8 +59,11 @@ void note_missed(const RouterConfig& cfg, Node& n, const Call& call) {
 
 void HealthChecker::tick(const std::shared_ptr<const Topology>& topo) {
   const int64_t now = now_ms();
+  const RouterConfig& cfg = topo->config;
   for (size_t si = 0; si < topo->shards.size(); ++si) {
     for (const auto& n : topo->shards[si].replicas) {
+      Watch& w = watch_[n->addr()];
+      liveness(topo, n, w, now);
       switch (n->state()) {
         case NodeState::kDown:
           if (n->probe_due(now) && !probing_.count(n->addr())) probe(topo, n);
@@ -64,37 +71,130 @@ void HealthChecker::tick(const std::shared_ptr<const Topology>& topo) {
         case NodeState::kSyncing:
         case NodeState::kUp:
           if (n->overflowed()) {
-            if (!emptying_.count(n->addr())) empty_node(topo, n);
+            if (!emptying_.count(n->addr())) empty_node(topo, si, n);
           } else if (n->any_missed() && !repairing_.count(n->addr())) {
             repair(topo, si, n);
-          } else if (n->state() == NodeState::kSyncing && !repairing_.count(n->addr())) {
-            n->set_state(NodeState::kUp);
-            spdlog::info("node {} is back in service", n->addr());
+          }
+          if (w.draining) break;
+          if (n->state() == NodeState::kSyncing) {
+            const bool late = w.probe_sent != 0 && now - w.probe_sent > cfg.suspect_ms;
+            if (!late && w.clean && w.clean_began > w.settle_until && !n->any_missed() &&
+                !n->overflowed() && !repairing_.count(n->addr()) && !emptying_.count(n->addr())) {
+              n->set_state(NodeState::kUp);
+              spdlog::info("node {} is in sync: back in service", n->addr());
+            } else if (!late) {
+              drain(topo, si, n);
+            }
+          } else if (cfg.hint_poll_ms != 0 && now >= w.next_poll) {
+            w.next_poll = now + cfg.hint_poll_ms;
+            drain(topo, si, n);  // a hint found makes it kSyncing (resync.cc)
           }
           break;
       }
     }
   }
+  check_verified(topo, now);
 }
 
-// A node that missed more writes than max_missed_keys cannot be repaired key by key: it is
-// emptied with flush_all, then serves again as a cold replica that warms from its siblings.
-// Reads skip it (has_missed) until the flush has answered and no write to it failed meanwhile
-// (that write could have landed before the flush and been lost after it: flush again).
-void HealthChecker::empty_node(const std::shared_ptr<const Topology>& topo,
+void HealthChecker::check_verified(const std::shared_ptr<const Topology>& topo, int64_t now) {
+  if (!on_verified_) return;
+  if (verify_deadline_ == 0) {
+    // Long enough to mark a dead node down (its probes time out failure_limit times).
+    verify_deadline_ = now + int64_t{topo->config.timeout_ms} * (topo->config.failure_limit + 2) +
+                       int64_t{topo->config.probe_ms} * topo->config.failure_limit;
+  }
+  bool all = true;
+  for (const Shard& s : topo->shards) {
+    for (const auto& n : s.replicas) all = all && n->state() != NodeState::kSyncing;
+  }
+  if (all || now >= verify_deadline_) {
+    auto f = std::move(on_verified_);
+    on_verified_ = nullptr;
+    f();
+  }
+}
+
+// Every node not down is probed when it has not answered one for probe_ms; a probe that is
+// late by suspect_ms keeps reads off the node until it is heard again, has settled and is
+// known to be in sync.
+void HealthChecker::liveness(const std::shared_ptr<const Topology>& topo,
+                             const std::shared_ptr<Node>& n, Watch& w, int64_t now) {
+  const RouterConfig& cfg = topo->config;
+  if (n->state() == NodeState::kDown) {
+    w.probe_sent = 0;
+    return;
+  }
+  if (w.probe_sent != 0) {
+    if (now - w.probe_sent > cfg.suspect_ms) {
+      if (n->state() == NodeState::kUp) {
+        n->set_state(NodeState::kSyncing);
+        spdlog::warn(
+            "node {} has not answered for {} ms: reads go to its siblings until it is "
+            "back and in sync",
+            n->addr(), now - w.probe_sent);
+      }
+      w.settle_until = std::max(w.settle_until, now + int64_t{cfg.settle_ms});
+      w.clean = false;
+    }
+    return;
+  }
+  if (now - w.last_heard < cfg.probe_ms) return;
+  Call noop;
+  noop.op = Op::kNoop;
+  w.probe_sent = now;
+  const std::string addr = n->addr();
+  Status st = backends_.send(*n, noop, [this, n, topo, addr](Reply&& r) {
+    auto it = watch_.find(addr);
+    if (it == watch_.end()) return;
+    it->second.probe_sent = 0;
+    if (!r.transport.is_ok()) {
+      note_failure(topo->config, *n, r);
+      return;
+    }
+    it->second.last_heard = now_ms();
+    n->on_success();
+  });
+  if (!st.is_ok()) {  // not connected (refused, or its name does not resolve)
+    w.probe_sent = 0;
+    note_failure(cfg, *n, failed_reply(n->addr() + ": " + st.message()));
+  }
+}
+
+// A node that missed more writes than max_missed_keys (or whose hint list overflowed on a
+// sibling) cannot be repaired key by key: it is emptied with flush_all, then serves again as
+// a cold replica that warms from its siblings. Reads skip it until the flush has answered and
+// no write to it failed meanwhile (that write could have landed before the flush and been
+// lost after it: flush again).
+void HealthChecker::empty_node(const std::shared_ptr<const Topology>& topo, size_t shard,
                                const std::shared_ptr<Node>& n) {
   uint64_t misses = n->overflow_misses();
   Call f;
   f.op = Op::kFlush;
   emptying_.insert(n->addr());
-  Status st = backends_.send(*n, f, [this, n, topo, misses](Reply&& r) {
+  n->set_state(NodeState::kSyncing);
+  Status st = backends_.send(*n, f, [this, n, topo, shard, misses](Reply&& r) {
     emptying_.erase(n->addr());
     if (!r.transport.is_ok() || r.code != native::Status::kOk) return;  // the next tick retries
     n->start_warmup(now_ms() + topo->config.warmup_ms);
     if (!n->clear_overflow_if(misses)) return;
     n->counters.flushed.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("node {} missed more than {} writes: emptied, warming from its siblings",
-                 n->addr(), topo->config.max_missed_keys);
+    // The overflow markers for it are answered: drop them, and its lists, on the siblings.
+    Watch& w = watch_[n->addr()];
+    for (const auto& m : topo->shards[shard].replicas) {
+      if (m.get() == n.get()) continue;
+      for (const std::string& key : {hints::overflow_key(*n), hints::list_key(*n)}) {
+        Call del;
+        del.op = Op::kDelete;
+        del.key = key;
+        (void)backends_.send(*m, del, [](Reply&&) {});
+      }
+    }
+    w.overflow_at.clear();
+    w.clean = false;  // verified again by a drain that begins after this
+    spdlog::warn(
+        "node {} missed more writes than it can be told of: emptied, warming from its "
+        "siblings",
+        n->addr());
   });
   if (!st.is_ok()) emptying_.erase(n->addr());
 }
@@ -112,9 +212,16 @@ void HealthChecker::probe(const std::shared_ptr<const Topology>& topo,
     }
     n->on_success();
     n->start_warmup(now_ms() + topo->config.warmup_ms);
-    // (An overflowed node is emptied by the next ticks before it serves: empty_node.)
+    // Back, but not trusted: other routers may still be skipping it, writing hints instead.
+    Watch& w = watch_[n->addr()];
+    w.settle_until = now_ms() + topo->config.settle_ms;
+    w.last_heard = now_ms();
+    w.clean = false;
     n->set_state(NodeState::kSyncing);
-    spdlog::info("node {} answers again: replaying {} missed keys", n->addr(), n->missed_size());
+    spdlog::info(
+        "node {} answers again: resyncing ({} keys missed here, and the hints on its "
+        "siblings)",
+        n->addr(), n->missed_size());
   });
   if (!st.is_ok()) {
     probing_.erase(n->addr());
@@ -122,10 +229,8 @@ void HealthChecker::probe(const std::shared_ptr<const Topology>& topo,
   }
 }
 
-// Replays up to kRepairBatch missed keys on `n`: each is read from a sibling that has it right
-// and written to `n` with the sibling's version and CAS (or deleted). Over memcache text (no
-// versions) the key is deleted on `n` instead, so that it refills from a sibling on its next
-// miss.
+// Replays up to kRepairBatch keys this router saw `n` miss: each is copied from a sibling
+// that has it right (copy_key).
 void HealthChecker::repair(const std::shared_ptr<const Topology>& topo, size_t shard,
                            const std::shared_ptr<Node>& n) {
   const Shard& s = topo->shards[shard];
@@ -140,27 +245,7 @@ void HealthChecker::repair(const std::shared_ptr<const Topology>& topo, size_t s
   auto one_done = [this, batch, n]() {
     if (--batch->left == 0) repairing_.erase(n->addr());
   };
-  const bool native_backend = topo->config.backend_protocol == client::Protocol::kNative;
   for (const auto& [key, generation] : keys) {
-    auto write_to_target = [this, n, key = key, generation = generation, one_done](Call c) {
-      if (!n->writable()) return one_done();
-      Status st = backends_.send(*n, c, [n, key, generation, one_done](Reply&& r) {
-        if (r.transport.is_ok() && r.code != native::Status::kServerError) {
-          n->unmiss(key, generation);
-          n->counters.repaired.fetch_add(1, std::memory_order_relaxed);
-        }
-        one_done();
-      });
-      if (!st.is_ok()) one_done();
-    };
-    Call del;
-    del.op = Op::kDelete;
-    del.key = key;
-    del.ttl = native::kDefaultTombstoneSeconds;
-    if (!native_backend) {
-      write_to_target(del);
-      continue;
-    }
     // A sibling that is up and did not miss this key.
     const Node* source = nullptr;
     for (const auto& m : s.replicas) {
@@ -173,29 +258,13 @@ void HealthChecker::repair(const std::shared_ptr<const Topology>& topo, size_t s
       one_done();  // nobody to copy from yet: try again on a later tick
       continue;
     }
-    Call get;
-    get.op = Op::kGet;
-    get.key = key;
-    get.options = native::kNoBump;
-    Status st = backends_.send(
-        *source, get, [this, key = key, del, write_to_target, one_done](Reply&& r) mutable {
-          if (!r.transport.is_ok()) return one_done();
-          if (r.code == native::Status::kNotFound) {
-            del.version = versions_.next();
-            return write_to_target(del);
-          }
-          if (r.code != native::Status::kOk) return one_done();
-          Call set;
-          set.op = Op::kSet;
-          set.key = key;
-          set.value = std::move(r.value);
-          set.flags = r.flags;
-          set.ttl = r.ttl;
-          set.version = r.version != 0 ? r.version : versions_.next();
-          set.new_cas = r.cas;  // CAS values stay the same on every replica
-          write_to_target(set);
-        });
-    if (!st.is_ok()) one_done();
+    copy_key(topo, n, *source, key, [n, key = key, generation = generation, one_done](bool ok) {
+      if (ok) {
+        n->unmiss(key, generation);
+        n->counters.repaired.fetch_add(1, std::memory_order_relaxed);
+      }
+      one_done();
+    });
   }
 }
 

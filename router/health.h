@@ -1,21 +1,31 @@
 // Node health: failure accounting on every request, and (worker 0) the periodic work that
-// brings nodes back: probing down nodes with backoff, replaying the keys a node missed, and
-// emptying a node that missed too many. The node states and the missed-key sets live in Node
-// (topology.h); this file changes them.
+// keeps a node out of reads while it may have missed writes and brings it back in sync. The
+// node states and the router's own missed-key sets live in Node (topology.h); what other
+// routers saw a node miss lives in hint lists on its siblings (hints.h). The guarantee and
+// its timing argument: docs/consistency.md.
 //
 //   request fails -> note_failure: failures_ >= failure_limit marks the node down
-//   write skipped or failed -> note_missed: the key goes in the node's missed set; reads of
-//       that key skip the node until repair() has copied it from a sibling
-//   HealthChecker::tick (every 20 ms, worker 0):
-//       kDown    -> probe when due (noop); an answer makes it kSyncing and warming
+//   write skipped or failed -> note_missed (this router's set) + a hint on each sibling
+//   HealthChecker::tick (every health_tick_ms, worker 0), per node:
+//       liveness: a probe (noop) when not heard from for probe_ms; a probe unanswered for
+//                 suspect_ms makes an up node kSyncing (reads avoid it) and pushes its
+//                 settle deadline to settle_ms past the last time it was late
+//       kDown    -> probe when due (backoff); an answer makes it kSyncing
 //       overflowed -> flush_all, then it warms from its siblings (empty_node)
-//       missed keys -> repair a batch: read from an up sibling, write with its version
-//       kSyncing with nothing missed -> kUp
+//       missed keys -> repair a batch: copy from a sibling (resync.cc)
+//       kSyncing -> drain the siblings' hint lists for it (resync.cc); kUp once a drain that
+//                 began after the settle deadline found none, and nothing is missed
+//       kUp      -> every hint_poll_ms, read its siblings' hint lists; any hint: kSyncing
+//   Until every node has been verified once (or a deadline), the router does not accept
+//   clients (Worker::start_listening, router.cc).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "client/connection.h"
 #include "router/backends.h"
@@ -41,26 +51,54 @@ client::Reply failed_reply(std::string why);
 
 class HealthChecker {
  public:
-  HealthChecker(BackendSet& backends, VersionClock& versions)
-      : backends_(backends), versions_(versions) {}
+  // `on_verified` runs once, on worker 0's thread, when every node of the first topology has
+  // been verified (up, or down) or `verify_deadline_ms` has passed.
+  HealthChecker(BackendSet& backends, VersionClock& versions, std::function<void()> on_verified)
+      : backends_(backends), versions_(versions), on_verified_(std::move(on_verified)) {}
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
   // One round over every node of `topo` (the worker's current topology).
   void tick(const std::shared_ptr<const Topology>& topo);
 
-  static constexpr uint64_t kTickMs = 20;
   static constexpr size_t kRepairBatch = 256;  // missed keys replayed per node per tick
 
  private:
+  // What worker 0 tracks of one node between ticks.
+  struct Watch {
+    int64_t probe_sent = 0;    // a liveness probe in flight since then (0: none)
+    int64_t last_heard = 0;    // the last probe answer
+    int64_t settle_until = 0;  // a drain must begin after this to bring the node up
+    bool draining = false;
+    int64_t drain_began = 0;
+    bool clean = false;                    // the last finished drain found no hint
+    int64_t clean_began = -1;              // ... and began then
+    int64_t next_poll = 0;                 // next hint poll while up
+    std::vector<std::string> overflow_at;  // siblings holding an overflow marker for it
+  };
+
+  void liveness(const std::shared_ptr<const Topology>& topo, const std::shared_ptr<Node>& n,
+                Watch& w, int64_t now);
   void probe(const std::shared_ptr<const Topology>& topo, const std::shared_ptr<Node>& n);
-  void empty_node(const std::shared_ptr<const Topology>& topo, const std::shared_ptr<Node>& n);
+  void empty_node(const std::shared_ptr<const Topology>& topo, size_t shard,
+                  const std::shared_ptr<Node>& n);
   void repair(const std::shared_ptr<const Topology>& topo, size_t shard,
               const std::shared_ptr<Node>& n);
+  // resync.cc: reads every sibling's hint list for `n`, copies the keys, deletes the lists.
+  void drain(const std::shared_ptr<const Topology>& topo, size_t shard,
+             const std::shared_ptr<Node>& n);
+  // resync.cc: makes `key` on `n` what it is on `source` (a copy with its version, CAS and
+  // remaining TTL, or a delete); `done(ok)`.
+  void copy_key(const std::shared_ptr<const Topology>& topo, const std::shared_ptr<Node>& n,
+                const Node& source, const std::string& key, std::function<void(bool)> done);
+  void check_verified(const std::shared_ptr<const Topology>& topo, int64_t now);
 
   BackendSet& backends_;
   VersionClock& versions_;
+  std::function<void()> on_verified_;
+  int64_t verify_deadline_ = 0;                                     // set on the first tick
   std::unordered_set<std::string> probing_, repairing_, emptying_;  // node addresses
+  std::unordered_map<std::string, Watch> watch_;                    // by node address
 };
 
 }  // namespace cachetier::router

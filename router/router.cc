@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <chrono>
+
 #include "common/net/listen.h"
 #include "router/stats.h"
 #include "router/worker.h"
@@ -41,7 +43,27 @@ Status Router::start() {
     workers_.back()->init();
   }
   for (auto& w : workers_) threads_.emplace_back([w = w.get()] { w->run(); });
+  // Start returns (and main prints "listening") once the nodes are verified; the health
+  // checker has its own deadline, this one is a backstop.
+  std::unique_lock<std::mutex> lock(verified_mu_);
+  const auto backstop =
+      std::chrono::milliseconds(uint64_t{cfg_.timeout_ms} * (cfg_.failure_limit + 4) + 2000);
+  if (!verified_cv_.wait_for(lock, backstop, [this] { return verified_; })) {
+    verified_ = true;
+    lock.unlock();
+    for (auto& w : workers_) w->post_listen();
+  }
   return Status::ok();
+}
+
+void Router::on_verified() {
+  {
+    std::lock_guard<std::mutex> lock(verified_mu_);
+    if (verified_) return;
+    verified_ = true;
+  }
+  for (auto& w : workers_) w->post_listen();
+  verified_cv_.notify_all();
 }
 
 Status Router::reload() {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,8 @@ class Router {
   int port() const { return port_; }
   // Re-reads the config file; on success the new topology is used for new requests.
   Status reload();
+  // Worker 0's health checker: every node verified once (or its deadline): accept clients.
+  void on_verified();
   // Stops accepting, closes connections, joins the workers.
   void stop();
 
@@ -59,6 +62,9 @@ class Router {
   std::vector<std::thread> threads_;
   VersionClock versions_;
   std::atomic<int64_t> open_connections_{0};
+  std::mutex verified_mu_;
+  std::condition_variable verified_cv_;
+  bool verified_ = false;
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};
 };
 

@@ -71,6 +71,16 @@ void Node::note_missed(std::string_view key, uint64_t limit) {
   if (fresh) missed_count_.fetch_add(1, std::memory_order_release);
 }
 
+void Node::force_overflow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!overflowed_.load()) {
+    missed_.clear();
+    missed_count_.store(0, std::memory_order_release);
+    overflowed_.store(true);
+  }
+  ++overflow_misses_;
+}
+
 uint64_t Node::overflow_misses() const {
   std::lock_guard<std::mutex> lock(mu_);
   return overflow_misses_;
@@ -139,8 +149,15 @@ Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
         return Status(StatusCode::kInvalidArgument, "bad node address " + addr);
       }
       auto node = std::make_shared<Node>(addr, host, port);
-      // A replica added to a running tier starts empty: warm it from its siblings.
-      if (previous != nullptr) node->start_warmup(now_ms() + cfg.warmup_ms);
+      if (previous == nullptr) {
+        // A router that starts trusts no node it has not verified: each serves reads once the
+        // health checker found no hint that it missed a write (docs/consistency.md).
+        node->set_state(NodeState::kSyncing);
+      } else {
+        // A replica added to a running tier starts empty: warm it from its siblings (the
+        // hint poll still checks it, as every node in service).
+        node->start_warmup(now_ms() + cfg.warmup_ms);
+      }
       s.replicas.push_back(std::move(node));
     }
     topo->shards.push_back(std::move(s));

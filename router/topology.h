@@ -79,6 +79,8 @@ class Node {
   // failed meanwhile: that one still needs repair).
   void unmiss(const std::string& key, uint64_t generation);
   bool overflowed() const { return overflowed_.load(); }
+  // A sibling's hint list for this node overflowed: emptied and warmed, as past the limit.
+  void force_overflow();
   // Writes missed since the node overflowed (each one is a reason to flush it again).
   uint64_t overflow_misses() const;
   // Ends the overflow if no write was missed since overflow_misses() returned `misses`

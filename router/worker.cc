@@ -34,20 +34,24 @@ void Worker::init() {
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
   uv_tcp_open(&listener_, listen_fd_);
-  uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, [](uv_stream_t* s, int status) {
-    if (status == 0) static_cast<Worker*>(s->data)->on_connection();
-  });
+  // Clients are accepted once the nodes are verified (post_listen): until then they wait in
+  // the kernel's accept queue.
+  uv_async_init(&loop_, &listen_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->data)->start_listening(); });
+  listen_async_.data = this;
   if (index_ == 0) {
-    health_ = std::make_unique<HealthChecker>(backends_, router_.versions());
+    health_ = std::make_unique<HealthChecker>(backends_, router_.versions(),
+                                              [this] { router_.on_verified(); });
     uv_timer_init(&loop_, &health_timer_);
     health_timer_.data = this;
+    const uint64_t tick = health_tick_ms(cfg());
     uv_timer_start(
         &health_timer_,
         [](uv_timer_t* t) {
           auto* w = static_cast<Worker*>(t->data);
           w->health_->tick(w->topo_);
         },
-        HealthChecker::kTickMs, HealthChecker::kTickMs);
+        tick, tick);
   }
   adopt_topology();
 }
@@ -58,6 +62,14 @@ void Worker::run() {
   uv_loop_close(&loop_);
 }
 
+void Worker::start_listening() {
+  if (listening_ || stopping_) return;
+  listening_ = true;
+  uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, [](uv_stream_t* s, int status) {
+    if (status == 0) static_cast<Worker*>(s->data)->on_connection();
+  });
+}
+
 void Worker::shut_down() {
   stopping_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
@@ -66,6 +78,7 @@ void Worker::shut_down() {
   backends_.close_all();
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&reload_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&listen_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
   if (index_ == 0) uv_close(reinterpret_cast<uv_handle_t*>(&health_timer_), nullptr);

@@ -40,6 +40,8 @@ class Worker {
   // Thread-safe: stop (close everything, end the loop) / adopt the router's new topology.
   void post_stop() { uv_async_send(&stop_async_); }
   void post_reload() { uv_async_send(&reload_async_); }
+  // Starts accepting clients (Router::start, once the nodes are verified).
+  void post_listen() { uv_async_send(&listen_async_); }
 
   // Loop thread only, for its connections and routes.
   uv_loop_t* loop() { return &loop_; }
@@ -64,13 +66,15 @@ class Worker {
   void flush_dirty();
   void adopt_topology();
   void shut_down();
+  void start_listening();
 
   Router& router_;
   const int index_;
   const int listen_fd_;
   uv_loop_t loop_{};
   uv_tcp_t listener_{};
-  uv_async_t stop_async_{}, reload_async_{};
+  uv_async_t stop_async_{}, reload_async_{}, listen_async_{};
+  bool listening_ = false;
   uv_check_t flush_check_{};
   uv_prepare_t flush_prepare_{};
   uv_timer_t health_timer_{};

@@ -62,7 +62,9 @@ struct FanoutCtx {
   // first failure: only those two are kept.
   std::optional<Reply> first_ok, first_failure;
   uint8_t first_ok_at = kMaxReplicas, first_failure_at = kMaxReplicas;
-  size_t left = 0;
+  size_t left = 0;        // legs not answered yet
+  size_t hints_left = 0;  // hint appends not answered yet (router/hints.h)
+  uint32_t sent = 0;      // replicas a leg went to
   bool answered = false;
   bool write = true;            // a write (versions, missed keys) or a read of every replica
   bool router_version = false;  // the version is ours (not the client's)

@@ -2,6 +2,7 @@
 #include "router/routes/write.h"
 
 #include "router/health.h"
+#include "router/hints.h"
 
 namespace cachetier::router {
 
@@ -64,6 +65,42 @@ bool changes_cas(const Call& call) {
 }
 
 void on_leg_reply(RouteEnv& env, FanoutLeg* leg, Reply&& r);
+void answer(RouteEnv& env, FanoutCtx* ctx);
+
+// Once every leg and every hint has answered: the answer (if not given already), then the
+// context goes back to the spares.
+void finish_if_done(RouteEnv& env, FanoutCtx* ctx) {
+  if (ctx->left != 0 || ctx->hints_left != 0) return;
+  if (!ctx->answered) return answer(env, ctx);
+  env.fanout_ctxs.give(ctx);
+}
+
+// Records on replica `to` that `missed` missed this write (hints.h). Sent after the write's
+// own leg to `to`, on the same connection, so a router that reads the hint finds the write
+// already applied there. The write is answered once the hint is stored (all_sync).
+void send_hint(RouteEnv& env, FanoutCtx* ctx, uint8_t to, const Node* missed, bool again = false) {
+  const Shard& s = ctx->topo->shards[ctx->shard];
+  Node* y = s.replicas[to].get();
+  if (!y->writable()) return;
+  const bool native_backend = ctx->topo->config.backend_protocol == client::Protocol::kNative;
+  if (!native_backend) (void)env.backends.send(*y, hints::create_call(*missed), [](Reply&&) {});
+  ++ctx->hints_left;
+  Status st = env.backends.send(
+      *y, hints::append_call(*missed, ctx->call, native_backend),
+      [&env, ctx, to, y, missed, again, native_backend](Reply&& r) {
+        if (r.transport.is_ok() && r.code != native::Status::kOk) {
+          if (!native_backend && !again && r.code == native::Status::kNotStored) {
+            send_hint(env, ctx, to, missed, true);  // a drain deleted the list in between
+          } else {
+            // The list is full: X will be emptied and warmed instead.
+            (void)env.backends.send(*y, hints::overflow_call(*missed), [](Reply&&) {});
+          }
+        }
+        --ctx->hints_left;
+        finish_if_done(env, ctx);
+      });
+  if (!st.is_ok()) --ctx->hints_left;
+}
 
 void fan_out(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,
              FanoutOptions opts, bool write) {
@@ -83,6 +120,7 @@ void fan_out(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done 
   uint8_t targets[kMaxReplicas];
   size_t n_targets = 0;
   uint32_t mergeable = 0;
+  uint32_t skipped = 0;  // replicas not written to (down): each gets hints on the others
   for (size_t i = 0; i < s.replicas.size() && i < kMaxReplicas; ++i) {
     Node& n = *s.replicas[i];
     const bool readable = n.readable() && !missed_any(n, call);
@@ -91,6 +129,7 @@ void fan_out(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done 
       if (readable) mergeable |= 1u << i;
     } else if (write) {
       note_missed(topo.config, n, call);
+      skipped |= 1u << i;
     }
   }
   if (n_targets == 0) {
@@ -110,6 +149,9 @@ void fan_out(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done 
   ctx->merge_meta = opts.merge_meta;
   ctx->mergeable = mergeable;
   ctx->left = n_targets;
+  ctx->hints_left = 1;  // held until the hints below are sent: a leg may fail at once
+  ctx->sent = 0;
+  for (size_t t = 0; t < n_targets; ++t) ctx->sent |= 1u << targets[t];
   for (size_t t = 0; t < n_targets; ++t) {
     const uint8_t i = targets[t];
     FanoutLeg* leg = &ctx->legs[i];
@@ -122,6 +164,12 @@ void fan_out(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done 
     // (ctx may be gone after the last on_leg_reply: nothing below touches it.)
     if (!st.is_ok()) on_leg_reply(env, leg, failed_reply(n.addr() + ": " + st.message()));
   }
+  for (size_t i = 0; skipped != 0 && i < s.replicas.size() && i < kMaxReplicas; ++i) {
+    if (!((skipped >> i) & 1u)) continue;
+    for (size_t t = 0; t < n_targets; ++t) send_hint(env, ctx, targets[t], s.replicas[i].get());
+  }
+  --ctx->hints_left;
+  finish_if_done(env, ctx);
 }
 
 void answer(RouteEnv& env, FanoutCtx* ctx) {
@@ -146,7 +194,12 @@ void on_leg_reply(RouteEnv& env, FanoutLeg* leg, Reply&& r) {
   const bool ok = r.transport.is_ok();
   if (!ok) {
     note_failure(ctx->topo->config, n, r);
-    if (ctx->write) note_missed(ctx->topo->config, n, ctx->call);
+    if (ctx->write) {
+      note_missed(ctx->topo->config, n, ctx->call);
+      for (uint8_t j = 0; j < s.replicas.size() && j < kMaxReplicas; ++j) {
+        if (j != i && ((ctx->sent >> j) & 1u)) send_hint(env, ctx, j, &n);
+      }
+    }
   } else {
     note_success(n);
     if (r.code == native::Status::kOlderVersion && ctx->router_version) {
@@ -171,9 +224,8 @@ void on_leg_reply(RouteEnv& env, FanoutLeg* leg, Reply&& r) {
       ctx->first_failure = std::move(r);
       ctx->first_failure_at = i;
     }
-    if (ctx->left == 0) return answer(env, ctx);
   }
-  if (ctx->left == 0) env.fanout_ctxs.give(ctx);
+  finish_if_done(env, ctx);
 }
 
 }  // namespace

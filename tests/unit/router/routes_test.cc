@@ -101,6 +101,10 @@ struct Fixture {
     auto t = build_topology(cfg.value(), nullptr);
     REQUIRE(t.is_ok());
     topo = t.value();
+    // New nodes start syncing (unverified); these tests start from a verified tier.
+    for (const auto& sh : topo->shards) {
+      for (const auto& n : sh.replicas) n->set_state(NodeState::kUp);
+    }
   }
   // As a connection that closes: whatever is still unanswered fails (a failover it causes
   // fails too), so every route finishes and gives its context back.
@@ -245,11 +249,51 @@ TEST_CASE("routes: a write that lost to a newer version is answered as supersede
   CHECK(superseded(Op::kCas) == NStatus::kExists);
 }
 
+TEST_CASE("routes: a write that skips a down node leaves a hint on each sibling written",
+          "[router][routes]") {
+  Fixture f(1, 3);
+  f.node(0, 0).set_state(NodeState::kDown);
+  Call ms;
+  ms.op = Op::kMultiSet;
+  ms.items = {{"a", "1"}, {"bb", "2"}};
+  route_write(f.env, *f.topo, 0, ms, f.done());
+  CHECK(f.backends.to(f.addr(0, 0)) == 0);
+  for (int r = 1; r <= 2; ++r) {
+    auto write = f.backends.take(f.addr(0, r));
+    CHECK(write.call.op == Op::kMultiSet);
+    auto hint = f.backends.take(f.addr(0, r));  // queued right behind the write
+    CHECK(hint.call.op == Op::kAppend);
+    CHECK(hint.call.key == "__cachetier:hints:" + f.addr(0, 0));
+    CHECK(hint.call.value == "1:a2:bb");
+    write.done(ok());
+    CHECK_FALSE(f.answer);
+    // A full list: an overflow marker goes to that sibling.
+    Reply full = ok();
+    full.code = r == 2 ? NStatus::kTooLarge : NStatus::kOk;
+    hint.done(std::move(full));
+  }
+  REQUIRE(f.answer);
+  CHECK(f.answer->code == NStatus::kOk);
+  auto marker = f.backends.take(f.addr(0, 2));
+  CHECK(marker.call.op == Op::kSet);
+  CHECK(marker.call.key == "__cachetier:hints-overflow:" + f.addr(0, 0));
+  marker.done(ok());
+}
+
 TEST_CASE("routes: a failed write leg notes the key missed on that node", "[router][routes]") {
   Fixture f(1, 2, "failure_limit: 10\n");
   route_write(f.env, *f.topo, 0, set("k", "v"), f.done());
   f.backends.take(f.addr(0, 0)).done(timeout());
   f.backends.take(f.addr(0, 1)).done(ok());
+  // The sibling is told, after the write on the same connection, that node 0 missed k; the
+  // write is answered once that hint is stored.
+  CHECK_FALSE(f.answer);
+  auto hint = f.backends.take(f.addr(0, 1));
+  CHECK(hint.call.op == Op::kAppend);
+  CHECK(hint.call.key == "__cachetier:hints:" + f.addr(0, 0));
+  CHECK(hint.call.value == "1:k");
+  CHECK(hint.call.has_vivify);
+  hint.done(ok());
   REQUIRE(f.answer);
   CHECK(f.answer->code == NStatus::kOk);
   CHECK(f.node(0, 0).has_missed("k"));
