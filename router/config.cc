@@ -99,6 +99,7 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "suspect_ms",
                                               "settle_ms",
                                               "hint_poll_ms",
+                                              "read_verify",
                                               "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
@@ -202,6 +203,14 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
            "probe_ms + suspect_ms + the health tick (" + std::to_string(health_tick_ms(c)) +
                " ms) must stay under timeout_ms, or a paused node could serve a read after a "
                "write it missed was acknowledged");
+  }
+  if (root["read_verify"]) {
+    c.read_verify =
+        r.choice<bool>(root["read_verify"], "read_verify", {{"true", true}, {"false", false}});
+    if (c.read_verify && c.backend_protocol != client::Protocol::kNative) {
+      r.fail(root["read_verify"], "read_verify",
+             "needs backend_protocol: native (memcached keeps no versions to compare)");
+    }
   }
   const YAML::Node shards = root["shards"];
   if (!shards) r.fail(root, "shards", "required: a list of shards");

@@ -45,6 +45,9 @@ struct RouterConfig {
                                 // it again before it is trusted (1.5 retry_max_ms + 2 timeout_ms:
                                 // the longest probe backoff, with its jitter, and a round trip)
   uint32_t hint_poll_ms = 100;  // how often the hint lists of nodes in service are read
+  // Single-key gets read every readable replica and answer with the newest version: no stale
+  // read even in a partial partition, at the cost of a read per replica (native only).
+  bool read_verify = false;
   // Per client connection (downstream.h): not read while this many requests are unanswered,
   // or while this many reply bytes wait for it to read them; closed past the hard bound.
   uint32_t client_max_in_flight = 64;

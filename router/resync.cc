@@ -164,9 +164,12 @@ void HealthChecker::drain(const std::shared_ptr<const Topology>& topo, size_t sh
         while (cp->next < cp->keys.size() && cp->in_flight < kCopiesInFlight) {
           ++cp->in_flight;
           const std::string& key = cp->keys[cp->next++];
-          copy_key(topo, n, *m, key, [cp, n, step](bool ok) {
+          // If this router saw the miss too, the copy repairs that as well.
+          const uint64_t generation = n->missed_generation(key);
+          copy_key(topo, n, *m, key, [cp, n, step, &key, generation](bool ok) {
             --cp->in_flight;
             if (ok) {
+              if (generation != 0) n->unmiss(key, generation);
               n->counters.repaired.fetch_add(1, std::memory_order_relaxed);
             } else {
               cp->failed = true;

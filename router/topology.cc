@@ -109,6 +109,13 @@ std::vector<std::pair<std::string, uint64_t>> Node::take_missed(size_t max) {
   return out;
 }
 
+uint64_t Node::missed_generation(const std::string& key) const {
+  if (missed_count_.load(std::memory_order_acquire) == 0) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = missed_.find(key);
+  return it == missed_.end() ? 0 : it->second;
+}
+
 void Node::unmiss(const std::string& key, uint64_t generation) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = missed_.find(key);

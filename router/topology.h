@@ -78,6 +78,9 @@ class Node {
   // Repaired: forgets `key` unless it was missed again since take_missed() (a newer write
   // failed meanwhile: that one still needs repair).
   void unmiss(const std::string& key, uint64_t generation);
+  // The generation of `key`'s latest miss, 0 if it is not missed (for unmiss after a copy
+  // made for another reason: a hint).
+  uint64_t missed_generation(const std::string& key) const;
   bool overflowed() const { return overflowed_.load(); }
   // A sibling's hint list for this node overflowed: emptied and warmed, as past the limit.
   void force_overflow();

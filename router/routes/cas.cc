@@ -2,6 +2,7 @@
 #include "router/routes/cas.h"
 
 #include "router/health.h"
+#include "router/hints.h"
 #include "router/routes/write.h"
 
 namespace cachetier::router {
@@ -71,31 +72,64 @@ void route_cas(RouteEnv& env, const Topology& topo, size_t shard, Call call, Don
         }
         note_success(p);
         if (r.code == native::Status::kOlderVersion) r.code = superseded(Op::kCas);
+        // Siblings that miss the change get a hint on the primary (hints.h): before the answer
+        // for those known down now, after it for a sibling whose change fails later.
+        const bool native_backend = tp->config.backend_protocol == client::Protocol::kNative;
+        auto hint_on_primary = [&env, tp, shard, first, change, native_backend](
+                                   const Node& missed, client::ReplyCallback then) {
+          Node& pr = *tp->shards[shard].replicas[first];
+          if (!native_backend) {
+            (void)env.backends.send(pr, hints::create_call(missed), [](Reply&&) {});
+          }
+          if (!then) then = [](Reply&&) {};
+          Status hs =
+              env.backends.send(pr, hints::append_call(missed, *change, native_backend), then);
+          return hs.is_ok();
+        };
+        struct Waiting {
+          size_t left = 1;
+          Done done;
+          Reply reply;
+        };
+        auto w = std::make_shared<Waiting>();
+        w->done = std::move(done);
+        auto one = [w]() {
+          if (--w->left == 0) w->done(std::move(w->reply));
+        };
         if (r.code == native::Status::kOk) {
           for (size_t i = 0; i < sh.replicas.size(); ++i) {
             if (i == first) continue;
             Node& n = *sh.replicas[i];
             if (!n.writable()) {
               note_missed(tp->config, n, *change);
+              ++w->left;
+              if (!hint_on_primary(n, [one](Reply&&) { one(); })) one();
               continue;
             }
             n.counters.requests.fetch_add(1, std::memory_order_relaxed);
-            Status sst = env.backends.send(n, *change, [tp, shard, i, change](Reply&& cr) {
-              Node& m = *tp->shards[shard].replicas[i];
-              if (!cr.transport.is_ok()) {
-                note_failure(tp->config, m, cr);
-                note_missed(tp->config, m, *change);
-              } else {
-                note_success(m);
-                if (cr.code != native::Status::kOk && cr.code != native::Status::kOlderVersion) {
-                  note_missed(tp->config, m, *change);  // it did not take the winner's change
-                }
-              }
-            });
-            if (!sst.is_ok()) note_missed(tp->config, n, *change);
+            Status sst =
+                env.backends.send(n, *change, [tp, shard, i, change, hint_on_primary](Reply&& cr) {
+                  Node& m = *tp->shards[shard].replicas[i];
+                  if (!cr.transport.is_ok()) {
+                    note_failure(tp->config, m, cr);
+                    note_missed(tp->config, m, *change);
+                    hint_on_primary(m, nullptr);
+                  } else {
+                    note_success(m);
+                    if (cr.code != native::Status::kOk &&
+                        cr.code != native::Status::kOlderVersion) {
+                      note_missed(tp->config, m, *change);  // it did not take the winner's change
+                    }
+                  }
+                });
+            if (!sst.is_ok()) {
+              note_missed(tp->config, n, *change);
+              hint_on_primary(n, nullptr);
+            }
           }
         }
-        done(std::move(r));
+        w->reply = std::move(r);
+        one();
         release(env, change->key);  // the siblings' changes are queued: later requests follow them
       });
   if (!st.is_ok()) {

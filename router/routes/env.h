@@ -69,6 +69,7 @@ struct FanoutCtx {
   bool write = true;            // a write (versions, missed keys) or a read of every replica
   bool router_version = false;  // the version is ours (not the client's)
   bool merge_meta = false;      // fold fetched/idle of every hit into the answer
+  bool newest = false;          // answer with the newest hit (read_verify)
   uint32_t mergeable = 0;       // replicas whose item meta counts (readable at dispatch)
   bool any_fetched = false;
   uint64_t min_idle = UINT64_MAX;

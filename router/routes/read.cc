@@ -3,6 +3,7 @@
 
 #include "client/ring/replica_order.h"
 #include "router/health.h"
+#include "router/routes/write.h"
 
 namespace cachetier::router {
 
@@ -87,6 +88,15 @@ void attempt(RouteEnv& env, ReadCtx* ctx) {
 
 void route_read(RouteEnv& env, const Topology& topo, size_t shard, Call call, ReadOptions opts,
                 Done done) {
+  if (topo.config.read_verify && !opts.primary &&
+      (call.op == native::Op::kGet || call.op == native::Op::kGets) && call.options == 0 &&
+      !call.has_vivify && !call.has_recache) {
+    // read_verify: every readable replica, the newest version wins (docs/consistency.md).
+    FanoutOptions fo;
+    fo.newest = true;
+    route_read_all(env, topo, shard, std::move(call), std::move(done), fo);
+    return;
+  }
   ReadCtx* ctx = env.read_ctxs.take();
   ctx->topo = &topo;
   ctx->shard = shard;

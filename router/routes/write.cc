@@ -147,6 +147,7 @@ void fan_out(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done 
   ctx->write = write;
   ctx->router_version = router_version;
   ctx->merge_meta = opts.merge_meta;
+  ctx->newest = opts.newest;
   ctx->mergeable = mergeable;
   ctx->left = n_targets;
   ctx->hints_left = 1;  // held until the hints below are sent: a leg may fail at once
@@ -216,6 +217,14 @@ void on_leg_reply(RouteEnv& env, FanoutLeg* leg, Reply&& r) {
       ctx->topo->config.write_policy == WritePolicy::kAllAsync) {
     ctx->answered = true;
     ctx->done(std::move(r));
+  } else if (!ctx->answered && ctx->newest && ok) {
+    // read_verify: the hit with the highest version wins, a hit wins over a miss.
+    const bool hit = r.code == native::Status::kOk;
+    const bool had_hit = ctx->first_ok && ctx->first_ok->code == native::Status::kOk;
+    if (!ctx->first_ok || (hit && (!had_hit || r.version > ctx->first_ok->version))) {
+      ctx->first_ok = std::move(r);
+      ctx->first_ok_at = i;
+    }
   } else if (!ctx->answered) {
     if (ok && i < ctx->first_ok_at) {
       ctx->first_ok = std::move(r);

@@ -25,6 +25,9 @@ namespace cachetier::router {
 
 struct FanoutOptions {
   bool merge_meta = false;
+  // route_read_all: answer with the hit of the highest version (read_verify), a hit before a
+  // miss.
+  bool newest = false;
 };
 
 void route_write(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,

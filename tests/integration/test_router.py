@@ -414,7 +414,8 @@ def test_kill9_one_replica_per_shard_under_load_no_errors_no_misses():
 def test_paused_replica_never_serves_stale_values_and_is_resynced():
     nodes = servers(2)
     try:
-        cfg = router_config([nodes], read_policy="round_robin", failure_limit=3, retry_ms=100)
+        cfg = router_config([nodes], read_policy="round_robin", failure_limit=3, retry_ms=100,
+                            retry_max_ms=500)
         with Router(cfg) as r:
             c = py(r.port)
             keys = ["k%d" % i for i in range(200)]

@@ -87,6 +87,20 @@ class Client:
                 raise ClientError(line.decode(errors="replace"))
         self._call(op)
 
+    def stats(self):
+        """The server's `stats` as a dict of strings."""
+        def op():
+            self.sock.sendall(b"stats\r\n")
+            out = {}
+            while True:
+                line = self._line()
+                if line == b"END":
+                    return out
+                parts = line.decode(errors="replace").split(" ", 2)
+                if len(parts) == 3 and parts[0] == "STAT":
+                    out[parts[1]] = parts[2]
+        return self._call(op)
+
     def get(self, key):
         """The value, or None on a miss."""
         def op():

@@ -156,3 +156,54 @@ def partial_partition(t):
     t.bed.mend("a", "x")
     read_for(t, h, ["a", "b"], "mended, reads via a+b", keys=range(UPDATED))
     return h, failed
+
+
+def link_down(t):
+    """5b: x's link goes down while keys are updated through a and read through b; back up."""
+    h = History(UPDATED + OTHER)
+    prefill(t, h)
+    baseline(t, h, ["a", "b"])
+    h.phase("x link down, writes via a")
+    t.bed.link_down("x")
+    meanwhile = readers(h, [t.client("b")])
+    meanwhile.start()
+    failed = h.write_all(t.client("a"), range(UPDATED))
+    meanwhile.stop()
+    t.bed.link_up("x")
+    read_for(t, h, ["a", "b"], "link up, reads via a+b", keys=range(UPDATED))
+    return h, failed
+
+
+def throttled(t, kbit=64):
+    """A throttled link (tc tbf): x answers slowly while a and b write and read all along."""
+    h = History(UPDATED + OTHER)
+    prefill(t, h)
+    baseline(t, h, ["a", "b"])
+    w = writers(h, [t.client("a"), t.client("b")], keys=range(UPDATED), pause_s=0.002)
+    r = readers(h, [t.client("a"), t.client("b")], keys=range(UPDATED))
+    w.start()
+    r.start()
+    time.sleep(0.5)
+    h.phase("x throttled to %d kbit/s" % kbit)
+    t.bed.throttle("x", kbit)
+    time.sleep(3.0)
+    h.phase("x unthrottled")
+    t.bed.unthrottle("x")
+    time.sleep(2.0)
+    w.stop()
+    r.stop()
+    read_for(t, h, ["a", "b"], "after, reads via a+b", seconds=1.0, keys=range(UPDATED))
+    return h, 0
+
+
+def overflow(t):
+    """More missed keys than x's hint list can hold on y: x is emptied and warms instead."""
+    h = History(UPDATED + OTHER)
+    prefill(t, h)
+    baseline(t, h, ["a", "b"])
+    h.phase("x paused, all keys via a")
+    t.node("x").pause()
+    failed = h.write_all(t.client("a"))
+    t.node("x").resume()
+    read_for(t, h, ["a", "b"], "x back, reads via a+b")
+    return h, failed

@@ -75,7 +75,13 @@ def run(name):
     routers = {"flapping": ["a", "b", "c"], "restart": ["a"]}.get(base, ["a", "b"])
     print("%s (%s backends, routers %s, timeout_ms %d)" % (
         name, "memcached" if mc else "cacheserver", "+".join(routers), TIMEOUT_MS))
-    with Tier(nodes=["x", "y"], routers=routers, memcached=mc, **settings()) as t:
+    # overflow: a 4 KB item limit on the nodes, so x's hint list on y holds ~500 keys.
+    node_args = ["-I", "4k"] if base == "overflow" else []
+    extra = settings()
+    if base == "partial_verify":
+        extra["read_verify"] = "true"
+    with Tier(nodes=["x", "y"], routers=routers, memcached=mc, node_args=node_args,
+              **extra) as t:
         if base in ("idle", "busy"):
             h, failed = S.paused_write_read(t, busy=base == "busy")
             assert_clean(h, failed)
@@ -99,10 +105,31 @@ def run(name):
             mended = [p for p in h.report() if p["phase"].startswith("mended")][0]
             check(mended["stale"] == 0, "%d stale reads after the partition" % mended["stale"])
             assert_repaired(t, h)
+        elif base == "partial_verify":
+            # read_verify: every get reads both replicas, the newest version wins.
+            h, failed = S.partial_partition(t)
+            tot = assert_clean(h, failed)
+            print("  read_verify: %d reads through b while a -/- x, 0 stale" % tot["reads"])
+            assert_repaired(t, h)
         elif base == "isolated":
             h, failed = S.isolated(t)
             assert_clean(h, failed)
             assert_repaired(t, h)
+        elif base == "link_down":
+            h, failed = S.link_down(t)
+            assert_clean(h, failed)
+            assert_repaired(t, h)
+        elif base == "throttled":
+            h, failed = S.throttled(t)
+            assert_clean(h, failed)
+        elif base == "overflow":
+            h, failed = S.overflow(t)
+            assert_clean(h, failed)
+            st = t.client("a").stats()
+            flushed = int(st["node:x:11211:flushed"])
+            check(flushed >= 1, "x was emptied (node:x:11211:flushed = %d)" % flushed)
+            print("  x missed %d keys, more than its hint list holds: emptied %d time(s), "
+                  "warmed from y" % (h.keys, flushed))
         elif base == "flapping":
             h, failed = S.flapping(t)
             assert_clean(h, failed)

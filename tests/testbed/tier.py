@@ -79,7 +79,8 @@ class Tier:
             argv = ["memcached", "-p", str(NODE_PORT), "-U", "0", "-l", "0.0.0.0", "-t", "1",
                     "-m", "64", "-u", "root"]
         else:
-            argv = [SERVER, "-p", str(NODE_PORT), "-l", "0.0.0.0", "-t", "1", "-m", "64"]
+            memory = [] if "-m" in self.node_args else ["-m", "64"]
+            argv = [SERVER, "-p", str(NODE_PORT), "-l", "0.0.0.0", "-t", "1"] + memory
         return self.bed.spawn(h, argv + self.node_args, name="node-" + h)
 
     def start_router(self, h):

@@ -280,6 +280,49 @@ TEST_CASE("routes: a write that skips a down node leaves a hint on each sibling 
   marker.done(ok());
 }
 
+TEST_CASE("routes: read_verify reads every replica and answers with the newest version",
+          "[router][routes]") {
+  Fixture f(1, 3, "read_verify: true\n");
+  route_read(f.env, *f.topo, 0, get("k"), {}, f.done());
+  for (int r = 0; r < 3; ++r) CHECK(f.backends.to(f.addr(0, r)) == 1);
+  Reply old_hit = ok();
+  old_hit.value = "old";
+  old_hit.version = 5;
+  Reply new_hit = ok();
+  new_hit.value = "new";
+  new_hit.version = 9;
+  Reply miss = ok();
+  miss.code = NStatus::kNotFound;
+  f.backends.take(f.addr(0, 0)).done(std::move(old_hit));
+  f.backends.take(f.addr(0, 1)).done(std::move(miss));
+  CHECK_FALSE(f.answer);  // every replica answers first
+  f.backends.take(f.addr(0, 2)).done(std::move(new_hit));
+  REQUIRE(f.answer);
+  CHECK(f.answer->value == "new");
+  // A hit wins over a miss, whatever the order.
+  f.answer.reset();
+  route_read(f.env, *f.topo, 0, get("k"), {}, f.done());
+  Reply m2 = ok();
+  m2.code = NStatus::kNotFound;
+  Reply h2 = ok();
+  h2.value = "v";
+  h2.version = 1;
+  f.backends.take(f.addr(0, 0)).done(std::move(h2));
+  f.backends.take(f.addr(0, 1)).done(std::move(m2));
+  f.backends.take(f.addr(0, 2)).done(timeout());
+  REQUIRE(f.answer);
+  CHECK(f.answer->value == "v");
+}
+
+TEST_CASE("routes: read_verify needs native backends", "[router][routes]") {
+  auto cfg = parse_config(
+      "backend_protocol: memcache\nread_verify: true\nshards:\n  - name: s\n"
+      "    replicas: [10.0.0.1:1]\n",
+      "t.yaml");
+  REQUIRE_FALSE(cfg.is_ok());
+  CHECK(cfg.status().message().find("read_verify") != std::string::npos);
+}
+
 TEST_CASE("routes: a failed write leg notes the key missed on that node", "[router][routes]") {
   Fixture f(1, 2, "failure_limit: 10\n");
   route_write(f.env, *f.topo, 0, set("k", "v"), f.done());
@@ -302,6 +345,31 @@ TEST_CASE("routes: a failed write leg notes the key missed on that node", "[rout
   route_read(f.env, *f.topo, 0, get("k"), {}, f.done());  // skips the node that missed it
   CHECK(f.backends.to(f.addr(0, 0)) == 0);
   CHECK(f.backends.to(f.addr(0, 1)) == 1);
+}
+
+TEST_CASE("routes: a cas leaves a hint on the primary for a sibling that misses its change",
+          "[router][routes]") {
+  Fixture f(1, 3, "failure_limit: 10\n");
+  f.node(0, 2).set_state(NodeState::kDown);
+  Call c = set("k", "new", Op::kCas);
+  c.cas = 77;
+  route_cas(f.env, *f.topo, 0, c, f.done());
+  f.backends.take(f.addr(0, 0)).done(ok());
+  CHECK_FALSE(f.answer);  // the down sibling's hint is stored first
+  auto copy = f.backends.take(f.addr(0, 1));
+  auto hint = f.backends.take(f.addr(0, 0));
+  CHECK(hint.call.op == Op::kAppend);
+  CHECK(hint.call.key == "__cachetier:hints:" + f.addr(0, 2));
+  hint.done(ok());
+  REQUIRE(f.answer);
+  CHECK(f.answer->code == NStatus::kOk);
+  // A sibling whose copy fails later gets one too (after the answer).
+  copy.done(timeout());
+  auto late = f.backends.take(f.addr(0, 0));
+  CHECK(late.call.key == "__cachetier:hints:" + f.addr(0, 1));
+  CHECK(late.call.value == "1:k");
+  late.done(ok());
+  CHECK(f.node(0, 1).has_missed("k"));
 }
 
 TEST_CASE("routes: a cas compares on the primary, then copies to the siblings",
