@@ -329,6 +329,12 @@ void Connection::on_read(ssize_t n) {
     return;
   }
   in_.commit(static_cast<size_t>(n));
+  if (opts_.heard_ms != nullptr) {
+    opts_.heard_ms->store(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+            .count(),
+        std::memory_order_relaxed);
+  }
   if (opts_.protocol == Protocol::kMemcache) {
     on_read_text();
     return;

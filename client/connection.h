@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -59,6 +60,9 @@ struct ConnectionOptions {
   // owner calls flush_queued() once per loop phase, so every request queued in that phase goes
   // out in one write (cacherouter, which flushes in uv_prepare and uv_check).
   bool defer_flush = false;
+  // When set, every read from the server stores the time (steady clock, ms) here: a node's
+  // liveness seen across all the connections to it (cacherouter's health checker).
+  std::atomic<int64_t>* heard_ms = nullptr;
 };
 
 // What a request asks for (the native op and its fields).

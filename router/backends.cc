@@ -34,30 +34,60 @@ size_t Backends::outstanding(const Node& n) const {
   return c == nullptr ? SIZE_MAX : c->in_flight();
 }
 
+client::ConnectionOptions Backends::options_for(const Topology& topo,
+                                                const std::shared_ptr<Node>& n) {
+  client::ConnectionOptions o;
+  o.host = n->host();
+  o.port = n->port();
+  o.protocol = topo.config.backend_protocol;
+  o.timeout_ms = topo.config.timeout_ms;
+  o.max_frame = kBackendMaxFrame;
+  o.defer_flush = true;       // flush() below, once per loop phase
+  o.heard_ms = &n->heard_ms;  // every worker's reads count as hearing from the node
+  // A restarted node is picked up about as fast as a down one is probed.
+  o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);
+  // A connection that comes back means the node may have restarted empty: from now on,
+  // misses on it are retried on a sibling and back-filled (on every worker, at once).
+  o.on_reconnect = [node = n, warmup_ms = topo.config.warmup_ms] {
+    node->start_warmup(now_ms() + warmup_ms);
+  };
+  // A name that does not resolve (yet) is retried like a refused connection, and counted.
+  o.on_resolve_failure = [node = n] {
+    node->counters.resolve_failures.fetch_add(1, std::memory_order_relaxed);
+  };
+  return o;
+}
+
+Status Backends::send_probe(const Node& n, const client::Call& call, client::ReplyCallback done) {
+  if (topo_ == nullptr) return Status(StatusCode::kIoError, "no connection");
+  auto it = probe_conns_.find(n.addr());
+  if (it == probe_conns_.end()) {
+    for (const Shard& s : topo_->shards) {
+      for (const auto& m : s.replicas) {
+        if (m.get() != &n) continue;
+        client::ConnectionOptions o = options_for(*topo_, m);
+        o.on_reconnect = nullptr;  // the data connection says when the node restarted
+        o.on_resolve_failure = nullptr;
+        it = probe_conns_.emplace(n.addr(), client::Connection::create(loop_, o)).first;
+      }
+    }
+    if (it == probe_conns_.end()) return Status(StatusCode::kIoError, "not in the topology");
+  }
+  client::Connection* c = it->second;
+  if (!c->connected()) return send(n, call, std::move(done));  // (connecting: the data one)
+  Status s = c->send(call, std::move(done));
+  if (c->take_queued()) queued_.push_back(c);
+  return s;
+}
+
 void Backends::adopt(const Topology& topo) {
+  topo_ = &topo;
   std::unordered_set<std::string> wanted;
   for (const Shard& s : topo.shards) {
     for (const auto& n : s.replicas) {
       wanted.insert(n->addr());
       if (conns_.count(n->addr())) continue;
-      client::ConnectionOptions o;
-      o.host = n->host();
-      o.port = n->port();
-      o.protocol = topo.config.backend_protocol;
-      o.timeout_ms = topo.config.timeout_ms;
-      o.max_frame = kBackendMaxFrame;
-      o.defer_flush = true;  // flush() below, once per loop phase
-      // A restarted node is picked up about as fast as a down one is probed.
-      o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);
-      // A connection that comes back means the node may have restarted empty: from now on,
-      // misses on it are retried on a sibling and back-filled (on every worker, at once).
-      o.on_reconnect = [node = n, warmup_ms = topo.config.warmup_ms] {
-        node->start_warmup(now_ms() + warmup_ms);
-      };
-      // A name that does not resolve (yet) is retried like a refused connection, and counted.
-      o.on_resolve_failure = [node = n] {
-        node->counters.resolve_failures.fetch_add(1, std::memory_order_relaxed);
-      };
+      client::ConnectionOptions o = options_for(topo, n);
       conns_[n->addr()] = client::Connection::create(loop_, o);
     }
   }
@@ -92,10 +122,21 @@ void Backends::adopt(const Topology& topo) {
         linger_ms, 0);
     it = conns_.erase(it);
   }
+  for (auto it = probe_conns_.begin(); it != probe_conns_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    forget(it->second);
+    it->second->close();  // (probes are noops: nothing is lost)
+    it = probe_conns_.erase(it);
+  }
 }
 
 void Backends::close_all() {
   for (auto& [addr, c] : conns_) c->close();
+  for (auto& [addr, c] : probe_conns_) c->close();
+  probe_conns_.clear();
   queued_.clear();
   conns_.clear();
   by_id_.clear();

@@ -27,6 +27,11 @@ class BackendSet {
   virtual Status send(const Node& n, const client::Call& call, client::ReplyCallback done) = 0;
   // Requests sent to `n` and not answered yet (the least_outstanding read policy).
   virtual size_t outstanding(const Node& n) const = 0;
+  // A liveness probe: on a connection of its own, so that it never waits behind client
+  // traffic (a huge multi-get's replies) and its delay is the node's.
+  virtual Status send_probe(const Node& n, const client::Call& call, client::ReplyCallback done) {
+    return send(n, call, std::move(done));
+  }
 };
 
 // The worker's BackendSet. Loop thread only.
@@ -38,6 +43,7 @@ class Backends final : public BackendSet {
 
   Status send(const Node& n, const client::Call& call, client::ReplyCallback done) override;
   size_t outstanding(const Node& n) const override;
+  Status send_probe(const Node& n, const client::Call& call, client::ReplyCallback done) override;
 
   // Opens connections to the topology's new nodes; closes those of nodes it no longer has once
   // their requests are done (their deadline at most).
@@ -58,7 +64,10 @@ class Backends final : public BackendSet {
   uv_loop_t* loop_;
   std::vector<client::Connection*> queued_;                     // sent to since the last flush()
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
-  std::vector<client::Connection*> by_id_;                      // by Node::id(), for requests
+  std::unordered_map<std::string, client::Connection*> probe_conns_;  // opened on first use
+  client::ConnectionOptions options_for(const Topology& topo, const std::shared_ptr<Node>& n);
+  const Topology* topo_ = nullptr;          // the last one adopted
+  std::vector<client::Connection*> by_id_;  // by Node::id(), for requests
 };
 
 // The frame limit of a backend connection: the largest reply a node sends (its output limit,

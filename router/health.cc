@@ -77,12 +77,12 @@ void HealthChecker::tick(const std::shared_ptr<const Topology>& topo) {
           }
           if (w.draining) break;
           if (n->state() == NodeState::kSyncing) {
-            const bool late = w.probe_sent != 0 && now - w.probe_sent > cfg.suspect_ms;
-            if (!late && w.clean && w.clean_began > w.settle_until && !n->any_missed() &&
+            const bool is_late = late(w, now, cfg);
+            if (!is_late && w.clean && w.clean_began > w.settle_until && !n->any_missed() &&
                 !n->overflowed() && !repairing_.count(n->addr()) && !emptying_.count(n->addr())) {
               n->set_state(NodeState::kUp);
               spdlog::info("node {} is in sync: back in service", n->addr());
-            } else if (!late) {
+            } else if (!is_late) {
               drain(topo, si, n);
             }
           } else if (cfg.hint_poll_ms != 0 && now >= w.next_poll) {
@@ -125,7 +125,7 @@ void HealthChecker::liveness(const std::shared_ptr<const Topology>& topo,
     return;
   }
   if (w.probe_sent != 0) {
-    if (now - w.probe_sent > cfg.suspect_ms) {
+    if (late(w, now, cfg)) {
       if (n->state() == NodeState::kUp) {
         n->set_state(NodeState::kSyncing);
         spdlog::warn(
@@ -143,12 +143,16 @@ void HealthChecker::liveness(const std::shared_ptr<const Topology>& topo,
   noop.op = Op::kNoop;
   w.probe_sent = now;
   const std::string addr = n->addr();
-  Status st = backends_.send(*n, noop, [this, n, topo, addr](Reply&& r) {
+  Status st = backends_.send_probe(*n, noop, [this, n, topo, addr](Reply&& r) {
     auto it = watch_.find(addr);
     if (it == watch_.end()) return;
     it->second.probe_sent = 0;
     if (!r.transport.is_ok()) {
-      note_failure(topo->config, *n, r);
+      // A probe that timed out while the node was sending (to some worker) is queued behind
+      // work: not a failure that counts towards marking it down (it is out of reads anyway).
+      const bool heard =
+          now_ms() - n->heard_ms.load(std::memory_order_relaxed) < int64_t{topo->config.suspect_ms};
+      if (!(r.timed_out() && heard)) note_failure(topo->config, *n, r);
       return;
     }
     it->second.last_heard = now_ms();
@@ -204,7 +208,7 @@ void HealthChecker::probe(const std::shared_ptr<const Topology>& topo,
   Call noop;
   noop.op = Op::kNoop;
   probing_.insert(n->addr());
-  Status st = backends_.send(*n, noop, [this, n, topo](Reply&& r) {
+  Status st = backends_.send_probe(*n, noop, [this, n, topo](Reply&& r) {
     probing_.erase(n->addr());
     if (!r.transport.is_ok()) {
       n->probe_failed(topo->config.retry_max_ms);

@@ -8,8 +8,9 @@
 //   write skipped or failed -> note_missed (this router's set) + a hint on each sibling
 //   HealthChecker::tick (every health_tick_ms, worker 0), per node:
 //       liveness: a probe (noop) when not heard from for probe_ms; a probe unanswered for
-//                 suspect_ms makes an up node kSyncing (reads avoid it) and pushes its
-//                 settle deadline to settle_ms past the last time it was late
+//                 suspect_ms, with no byte from the node for as long, makes an up node
+//                 kSyncing (reads avoid it) and pushes its settle deadline to settle_ms past
+//                 the last time it was late
 //       kDown    -> probe when due (backoff); an answer makes it kSyncing
 //       overflowed -> flush_all, then it warms from its siblings (empty_node)
 //       missed keys -> repair a batch: copy from a sibling (resync.cc)
@@ -92,6 +93,13 @@ class HealthChecker {
   void copy_key(const std::shared_ptr<const Topology>& topo, const std::shared_ptr<Node>& n,
                 const Node& source, const std::string& key, std::function<void(bool)> done);
   void check_verified(const std::shared_ptr<const Topology>& topo, int64_t now);
+  // A probe to `n` has been unanswered for suspect_ms. (Bytes still arriving from the node do
+  // not excuse it: over a throttled link old replies trickle in while new writes are stuck,
+  // and a write that times out must never be acknowledged while `n` is still read. A node
+  // kept busy longer than suspect_ms, by anything, is out of reads like a paused one.)
+  static bool late(const Watch& w, int64_t now, const RouterConfig& cfg) {
+    return w.probe_sent != 0 && now - w.probe_sent > cfg.suspect_ms;
+  }
 
   BackendSet& backends_;
   VersionClock& versions_;

@@ -103,8 +103,7 @@ void HealthChecker::drain(const std::shared_ptr<const Topology>& topo, size_t sh
   const int64_t now = now_ms();
   for (const auto& mp : topo->shards[shard].replicas) {
     if (mp.get() == n.get() || mp->state() == NodeState::kDown) continue;
-    const Watch& mw = watch_[mp->addr()];
-    if (mw.probe_sent != 0 && now - mw.probe_sent > topo->config.suspect_ms) continue;
+    if (late(watch_[mp->addr()], now, topo->config)) continue;
     std::shared_ptr<Node> m = mp;
     // The overflow marker: the node is emptied and warmed instead (empty_node).
     Call ov;

@@ -92,6 +92,8 @@ class Node {
   size_t missed_size() const { return missed_count_.load(); }
 
   NodeCounters counters;
+  // now_ms() when any worker last read bytes from the node (health.cc's liveness).
+  std::atomic<int64_t> heard_ms{0};
 
  private:
   static uint32_t next_id() {

@@ -120,13 +120,21 @@ def run(name):
             assert_clean(h, failed)
             assert_repaired(t, h)
         elif base == "throttled":
+            # tc tbf drops what overflows its queue: one TCP flow to x can sit in
+            # retransmission while another one's probe gets through, which is a partial
+            # partition between that router and x (docs/consistency.md): the same bound.
             h, failed = S.throttled(t)
-            assert_clean(h, failed)
+            tot = assert_clean(h, failed, stale_ok=True)
+            bound = HINT_POLL_MS + TIMEOUT_MS
+            print("  stale reads: %d, longest %.1f ms (bound %d ms)" % (
+                tot["stale"], tot["longest_ms"], bound))
+            check(tot["longest_ms"] <= bound, "staleness %.1f ms over the %d ms bound" % (
+                tot["longest_ms"], bound))
         elif base == "overflow":
             h, failed = S.overflow(t)
             assert_clean(h, failed)
-            st = t.client("a").stats()
-            flushed = int(st["node:x:11211:flushed"])
+            # Whichever router drained the marker first emptied it.
+            flushed = sum(int(t.client(r).stats()["node:x:11211:flushed"]) for r in routers)
             check(flushed >= 1, "x was emptied (node:x:11211:flushed = %d)" % flushed)
             print("  x missed %d keys, more than its hint list holds: emptied %d time(s), "
                   "warmed from y" % (h.keys, flushed))
