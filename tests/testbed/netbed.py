@@ -24,7 +24,8 @@ immediate local error.
 
 Hygiene: needs root. Everything made carries the tag ctbed<pid>; close() (also run at exit and
 on SIGINT/SIGTERM) kills the processes it started by pid, deletes its namespaces (which takes
-their links and rules with them) and its /etc/netns directories. A bed also removes what an
+their links and rules with them), its /etc/netns directories and its log directory (kept when
+CTBED_KEEP_LOGS is set). A bed also removes what an
 earlier run left behind if that run's process is gone (same prefix, dead pid).
 Run with Debian's /usr/bin/python3.
 """
@@ -246,6 +247,8 @@ class Bed:
             sh("ip", "netns", "del", name, check=False)
             shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
         self.made = []
+        if not os.environ.get("CTBED_KEEP_LOGS"):  # the programs' output, kept on request
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
     def leftovers(self):
         """What of this bed still exists (for the self-test): namespaces, /etc/netns, pids."""
