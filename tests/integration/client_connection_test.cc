@@ -1,6 +1,7 @@
 // client::Connection against a real cacheserver: every op, 10,000 requests in flight,
 // deadlines while the server is stopped (SIGSTOP) and recovery after SIGCONT, reconnect after
-// a restart, the in-flight bound, defer_flush (the owner flushes); and, against a scripted peer, replies out of order and late.
+// a restart, the in-flight bound, defer_flush (the owner flushes); and, against a scripted peer,
+// replies out of order and late.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -173,7 +174,8 @@ TEST_CASE("connection: defer_flush writes only when the owner flushes", "[client
   for (int i = 0; i < 200 && !up; ++i) {
     std::promise<bool> p;
     f.loop.post([&] {
-      Status s = f.conn->send(make(Op::kNoop), [&](Reply&& r) { p.set_value(r.transport.is_ok()); });
+      Status s =
+          f.conn->send(make(Op::kNoop), [&](Reply&& r) { p.set_value(r.transport.is_ok()); });
       if (!s.is_ok()) {
         p.set_value(false);
         return;
@@ -193,19 +195,25 @@ TEST_CASE("connection: defer_flush writes only when the owner flushes", "[client
   std::string got;
   f.loop.post([&] {
     for (int i = 0; i < 200; ++i) {
-      CHECK(f.conn->send(make(Op::kSet, "d" + std::to_string(i), big), [&](Reply&& r) {
-        if (r.transport.is_ok() && r.code == native::Status::kOk) ++ok;
-        ++answered;
-      }).is_ok());
+      CHECK(f.conn
+                ->send(make(Op::kSet, "d" + std::to_string(i), big),
+                       [&](Reply&& r) {
+                         if (r.transport.is_ok() && r.code == native::Status::kOk) ++ok;
+                         ++answered;
+                       })
+                .is_ok());
       if (f.conn->take_queued()) ++lists;
     }
-    CHECK(f.conn->send(make(Op::kGet, "d199"), [&](Reply&& r) {
-      got = r.value;
-      ++answered;
-      all.set_value();
-    }).is_ok());
+    CHECK(f.conn
+              ->send(make(Op::kGet, "d199"),
+                     [&](Reply&& r) {
+                       got = r.value;
+                       ++answered;
+                       all.set_value();
+                     })
+              .is_ok());
     CHECK_FALSE(f.conn->take_queued());  // listed once per flush, not once per request
-    f.loop.post([&] {  // a later loop turn: still unsent, so still unanswered
+    f.loop.post([&] {                    // a later loop turn: still unsent, so still unanswered
       CHECK(answered == 0);
       f.conn->flush_queued();
     });

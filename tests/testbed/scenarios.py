@@ -87,19 +87,22 @@ def router_restart_while_down(t):
     return h, failed
 
 
-def isolated(t):
-    """5: x cut off from every host, updates through a, reads through b; healed; reads."""
+def cut_off(t, how="isolate"):
+    """5: x cut off (isolated from every host, or its link down), updates through a, reads
+    through b; then back; reads."""
+    fault, undo, label = {"isolate": (t.bed.isolate, t.bed.heal, "isolated"),
+                          "link": (t.bed.link_down, t.bed.link_up, "link down")}[how]
     h = History(UPDATED + OTHER)
     prefill(t, h)
     baseline(t, h, ["a", "b"])
-    h.phase("x isolated, writes via a")
-    t.bed.isolate("x")
+    h.phase("x %s, writes via a" % label)
+    fault("x")
     meanwhile = readers(h, [t.client("b")])
     meanwhile.start()
     failed = h.write_all(t.client("a"), range(UPDATED))
     meanwhile.stop()
-    t.bed.heal("x")
-    read_for(t, h, ["a", "b"], "healed, reads via a+b", keys=range(UPDATED))
+    undo("x")
+    read_for(t, h, ["a", "b"], "x back, reads via a+b", keys=range(UPDATED))
     return h, failed
 
 
@@ -155,22 +158,6 @@ def partial_partition(t):
     r.stop()
     t.bed.mend("a", "x")
     read_for(t, h, ["a", "b"], "mended, reads via a+b", keys=range(UPDATED))
-    return h, failed
-
-
-def link_down(t):
-    """5b: x's link goes down while keys are updated through a and read through b; back up."""
-    h = History(UPDATED + OTHER)
-    prefill(t, h)
-    baseline(t, h, ["a", "b"])
-    h.phase("x link down, writes via a")
-    t.bed.link_down("x")
-    meanwhile = readers(h, [t.client("b")])
-    meanwhile.start()
-    failed = h.write_all(t.client("a"), range(UPDATED))
-    meanwhile.stop()
-    t.bed.link_up("x")
-    read_for(t, h, ["a", "b"], "link up, reads via a+b", keys=range(UPDATED))
     return h, failed
 
 

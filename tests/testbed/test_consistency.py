@@ -47,6 +47,15 @@ def assert_clean(h, failed, stale_ok=False):
     return tot
 
 
+def assert_bounded(tot, what):
+    """The partial-partition bound of docs/consistency.md: hint_poll_ms + timeout_ms."""
+    bound = HINT_POLL_MS + TIMEOUT_MS
+    print("  stale reads %s: %d, longest %.1f ms (bound: hint_poll_ms + timeout_ms = %d ms)"
+          % (what, tot["stale"], tot["longest_ms"], bound))
+    check(tot["longest_ms"] <= bound, "staleness %.1f ms over the %d ms bound" % (
+        tot["longest_ms"], bound))
+
+
 def assert_repaired(t, h, node="x", keys=range(S.UPDATED), seconds=10.0):
     """`node` holds the newest acknowledged value of every key (the hints were replayed)."""
     direct = t.direct(node)
@@ -96,12 +105,7 @@ def run(name):
             assert_repaired(t, h)
         elif base == "partial":
             h, failed = S.partial_partition(t)
-            tot = assert_clean(h, failed, stale_ok=True)
-            bound = HINT_POLL_MS + TIMEOUT_MS
-            print("  stale reads through b while a -/- x: %d, longest %.1f ms (bound: "
-                  "hint_poll_ms + timeout_ms = %d ms)" % (tot["stale"], tot["longest_ms"], bound))
-            check(tot["longest_ms"] <= bound, "staleness %.1f ms over the %d ms bound" % (
-                tot["longest_ms"], bound))
+            assert_bounded(assert_clean(h, failed, stale_ok=True), "through b while a -/- x")
             mended = [p for p in h.report() if p["phase"].startswith("mended")][0]
             check(mended["stale"] == 0, "%d stale reads after the partition" % mended["stale"])
             assert_repaired(t, h)
@@ -111,12 +115,8 @@ def run(name):
             tot = assert_clean(h, failed)
             print("  read_verify: %d reads through b while a -/- x, 0 stale" % tot["reads"])
             assert_repaired(t, h)
-        elif base == "isolated":
-            h, failed = S.isolated(t)
-            assert_clean(h, failed)
-            assert_repaired(t, h)
-        elif base == "link_down":
-            h, failed = S.link_down(t)
+        elif base in ("isolated", "link_down"):
+            h, failed = S.cut_off(t, "isolate" if base == "isolated" else "link")
             assert_clean(h, failed)
             assert_repaired(t, h)
         elif base == "throttled":
@@ -124,12 +124,7 @@ def run(name):
             # retransmission while another one's probe gets through, which is a partial
             # partition between that router and x (docs/consistency.md): the same bound.
             h, failed = S.throttled(t)
-            tot = assert_clean(h, failed, stale_ok=True)
-            bound = HINT_POLL_MS + TIMEOUT_MS
-            print("  stale reads: %d, longest %.1f ms (bound %d ms)" % (
-                tot["stale"], tot["longest_ms"], bound))
-            check(tot["longest_ms"] <= bound, "staleness %.1f ms over the %d ms bound" % (
-                tot["longest_ms"], bound))
+            assert_bounded(assert_clean(h, failed, stale_ok=True), "with x throttled")
         elif base == "overflow":
             h, failed = S.overflow(t)
             assert_clean(h, failed)

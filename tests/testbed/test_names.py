@@ -30,17 +30,6 @@ def config(port, replicas):
     return f.name
 
 
-def stats(client):
-    client._call(lambda: client.sock.sendall(b"stats\r\n"))
-    out = {}
-    while True:
-        line = client._line()
-        if line == b"END":
-            return out
-        _, k, v = line.decode().split(" ", 2)
-        out[k] = v
-
-
 def until(fn, seconds=10.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -104,8 +93,11 @@ def main():
             check(app2.get(b"k6") == b"v6", "read back over IPv6")
             check(on_y.get(b"k6") == b"v6", "it landed on y")
             st = {}
-            check(until(lambda: int(stats(app2).get("node:ghost:11211:resolve_failures", 0)) >= 2
-                        and bool(st.update(stats(app2))) is False),
+
+            def counted():
+                st.update(app2.stats())
+                return int(st.get("node:ghost:11211:resolve_failures", 0)) >= 2
+            check(until(counted),
                   "resolve failures counted and retried")
             check(st["node:y6:11211:state"] == "up", "y6 up: %r" % st["node:y6:11211:state"])
             check("does not resolve" in router2.output(), "logged at start: %r" %
