@@ -40,6 +40,9 @@ struct Item {
   static constexpr uint8_t kWinSent = 16;
   static constexpr uint8_t kVersioned = 32;  // 8 bytes of version follow the value
   static constexpr uint8_t kTombstone = 64;  // a versioned delete: reads as a miss
+  // A slab chunk handed out and not yet released (set and cleared under its class lock): with
+  // kLinked clear, an item being stored or unlinked and not yet freed, whose page must stay.
+  static constexpr uint8_t kAllocated = 128;
 
   uint8_t load_bits() const {
     return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(bits)).load(std::memory_order_acquire);

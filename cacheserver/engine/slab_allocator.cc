@@ -120,14 +120,32 @@ char* LruEngine::detach_page(const SlabClass* requester) {
   if (victim == nullptr || !victim->mu.try_lock()) return nullptr;
   std::lock_guard vlock(victim->mu, std::adopt_lock);
   if (victim->pages.empty()) return nullptr;
-  size_t idx = victim->hand_page % victim->pages.size();
+  // The page: from the CLOCK hand on, the first without a chunk that is allocated but not in
+  // the index (being stored, or unlinked and not yet released: its release would put a chunk
+  // of a page another class owns on this class's free list). Allocation and release of this
+  // class wait for its lock, so no such chunk appears on a page while it is held.
+  size_t idx = victim->pages.size();
+  const size_t tries = std::min<size_t>(victim->pages.size(), 4);
+  for (size_t k = 0; k < tries && idx == victim->pages.size(); ++k) {
+    size_t cand = (victim->hand_page + k) % victim->pages.size();
+    const Page& p = victim->pages[cand];
+    bool held = false;
+    for (uint32_t i = 0; i < p.used && !held; ++i) {
+      held = (victim->slot(p, i)->load_bits() & (Item::kAllocated | Item::kLinked)) ==
+             Item::kAllocated;
+    }
+    if (!held) idx = cand;
+  }
+  if (idx == victim->pages.size()) return nullptr;
   Page page = victim->pages[idx];
-  // Evict everything on the page; if a shard is busy, put back what was taken and give up.
+  // Evict everything on the page; if a shard is busy, or an item was unlinked meanwhile (so is
+  // held now), put back what was taken and give up.
   std::vector<Item*> evicted;
   for (uint32_t i = 0; i < page.used; ++i) {
     Item* it = victim->slot(page, i);
-    if ((it->load_bits() & Item::kLinked) == 0) continue;
-    if (!evict_item(it)) {
+    uint8_t b = it->load_bits();
+    if ((b & (Item::kLinked | Item::kAllocated)) == 0) continue;  // free
+    if ((b & Item::kLinked) == 0 || !evict_item(it)) {
       for (Item* e : evicted) {
         e->hnext = victim->free;
         victim->free = e;
@@ -217,7 +235,7 @@ Item* LruEngine::allocate_small(size_t bytes) {
   }
   if (it == nullptr) return nullptr;
   it->cls = static_cast<uint8_t>(ci);
-  it->store_bits(0);
+  it->store_bits(Item::kAllocated);
   return it;
 }
 
