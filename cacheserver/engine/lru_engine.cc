@@ -193,13 +193,19 @@ StoreResult LruEngine::store(const StoreRequest& req) {
   if (concat) {  // the new item's size depends on the old one
     std::lock_guard lock(s.mu);
     Item* old = find_locked(s, hash, req.key);
-    if (old != nullptr && !old->tombstone()) old_len = old->vlen;
+    if (old != nullptr && !old->tombstone()) {
+      old_len = old->vlen;
+      StoreResult r;
+      if (append_in_place_locked(s, old, req, clock_.now(), r)) return r;
+    }
   }
   for (int attempt = 0; attempt < 8; ++attempt) {
     size_t vlen = req.value.size() + old_len;
     if (vlen > max_item_size_) return {EngineStatus::kTooLarge, 0, 0};
-    // Allocate and fill outside the shard lock.
-    Item* it = allocate(req.key.size(), vlen, req.version != 0 ? sizeof(uint64_t) : 0);
+    // Allocate and fill outside the shard lock. A large appended value gets half its size
+    // again as room to grow in place, so that N appends copy O(N) bytes, not O(N^2).
+    const size_t slack = req.mode == StoreMode::kAppend ? vlen / 2 : 0;
+    Item* it = allocate(req.key.size(), vlen, req.version != 0 ? sizeof(uint64_t) : 0, slack);
     if (it == nullptr) return {EngineStatus::kNoMemory, 0, 0};
     std::memcpy(it->data(), req.key.data(), req.key.size());
     if (!concat) std::memcpy(it->value_ptr(), req.value.data(), req.value.size());
@@ -303,6 +309,31 @@ StoreResult LruEngine::store(const StoreRequest& req) {
     return r;
   }
   return {EngineStatus::kNoMemory, 0, 0};  // the key kept changing size under us
+}
+
+bool LruEngine::append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
+                                       StoreResult& r) {
+  if (req.mode != StoreMode::kAppend || req.compare_cas || old->cls != kLargeClass) return false;
+  if (dead_locked(old, now)) return false;  // the general path drops it
+  const uint8_t b = old->load_bits();
+  const bool versioned = (b & Item::kVersioned) != 0;
+  if (req.version != 0 && (!versioned || old->version() > req.version)) return false;
+  const size_t n = req.value.size();
+  if (old->vlen + n > max_item_size_ || item_size(old) + n > large_capacity(old)) return false;
+  const uint64_t version = req.version != 0 ? req.version : old->version();
+  std::memcpy(old->value_ptr() + old->vlen, req.value.data(), n);  // over the old version
+  old->vlen += static_cast<uint32_t>(n);
+  if (versioned) old->set_version(version);
+  s.item_bytes += n;
+  // As a new item: unreferenced, not fetched, no lease state.
+  old->clear_bits(Item::kRef | Item::kFetched | Item::kStale | Item::kWinSent);
+  old->atime = static_cast<uint32_t>(now);
+  old->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+  ++s.total_items;
+  r.status = EngineStatus::kOk;
+  r.cas = old->cas;
+  r.size = old->vlen;
+  return true;
 }
 
 StoreResult LruEngine::remove(const DeleteRequest& req) {

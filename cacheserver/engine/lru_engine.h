@@ -87,11 +87,16 @@ class LruEngine final : public Engine {
   bool drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired, Item** to_free);
 
   // Allocation: never called with a shard lock held.
-  // Allocation with room for `extra` bytes after the value (a version).
-  Item* allocate(size_t key_len, size_t value_len, size_t extra = 0);
+  // Allocation with room for `extra` bytes after the value (a version); a large item gets
+  // `slack` bytes more if the budget allows, to grow into in place (append_in_place_locked).
+  Item* allocate(size_t key_len, size_t value_len, size_t extra = 0, size_t slack = 0);
   void release(Item* it);
   Item* allocate_small(size_t bytes);
   Item* allocate_large(size_t bytes);
+  // An append that fits in a large item's capacity, done in place: O(appended bytes) where a
+  // new item would copy the whole value (a hint list appended to per missed write).
+  bool append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
+                              StoreResult& r);
   int class_for(size_t bytes) const;
   bool reserve_budget(size_t bytes);
   bool take_fresh_page_locked(SlabClass& c);

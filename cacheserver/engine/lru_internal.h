@@ -80,7 +80,9 @@ inline constexpr size_t kSmallestChunk = 40;
 inline constexpr size_t kLinearLimit = 1024;  // 8-byte class steps up to here, ~6% steps above
 inline constexpr size_t kMaxDigits = 20;      // a 64-bit counter
 inline constexpr uint8_t kLargeClass = 255;   // Item::cls of an item with its own allocation
-inline constexpr size_t kLargePrefix = 16;    // slot index in the large pool, before the item
+// Before a large item: its slot index in the large pool, then its capacity (the bytes from
+// the item on that its allocation holds: an appended list grows into it in place).
+inline constexpr size_t kLargePrefix = 16;
 
 // glibc's chunk size for a malloc of n bytes (large items are charged what they really take).
 inline size_t malloc_cost(size_t n) {
@@ -89,6 +91,9 @@ inline size_t malloc_cost(size_t n) {
 }
 
 inline char* large_block(Item* it) { return reinterpret_cast<char*>(it) - kLargePrefix; }
+inline size_t& large_capacity(Item* it) {
+  return *reinterpret_cast<size_t*>(large_block(it) + sizeof(size_t));
+}
 
 // Bytes an item occupies before rounding: header, key, value and its version if any.
 inline size_t item_size(const Item* it) {

@@ -191,9 +191,17 @@ bool LruEngine::steal_page(SlabClass& c) {
   return true;
 }
 
-Item* LruEngine::allocate(size_t key_len, size_t value_len, size_t extra) {
+Item* LruEngine::allocate(size_t key_len, size_t value_len, size_t extra, size_t slack) {
   size_t bytes = kHeaderSize + key_len + value_len + extra;
-  Item* it = bytes > large_threshold_ ? allocate_large(bytes) : allocate_small(bytes);
+  Item* it = nullptr;
+  if (bytes <= large_threshold_) {
+    it = allocate_small(bytes);
+  } else {
+    const size_t most = kHeaderSize + 255 + max_item_size_ + sizeof(uint64_t);
+    slack = std::min(slack, most > bytes ? most - bytes : 0);
+    if (slack != 0) it = allocate_large(bytes + slack);
+    if (it == nullptr) it = allocate_large(bytes);
+  }
   if (it == nullptr) return nullptr;
   it->hnext = nullptr;
   it->klen = static_cast<uint8_t>(key_len);
@@ -240,7 +248,7 @@ Item* LruEngine::allocate_small(size_t bytes) {
 }
 
 Item* LruEngine::allocate_large(size_t bytes) {
-  if (bytes > kHeaderSize + 255 + max_item_size_) return nullptr;
+  if (bytes > kHeaderSize + 255 + max_item_size_ + sizeof(uint64_t)) return nullptr;
   size_t cost = malloc_cost(bytes + kLargePrefix);
   LargePool& lp = *large_;
   std::lock_guard lock(lp.mu);
@@ -256,6 +264,7 @@ Item* LruEngine::allocate_large(size_t bytes) {
   if (block == nullptr) fatal_out_of_memory("large item", bytes);
   auto* it = reinterpret_cast<Item*>(block + kLargePrefix);
   *reinterpret_cast<size_t*>(block) = lp.items.size();
+  large_capacity(it) = bytes;
   lp.items.push_back(it);
   it->cls = kLargeClass;
   it->store_bits(0);
@@ -289,7 +298,7 @@ void LruEngine::free_large_locked(Item* it) {
   lp.items[slot] = moved;
   *reinterpret_cast<size_t*>(large_block(moved)) = slot;
   lp.items.pop_back();
-  size_t cost = malloc_cost(item_size(it) + kLargePrefix);
+  size_t cost = malloc_cost(large_capacity(it) + kLargePrefix);
   std::free(large_block(it));
   data_bytes_.fetch_sub(static_cast<int64_t>(cost), std::memory_order_relaxed);
 }

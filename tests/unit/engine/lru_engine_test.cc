@@ -23,8 +23,8 @@ struct Fixture {
   ManualClock clock{kStart};
   LruEngine engine;
   // Small pages so that tests with a few MB of budget see fine-grained accounting.
-  explicit Fixture(size_t limit = 8 << 20, size_t buckets = 64)
-      : engine(LruEngineConfig{limit, 6, buckets, 64 << 10, 16 << 10}, clock) {}
+  explicit Fixture(size_t limit = 8 << 20, size_t buckets = 64, size_t max_item = 16 << 10)
+      : engine(LruEngineConfig{limit, 6, buckets, 64 << 10, max_item}, clock) {}
 
   StoreResult set(std::string_view k, std::string_view v, int64_t exptime = 0,
                   StoreMode mode = StoreMode::kSet, uint32_t flags = 0) {
@@ -415,6 +415,69 @@ TEST_CASE("a page is not taken from under an item that is still held", "[engine]
     if (got && *got != value(i)) ++wrong;
   }
   CHECK(wrong == 0);
+}
+
+TEST_CASE("appends to a large item grow it in place with a copy's result", "[engine][memory]") {
+  // Large items (over a quarter page here: 16 KiB) that are appended to get room to grow, so
+  // a list appended to per write costs O(appended bytes) per append (hint lists).
+  Fixture f(8 << 20, 16, 1 << 20);
+  const size_t base = f.engine.stats().memory_used;
+  std::string want(20000, 'a');
+  StoreResult first = f.set("list", want, 0, StoreMode::kSet, 7);
+  REQUIRE(first.status == EngineStatus::kOk);
+  uint64_t last_cas = first.cas;
+  for (int i = 0; i < 3000; ++i) {
+    std::string piece = std::to_string(i) + ":" + std::string(static_cast<size_t>(i % 40), 'p');
+    StoreResult r = f.set("list", piece, 0, StoreMode::kAppend);
+    REQUIRE(r.status == EngineStatus::kOk);
+    want += piece;
+    REQUIRE(r.size == want.size());
+    REQUIRE(r.cas > last_cas);
+    last_cas = r.cas;
+    if (i % 500 == 0) REQUIRE(f.get("list") == want);
+  }
+  ItemView v = f.view("list");
+  CHECK(v.value.size() == want.size());
+  CHECK(v.client_flags == 7);
+  CHECK(v.cas == last_cas);
+  CHECK(f.get("list") == want);
+  auto st = f.engine.stats();
+  CHECK(st.bytes >= want.size());
+  CHECK(st.memory_used - base <= want.size() * 2);  // the room to grow is bounded and counted
+  // Prepend still copies, and the result is the same.
+  REQUIRE(f.set("list", "head", 0, StoreMode::kPrepend).status == EngineStatus::kOk);
+  CHECK(f.get("list") == "head" + want);
+  DeleteRequest del;
+  del.key = "list";
+  REQUIRE(f.engine.remove(del).status == EngineStatus::kOk);
+  CHECK(f.engine.stats().memory_used == base);  // capacity and all given back
+  CHECK(f.engine.stats().bytes == 0);
+
+  // The TTL stays, versions still order writes, and a version moves with the value.
+  StoreRequest r;
+  r.mode = StoreMode::kSet;
+  r.key = "vlist";
+  std::string big(17000, 'b');
+  r.value = big;
+  r.version = 5;
+  r.exptime = resolve_exptime(100, f.clock.now());
+  REQUIRE(f.engine.store(r).status == EngineStatus::kOk);
+  r.mode = StoreMode::kAppend;
+  r.value = "x";
+  r.version = 6;
+  REQUIRE(f.engine.store(r).status == EngineStatus::kOk);
+  r.value = "y";
+  r.version = 0;
+  REQUIRE(f.engine.store(r).status == EngineStatus::kOk);
+  r.value = "z";
+  r.version = 4;
+  CHECK(f.engine.store(r).status == EngineStatus::kOlderVersion);
+  ItemView vv = f.view("vlist");
+  CHECK(vv.version == 6);
+  CHECK(vv.value == big + "xy");
+  f.clock.advance(101);
+  CHECK_FALSE(f.get("vlist"));
+  CHECK(f.engine.stats().memory_used >= base);
 }
 
 TEST_CASE("an item larger than the whole budget is refused", "[engine][memory]") {
