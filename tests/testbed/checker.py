@@ -87,6 +87,13 @@ class Client:
                 raise ClientError(line.decode(errors="replace"))
         self._call(op)
 
+    def flush_all(self):
+        """The reply line of `flush_all` (OK, or the router's error)."""
+        def op():
+            self.sock.sendall(b"flush_all\r\n")
+            return self._line().decode(errors="replace")
+        return self._call(op)
+
     def stats(self):
         """The server's `stats` as a dict of strings."""
         def op():

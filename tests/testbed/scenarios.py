@@ -194,3 +194,17 @@ def overflow(t):
     t.node("x").resume()
     read_for(t, h, ["a", "b"], "x back, reads via a+b")
     return h, failed
+
+
+def flush_missed(t):
+    """flush_all through a while x is paused: x missed it, so once back it must serve none of
+    what the flush removed, through a (which saw the flush fail on x) or b (which did not)."""
+    h = History(UPDATED)
+    prefill(t, h)
+    baseline(t, h, ["a", "b"])
+    t.node("x").pause()
+    time.sleep(0.3)  # the routers see x late
+    reply = t.client("a").flush_all()
+    time.sleep(0.3)
+    t.node("x").resume()
+    return h, reply

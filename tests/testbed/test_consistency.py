@@ -78,6 +78,20 @@ def assert_repaired(t, h, node="x", keys=range(S.UPDATED), seconds=10.0):
     print("  %s holds the newest value of all %d updated keys" % (node, len(keys)))
 
 
+def assert_all_miss(t, routers, keys, seconds):
+    """Reads every key through every router for `seconds`: each must miss. Returns the reads."""
+    clients = [t.client(r) for r in routers]
+    reads = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for c in clients:
+            for i in range(keys):
+                v = c.get(key_name(i))
+                check(v is None, "key %d read as %r after flush_all" % (i, v))
+                reads += 1
+    return reads
+
+
 def run(name):
     mc = name.endswith("_memcached")
     base = name[:-len("_memcached")] if mc else name
@@ -133,6 +147,18 @@ def run(name):
             check(flushed >= 1, "x was emptied (node:x:11211:flushed = %d)" % flushed)
             print("  x missed %d keys, more than its hint list holds: emptied %d time(s), "
                   "warmed from y" % (h.keys, flushed))
+        elif base == "flush_missed":
+            h, reply = S.flush_missed(t)
+            print("  flush_all via a with x paused: %s" % reply)
+            # Whatever the reply, nothing the flush removed is read again, via a or b.
+            hits = assert_all_miss(t, ["a", "b"], h.keys, seconds=3.0)
+            flushed = sum(int(t.client(r).stats()["node:x:11211:flushed"]) for r in routers)
+            check(flushed >= 1, "x was emptied (node:x:11211:flushed = %d)" % flushed)
+            direct = t.direct("x")
+            left = [i for i in range(h.keys) if direct.get(key_name(i)) is not None]
+            check(not left, "x still holds %d flushed keys, e.g. %s" % (len(left), left[:5]))
+            print("  %d reads via a+b after x came back, 0 flushed values; x emptied %d "
+                  "time(s)" % (hits, flushed))
         elif base == "flapping":
             h, failed = S.flapping(t)
             assert_clean(h, failed)
