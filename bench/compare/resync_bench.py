@@ -7,7 +7,9 @@ Resync: one shard of replicas x and y behind router a (timeout_ms 100, failure_l
 retry_max_ms 200); x is paused, N distinct keys are written through a with cachebench
 (pipelined), x is resumed, and the time until the router reports x `up` again (every missed
 key copied from y, y's hint list for x drained) is printed with the keys copied per second.
-The nodes run with `-I 64m`, so a hint list of a million keys fits in one item.
+The nodes run with `-I 64m` (--item-size), so a hint list of a million keys fits in one item;
+with `--item-size 1m` (the default of cacheserver and memcached) a list past about 50,000 keys
+overflows and x is emptied and warmed instead: the "how" column says which happened.
 
 Detection: for each fault (SIGSTOP, kill -9, isolation, link down, a partition between the
 router and x), the time from the fault until the router's stats show x out of reads
@@ -44,8 +46,8 @@ def wait_state(app, want, limit_s, step=0.005):
     return None
 
 
-def resync(n_keys):
-    with Tier(nodes=["x", "y"], routers=["a"], node_args=["-I", "64m", "-m", "4096"],
+def resync(n_keys, item_size):
+    with Tier(nodes=["x", "y"], routers=["a"], node_args=["-I", item_size, "-m", "4096"],
               max_missed_keys=4 * n_keys) as t:
         app = t.client("a", timeout=10)
         t.node("x").pause()
@@ -65,9 +67,10 @@ def resync(n_keys):
         if took is None:
             raise RuntimeError("x not back in 600 s: %s" % st["node:x:11211:state"])
         repaired = int(st["node:x:11211:repaired"])
+        how = "emptied" if int(st["node:x:11211:flushed"]) else "hints"
         if "Totals" not in out:
             raise RuntimeError("cachebench: %s" % out)
-        return write_s, missed, took, repaired
+        return write_s, missed, took, repaired, how
 
 
 def detection(fault, busy):
@@ -102,17 +105,19 @@ def detection(fault, busy):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", default="10000,100000,1000000")
+    ap.add_argument("--item-size", default="64m", help="the nodes' -I")
     ap.add_argument("--skip-detection", action="store_true")
     args = ap.parse_args()
     if not os.path.exists(CACHEBENCH):
         raise SystemExit("build first (make build): %s is missing" % CACHEBENCH)
-    print("| missed keys | written in | router's missed set | x back in sync after | keys "
-          "copied | copies/s |")
-    print("|---|---|---|---|---|---|")
+    print("| missed keys | -I | written in | router's missed set | x back in sync after | how "
+          "| keys copied | copies/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for n in [int(k) for k in args.keys.split(",")]:
-        write_s, missed, took, repaired = resync(n)
-        print("| %d | %.1f s | %d | %.2f s | %d | %.0f |" % (
-            n, write_s, missed, took, repaired, repaired / took if took else 0))
+        write_s, missed, took, repaired, how = resync(n, args.item_size)
+        print("| %d | %s | %.1f s | %d | %.2f s | %s | %d | %.0f |" % (
+            n, args.item_size, write_s, missed, took, how, repaired,
+            repaired / took if took else 0))
         sys.stdout.flush()
     if args.skip_detection:
         return
