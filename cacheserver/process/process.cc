@@ -177,6 +177,18 @@ Action handle(const Request& req, Context& ctx, ByteBuffer& out) {
       if (ctx.verbosity != nullptr) ctx.verbosity->store(static_cast<int>(req.verbosity));
       send(req, out, reply::kOk);
       return Action::kContinue;
+    case Command::kRefreshCerts: {
+      Status st = ctx.stats != nullptr ? ctx.stats->refresh_certs()
+                                       : Status(StatusCode::kNotFound, "TLS is not enabled");
+      if (st.is_ok()) {
+        out.append(reply::kOk);
+      } else {
+        out.append("SERVER_ERROR ");
+        out.append(st.message());
+        out.append("\r\n");
+      }
+      return Action::kContinue;
+    }
     case Command::kStats:
       if (ctx.stats == nullptr || !ctx.stats->write_stats(req.stats_arg, out)) {
         out.append(reply::kError);

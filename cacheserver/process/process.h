@@ -9,6 +9,7 @@
 #include "cacheserver/engine/engine.h"
 #include "common/buffer.h"
 #include "common/counter.h"
+#include "common/status.h"
 #include "protocol/memcache/request.h"
 
 namespace cachetier::process {
@@ -30,6 +31,8 @@ class StatsSource {
   // Appends "STAT name value" lines for `arg` (empty = general); returns false for an unknown
   // arg. The caller appends END.
   virtual bool write_stats(std::string_view arg, ByteBuffer& out) = 0;
+  // memcached's refresh_certs: reloads the TLS certificate and key.
+  virtual Status refresh_certs() { return Status(StatusCode::kNotFound, "TLS is not enabled"); }
 };
 
 struct Context {

@@ -8,7 +8,7 @@
 
 namespace cachetier::server {
 
-Connection::Connection(Worker& w, Proto p)
+Connection::Connection(Worker& w, Proto p, bool tls)
     : worker_(w),
       stream_(*this, w.read_buffer(), Worker::kReadChunk),
       proto_(p),
@@ -21,6 +21,56 @@ Connection::Connection(Worker& w, Proto p)
            w.server().config().output_limit,
            w.server().config().max_frame} {
   stream_.count_into(&w.bytes_read(), &w.bytes_written());
+  accepted_ms_ = uv_now(w.loop());
+  if (tls) {
+    auto ctx = w.server().tls_context();
+    if (ctx) stream_.use_tls(std::move(ctx));
+  }
+}
+
+std::string Connection::peer() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  auto* self = const_cast<Connection*>(this);
+  if (uv_tcp_getpeername(self->stream_.tcp(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return "?";
+  }
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+  uv_ip4_name(a, host, sizeof host);
+  port = ntohs(a->sin_port);
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+void Connection::on_tls_open() {
+  const net::TlsSession* t = stream_.tls_session();
+  if (!t->resumed()) worker_.tls_new_sessions().add();
+  spdlog::debug("TLS connection from {}: {}{}", peer(), t->describe(),
+                t->resumed() ? " (resumed)" : "");
+}
+
+void Connection::on_tls_error(const Status& error) {
+  const bool handshake = stream_.handshaking();
+  if (handshake) worker_.tls_handshake_errors().add();
+  if (worker_.may_log_tls_error()) {
+    spdlog::warn("TLS connection from {} closed: {}", peer(), error.message());
+  }
+}
+
+void Connection::handshake_timed_out() {
+  worker_.tls_handshake_errors().add();
+  if (worker_.may_log_tls_error()) {
+    spdlog::warn("TLS connection from {} closed: no handshake within {} ms", peer(),
+                 worker_.server().config().tls_handshake_timeout_ms);
+  }
+  stream_.close();
 }
 
 size_t Connection::on_data(std::string_view data) {

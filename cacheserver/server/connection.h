@@ -21,11 +21,14 @@ namespace cachetier::server {
 
 class Connection final : public net::Stream::Handler {
  public:
-  Connection(Worker& w, Proto p);
+  Connection(Worker& w, Proto p, bool tls);
   net::Stream& stream() { return stream_; }
   void start() { stream_.start(); }
   // The server is stopping: read nothing more, close once what was read is answered.
   void drain();
+  // TLS: when the connection was accepted (uv_now), and the handshake deadline passed.
+  uint64_t accepted_ms() const { return accepted_ms_; }
+  void handshake_timed_out();
 
   Connection* prev = nullptr;  // the worker's list
   Connection* next = nullptr;
@@ -35,6 +38,9 @@ class Connection final : public net::Stream::Handler {
   void after_read() override { stream_.flush(); }
   void on_output_drained() override;
   void on_closed() override;
+  void on_tls_open() override;
+  void on_tls_error(const Status& error) override;
+  std::string peer() const;
 
   size_t process_memcache(std::string_view data);
   size_t process_native(std::string_view data);
@@ -53,6 +59,7 @@ class Connection final : public net::Stream::Handler {
   bool backed_up_ = false;          // reading stopped for backpressure
   bool close_after_write_ = false;  // quit or a fatal error: parse nothing more
   bool draining_ = false;           // server stopping
+  uint64_t accepted_ms_ = 0;
 };
 
 }  // namespace cachetier::server

@@ -5,8 +5,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cacheserver/engine/lru_engine.h"
 #include "cacheserver/process/native_process.h"
@@ -57,6 +59,7 @@ int main(int argc, char** argv) {
   cachetier::server::ServerConfig cfg;
   cfg.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string memory = "64", item_size = "1m", conn_output = "64m", max_frame;
+  std::vector<std::string> listen_specs, extended;
   int verbose_count = 0;
   int udp_port = 0;
 
@@ -65,7 +68,14 @@ int main(int argc, char** argv) {
   app.add_option("-p,--port", cfg.port, "TCP port to listen on (0 = ephemeral)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  app.add_option("-l,--listen", cfg.listen, "interface to listen on")->capture_default_str();
+  app.add_option("-l,--listen", listen_specs,
+                 "interfaces to listen on, comma-separated or repeated: HOST, HOST:PORT, "
+                 "[IPV6]:PORT; with -Z a notls: prefix makes one plaintext (default 127.0.0.1)");
+  app.add_flag("-Z,--enable-ssl", cfg.tls, "TLS on every listener not marked notls:");
+  app.add_option("-o,--extended", extended,
+                 "comma-separated KEY=VALUE options: ssl_chain_cert, ssl_key, ssl_ca_cert, "
+                 "ssl_verify_mode (0-3), ssl_min_version (tlsv1.2, tlsv1.3), ssl_ciphers, "
+                 "ssl_handshake_timeout_ms");
   app.add_option("--native-port", cfg.native_port,
                  "also listen here for the native protocol only (0 = ephemeral); the main port "
                  "serves both, chosen by each connection's first byte")
@@ -107,6 +117,57 @@ int main(int argc, char** argv) {
     return 2;
   }
   cfg.verbose = verbose_count;
+  for (const std::string& spec : listen_specs) {
+    std::string error;
+    if (!cachetier::server::parse_listen(spec, cfg.listen_addrs, error)) {
+      std::fprintf(stderr, "cacheserver: bad --listen: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  bool tls_options_given = false;
+  for (const std::string& list : extended) {
+    size_t start = 0;
+    while (start < list.size()) {
+      size_t comma = list.find(',', start);
+      std::string kv =
+          list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      start = comma == std::string::npos ? list.size() : comma + 1;
+      if (kv.empty()) continue;
+      size_t eq = kv.find('=');
+      std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      if (key == "ssl_handshake_timeout_ms") {
+        char* end = nullptr;
+        long v = std::strtol(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || v < 100 || v > 600000) {
+          std::fprintf(stderr,
+                       "cacheserver: bad -o ssl_handshake_timeout_ms '%s' (want 100 .. "
+                       "600000)\n",
+                       value.c_str());
+          return 2;
+        }
+        cfg.tls_handshake_timeout_ms = static_cast<int>(v);
+        continue;
+      }
+      cachetier::Status st = cachetier::net::apply_ssl_option(key, value, cfg.tls_options);
+      if (!st.is_ok()) {
+        std::fprintf(stderr, "cacheserver: bad -o %s: %s\n", kv.c_str(), st.message().c_str());
+        return 2;
+      }
+      tls_options_given = true;
+    }
+  }
+  if (cfg.tls && cfg.tls_options.cert_chain.empty()) {
+    std::fprintf(stderr,
+                 "cacheserver: -Z needs a certificate: -o ssl_chain_cert=FILE[,ssl_key=FILE]\n");
+    return 2;
+  }
+  bool any_notls = false;
+  for (const auto& a : cfg.listen_addrs) any_notls = any_notls || a.notls;
+  if (!cfg.tls && any_notls) {
+    std::fprintf(stderr,
+                 "cacheserver: a notls: listener without -Z (every listener is plaintext)\n");
+    return 2;
+  }
   // Logs go to stderr; stdout carries only the "listening on" line that scripts read.
   spdlog::set_default_logger(spdlog::stderr_color_mt("cacheserver"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -130,6 +191,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cacheserver: bad --max-conn-output '%s' (want >= 64k)\n",
                  conn_output.c_str());
     return 2;
+  }
+  if (!cfg.tls && tls_options_given) {
+    spdlog::warn("-o ssl_* options have no effect without -Z");
   }
   cfg.output_high_water = std::min(cfg.output_high_water, cfg.output_limit / 2);
   cfg.max_frame = cachetier::process::default_max_frame(cfg.max_item_size);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -22,11 +23,64 @@ namespace cachetier::server {
 
 struct Server::Loop {
   uv_loop_t loop{};
-  uv_poll_t polls[2]{};
+  std::vector<std::unique_ptr<uv_poll_t>> polls;
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
+  uv_signal_t sighup{};
   bool shutting_down = false;
 };
+
+bool parse_listen(const std::string& spec, std::vector<ListenAddr>& out, std::string& error) {
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    std::string e =
+        spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
+    ListenAddr a;
+    if (e.rfind("notls:", 0) == 0) {
+      a.notls = true;
+      e = e.substr(6);
+    }
+    std::string port;
+    if (!e.empty() && e[0] == '[') {  // [v6]:port or [v6]
+      size_t close = e.find(']');
+      if (close == std::string::npos) {
+        error = "'" + e + "': no closing ]";
+        return false;
+      }
+      a.host = e.substr(1, close - 1);
+      if (close + 1 < e.size()) {
+        if (e[close + 1] != ':') {
+          error = "'" + e + "': want [ADDRESS]:PORT";
+          return false;
+        }
+        port = e.substr(close + 2);
+      }
+    } else if (std::count(e.begin(), e.end(), ':') == 1) {  // host:port
+      size_t colon = e.find(':');
+      a.host = e.substr(0, colon);
+      port = e.substr(colon + 1);
+    } else {
+      a.host = e;  // a host, or a bare IPv6 address
+    }
+    if (a.host.empty()) {
+      error = "an empty address in '" + spec + "'";
+      return false;
+    }
+    if (!port.empty()) {
+      char* end = nullptr;
+      long v = std::strtol(port.c_str(), &end, 10);
+      if (*end != '\0' || v < 0 || v > 65535) {
+        error = "'" + port + "' is not a port";
+        return false;
+      }
+      a.port = static_cast<int>(v);
+    }
+    out.push_back(a);
+  }
+  return true;
+}
 
 Server::Server(const ServerConfig& config, engine::Engine& engine)
     : config_(config), engine_(engine) {
@@ -35,13 +89,13 @@ Server::Server(const ServerConfig& config, engine::Engine& engine)
 
 Server::~Server() {
   for (auto& w : workers_) w->join();
-  for (int fd : listen_fds_) {
-    if (fd >= 0) ::close(fd);
+  for (const Listening& l : listeners_) {
+    if (l.fd >= 0) ::close(l.fd);
   }
 }
 
-int Server::open_listener(int port_number, int* bound) {
-  auto fd = net::listen_socket(config_.listen, port_number);
+int Server::open_listener(const std::string& host, int port_number, int* bound) {
+  auto fd = net::listen_socket(host, port_number);
   if (!fd.is_ok()) {
     spdlog::error("{}", fd.status().message());
     return -1;
@@ -51,9 +105,9 @@ int Server::open_listener(int port_number, int* bound) {
 }
 
 void Server::on_acceptable(size_t listener) {
-  const Proto proto = listener == 0 ? Proto::kDetect : Proto::kNative;
+  const Listening& l = listeners_[listener];
   for (;;) {
-    int fd = ::accept4(listen_fds_[listener], nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno == EMFILE || errno == ENFILE) {
@@ -74,7 +128,7 @@ void Server::on_acceptable(size_t listener) {
     }
     curr_connections_.fetch_add(1, std::memory_order_relaxed);
     total_connections_.fetch_add(1, std::memory_order_relaxed);
-    workers_[next_worker_]->hand_over(fd, proto);
+    workers_[next_worker_]->hand_over(fd, l.proto, l.tls);
     next_worker_ = (next_worker_ + 1) % workers_.size();
   }
 }
@@ -83,30 +137,57 @@ void Server::begin_shutdown() {
   if (loop_->shutting_down) return;
   loop_->shutting_down = true;
   spdlog::info("signal received: closing the listener, finishing in-flight requests");
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&loop_->polls[i]), nullptr);
+  for (auto& p : loop_->polls) uv_close(reinterpret_cast<uv_handle_t*>(p.get()), nullptr);
+  for (uv_signal_t* s : {&loop_->sigterm, &loop_->sigint, &loop_->sighup}) {
+    uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->sigterm), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&loop_->sigint), nullptr);
-  for (int& fd : listen_fds_) {
-    ::close(fd);
-    fd = -1;
+  for (Listening& l : listeners_) {
+    ::close(l.fd);
+    l.fd = -1;
   }
   for (auto& w : workers_) w->request_stop();
 }
 
+Status Server::refresh_certs() {
+  if (!config_.tls) return Status(StatusCode::kNotFound, "TLS is not enabled (-Z)");
+  Status st = tls_.reload();
+  if (st.is_ok()) {
+    spdlog::info("TLS certificate and key reloaded");
+  } else {
+    spdlog::error("TLS reload failed, the previous certificate stays: {}", st.message());
+  }
+  return st;
+}
+
+void Server::on_sighup() { (void)refresh_certs(); }
+
 int Server::run() {
   std::signal(SIGPIPE, SIG_IGN);
-  int bound = 0;
-  int fd = open_listener(config_.port, &bound);
-  if (fd < 0) return 1;
-  listen_fds_.push_back(fd);
-  bound_ports_.push_back(bound);
+  if (config_.tls) {
+    Status st = tls_.load(config_.tls_options, true);
+    if (!st.is_ok()) {
+      spdlog::error("{}", st.message());
+      return 1;
+    }
+  }
+  std::vector<ListenAddr> addrs = config_.listen_addrs;
+  if (addrs.empty()) addrs.push_back({config_.listen, -1, false});
+  for (const ListenAddr& a : addrs) {
+    Listening l;
+    l.host = a.host;
+    l.tls = config_.tls && !a.notls;
+    l.fd = open_listener(a.host, a.port >= 0 ? a.port : config_.port, &l.port);
+    if (l.fd < 0) return 1;
+    listeners_.push_back(l);
+  }
   if (config_.native_port >= 0) {
-    fd = open_listener(config_.native_port, &bound);
-    if (fd < 0) return 1;
-    listen_fds_.push_back(fd);
-    bound_ports_.push_back(bound);
+    Listening l;
+    l.host = addrs[0].host;
+    l.proto = Proto::kNative;
+    l.tls = config_.tls && !addrs[0].notls;
+    l.fd = open_listener(l.host, config_.native_port, &l.port);
+    if (l.fd < 0) return 1;
+    listeners_.push_back(l);
   }
   started_at_ = engine_.clock().now();
   for (int i = 0; i < config_.threads; ++i) {
@@ -115,28 +196,49 @@ int Server::run() {
   }
   loop_ = std::make_unique<Loop>();
   uv_loop_init(&loop_->loop);
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
-    uv_poll_t* p = &loop_->polls[i];
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    loop_->polls.push_back(std::make_unique<uv_poll_t>());
+    uv_poll_t* p = loop_->polls.back().get();
     p->data = this;
-    uv_poll_init(&loop_->loop, p, listen_fds_[i]);
+    uv_poll_init(&loop_->loop, p, listeners_[i].fd);
     uv_poll_start(p, UV_READABLE, [](uv_poll_t* h, int status, int) {
       auto* self = static_cast<Server*>(h->data);
-      if (status == 0) self->on_acceptable(static_cast<size_t>(h - self->loop_->polls));
+      if (status != 0) return;
+      for (size_t k = 0; k < self->loop_->polls.size(); ++k) {
+        if (self->loop_->polls[k].get() == h) self->on_acceptable(k);
+      }
     });
   }
-  for (uv_signal_t* s : {&loop_->sigterm, &loop_->sigint}) {
+  for (uv_signal_t* s : {&loop_->sigterm, &loop_->sigint, &loop_->sighup}) {
     uv_signal_init(&loop_->loop, s);
     s->data = this;
   }
   auto on_signal = [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->begin_shutdown(); };
   uv_signal_start(&loop_->sigterm, on_signal, SIGTERM);
   uv_signal_start(&loop_->sigint, on_signal, SIGINT);
+  uv_signal_start(
+      &loop_->sighup, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->on_sighup(); },
+      SIGHUP);
 
-  std::string native_note;
-  if (bound_ports_.size() > 1) native_note = ", native port " + std::to_string(bound_ports_[1]);
-  std::printf("cacheserver %s listening on %s:%d (threads %d, memory %zu MB%s)\n",
-              CACHETIER_VERSION, config_.listen.c_str(), bound_ports_[0], config_.threads,
-              config_.memory_limit >> 20, native_note.c_str());
+  // The first listener's address leads the line (scripts read its port); the others follow.
+  auto where = [](const Listening& l) {
+    std::string h = l.host.find(':') != std::string::npos ? "[" + l.host + "]" : l.host;
+    return h + ":" + std::to_string(l.port);
+  };
+  std::string notes;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    const Listening& l = listeners_[i];
+    if (i == 0) {
+      if (l.tls) notes += ", TLS";
+      continue;
+    }
+    notes += l.proto == Proto::kNative ? ", native port " + std::to_string(l.port)
+                                       : ", also " + where(l);
+    if (l.tls) notes += " TLS";
+  }
+  std::printf("cacheserver %s listening on %s (threads %d, memory %zu MB%s)\n", CACHETIER_VERSION,
+              where(listeners_[0]).c_str(), config_.threads, config_.memory_limit >> 20,
+              notes.c_str());
   std::fflush(stdout);
 
   uv_run(&loop_->loop, UV_RUN_DEFAULT);

@@ -17,11 +17,23 @@
 
 #include "cacheserver/engine/engine.h"
 #include "cacheserver/process/process.h"
+#include "common/net/tls.h"
 
 namespace cachetier::server {
 
+// One listening address (-l, memcached's syntax: [notls:]HOST[:PORT], IPv6 as [ADDR]:PORT).
+struct ListenAddr {
+  std::string host;
+  int port = -1;       // -1: the -p port
+  bool notls = false;  // plaintext even with -Z
+};
+
+// Parses -l's comma-separated list into `out`; false (and `error` says why) on a bad entry.
+bool parse_listen(const std::string& spec, std::vector<ListenAddr>& out, std::string& error);
+
 struct ServerConfig {
-  std::string listen = "127.0.0.1";
+  std::string listen = "127.0.0.1";  // used when `listen_addrs` is empty
+  std::vector<ListenAddr> listen_addrs;
   int port = 11211;      // 0 = ephemeral; the chosen port is printed on stdout
   int native_port = -1;  // >= 0: also a native-only listener (0 = ephemeral)
   int threads = 4;
@@ -34,9 +46,16 @@ struct ServerConfig {
   size_t max_frame = 2u << 20;  // largest native frame body
   int idle_polls = 4;  // non-blocking polls (with a yield) before a worker sleeps; 0 = none
   int verbose = 0;
+  // -Z: listeners speak TLS (but those marked notls); -o ssl_* fill tls_options.
+  bool tls = false;
+  net::TlsOptions tls_options;
+  int tls_handshake_timeout_ms = 10000;  // a connection still handshaking then is closed
 };
 
 class Worker;
+
+// Which protocol a connection speaks: decided by its listener, or by its first byte.
+enum class Proto : uint8_t { kDetect, kMemcache, kNative };
 
 class Server final : public process::StatsSource {
  public:
@@ -52,6 +71,10 @@ class Server final : public process::StatsSource {
   int run();
 
   bool write_stats(std::string_view arg, ByteBuffer& out) override;
+  // Rebuilds the TLS context from its files (SIGHUP, refresh_certs); connections keep theirs.
+  Status refresh_certs() override;
+  // The TLS context new connections get (null without -Z).
+  std::shared_ptr<net::TlsContext> tls_context() const { return tls_.current(); }
 
   // Called by workers.
   void connection_closed() { curr_connections_.fetch_sub(1, std::memory_order_relaxed); }
@@ -61,15 +84,23 @@ class Server final : public process::StatsSource {
 
  private:
   // Binds and listens on `port`; returns the fd (or -1) and the port it got.
-  int open_listener(int port, int* bound);
+  int open_listener(const std::string& host, int port, int* bound);
   void on_acceptable(size_t listener);
   void begin_shutdown();
+  void on_sighup();
 
   ServerConfig config_;
   engine::Engine& engine_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<int> listen_fds_;  // [0] memcache + native by first byte, [1] native only
-  std::vector<int> bound_ports_;
+  struct Listening {
+    int fd = -1;
+    int port = 0;
+    std::string host;
+    Proto proto = Proto::kDetect;  // kDetect: memcache + native by first byte
+    bool tls = false;
+  };
+  std::vector<Listening> listeners_;
+  net::TlsReloadable tls_;
   size_t next_worker_ = 0;
   int64_t started_at_ = 0;
   std::atomic<int> verbosity_{0};

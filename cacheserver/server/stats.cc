@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "cacheserver/server/server.h"
@@ -44,6 +45,17 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
     write_stat(out, "curr_connections", curr_connections_.load());
     write_stat(out, "total_connections", total_connections_.load());
     write_stat(out, "rejected_connections", rejected_connections_.load());
+    if (config_.tls) {
+      uint64_t errors = 0, sessions = 0;
+      for (auto& w : workers_) {
+        errors += w->tls_handshake_errors().load();
+        sessions += w->tls_new_sessions().load();
+      }
+      write_stat(out, "ssl_handshake_errors", errors);
+      write_stat(out, "ssl_new_sessions", sessions);
+      write_stat(out, "time_since_server_cert_refresh",
+                 static_cast<uint64_t>(std::max<int64_t>(0, now - tls_.loaded_at())));
+    }
     write_stat(out, "cmd_get", sum(&process::Counters::cmd_get));
     write_stat(out, "cmd_set", sum(&process::Counters::cmd_set));
     write_stat(out, "cmd_flush", sum(&process::Counters::cmd_flush));
@@ -80,11 +92,26 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
   if (arg == "settings") {
     write_stat(out, "maxbytes", static_cast<uint64_t>(config_.memory_limit));
     write_stat(out, "maxconns", static_cast<uint64_t>(config_.conn_limit));
-    write_stat(out, "tcpport", static_cast<uint64_t>(bound_ports_[0]));
-    write_stat(out, "native_port",
-               bound_ports_.size() > 1 ? static_cast<uint64_t>(bound_ports_[1]) : uint64_t{0});
+    uint64_t native_port = 0;
+    for (const Listening& l : listeners_) {
+      if (l.proto == Proto::kNative) native_port = static_cast<uint64_t>(l.port);
+    }
+    write_stat(out, "tcpport", static_cast<uint64_t>(listeners_[0].port));
+    write_stat(out, "native_port", native_port);
     write_stat(out, "max_frame", static_cast<uint64_t>(config_.max_frame));
-    write_stat(out, "interface", config_.listen);
+    write_stat(out, "interface", listeners_[0].host);
+    write_stat(out, "ssl_enabled", config_.tls ? "yes" : "no");
+    if (config_.tls) {
+      const net::TlsOptions& t = config_.tls_options;
+      write_stat(out, "ssl_chain_cert", t.cert_chain);
+      write_stat(out, "ssl_key", t.key.empty() ? t.cert_chain : t.key);
+      write_stat(out, "ssl_ca_cert", t.ca.empty() ? "NULL" : t.ca);
+      write_stat(out, "ssl_verify_mode", static_cast<uint64_t>(t.verify_mode));
+      write_stat(out, "ssl_min_version", t.min_version);
+      write_stat(out, "ssl_ciphers", t.ciphers.empty() ? "NULL" : t.ciphers);
+      write_stat(out, "ssl_handshake_timeout_ms",
+                 static_cast<uint64_t>(config_.tls_handshake_timeout_ms));
+    }
     write_stat(out, "verbosity", static_cast<uint64_t>(verbosity_.load()));
     write_stat(out, "num_threads", static_cast<uint64_t>(config_.threads));
     write_stat(out, "item_size_max", static_cast<uint64_t>(config_.max_item_size));

@@ -13,13 +13,21 @@ void Worker::start() {
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &wake_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->on_wake(); });
   wake_.data = this;
+  if (server_.config().tls) {
+    uv_timer_init(&loop_, &handshake_timer_);
+    handshake_timer_.data = this;
+    uv_timer_start(
+        &handshake_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->sweep_handshakes(); },
+        1000, 1000);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&handshake_timer_));
+  }
   thread_ = std::thread([this] { run_loop(); });
 }
 
-void Worker::hand_over(int fd, Proto proto) {
+void Worker::hand_over(int fd, Proto proto, bool tls) {
   {
     std::lock_guard lock(mu_);
-    pending_.emplace_back(fd, proto);
+    pending_.push_back({fd, proto, tls});
   }
   uv_async_send(&wake_);
 }
@@ -58,21 +66,40 @@ void Worker::detach(Connection* c) {
   if (c->next) c->next->prev = c->prev;
 }
 
+bool Worker::may_log_tls_error() {
+  uint64_t second = uv_now(&loop_) / 1000;
+  if (second != tls_log_second_) {
+    tls_log_second_ = second;
+    tls_logged_ = 0;
+  }
+  return ++tls_logged_ <= 10;
+}
+
+void Worker::sweep_handshakes() {
+  const uint64_t now = uv_now(&loop_);
+  const auto limit = static_cast<uint64_t>(server_.config().tls_handshake_timeout_ms);
+  for (Connection* c = conns_; c != nullptr;) {
+    Connection* next = c->next;
+    if (c->stream().handshaking() && now - c->accepted_ms() >= limit) c->handshake_timed_out();
+    c = next;
+  }
+}
+
 void Worker::on_wake() {
-  std::vector<std::pair<int, Proto>> fds;
+  std::vector<Pending> fds;
   bool stop;
   {
     std::lock_guard lock(mu_);
     fds.swap(pending_);
     stop = stopping_;
   }
-  for (auto [fd, proto] : fds) {
+  for (auto [fd, proto, tls] : fds) {
     if (stop) {
       ::close(fd);
       server_.connection_closed();
       continue;
     }
-    auto* c = new Connection(*this, proto);  // freed in its close callback
+    auto* c = new Connection(*this, proto, tls);  // freed in its close callback
     uv_tcp_init(&loop_, c->stream().tcp());
     attach(c);
     if (uv_tcp_open(c->stream().tcp(), fd) != 0) {
@@ -91,6 +118,7 @@ void Worker::on_wake() {
       c = next;
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&wake_), nullptr);
+    if (server_.config().tls) uv_close(reinterpret_cast<uv_handle_t*>(&handshake_timer_), nullptr);
   }
 }
 

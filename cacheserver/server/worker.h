@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cacheserver/process/process.h"
+#include "cacheserver/server/server.h"
 #include "common/counter.h"
 #include "common/net/sniff.h"
 
@@ -18,9 +19,6 @@ namespace cachetier::server {
 
 class Server;
 class Connection;
-
-// Which protocol a connection speaks: decided by its listener, or by its first byte.
-enum class Proto : uint8_t { kDetect, kMemcache, kNative };
 
 class Worker {
  public:
@@ -32,8 +30,8 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   void start();
-  // Thread-safe: hands an accepted socket to this worker.
-  void hand_over(int fd, Proto proto);
+  // Thread-safe: hands an accepted socket to this worker (`tls`: it speaks TLS).
+  void hand_over(int fd, Proto proto, bool tls);
   // Thread-safe: asks the worker to finish its connections and exit its loop.
   void request_stop();
   void join() {
@@ -44,6 +42,12 @@ class Worker {
   process::Counters& counters() { return counters_; }
   Counter& bytes_read() { return bytes_read_; }
   Counter& bytes_written() { return bytes_written_; }
+  Counter& tls_handshake_errors() { return tls_handshake_errors_; }
+  Counter& tls_new_sessions() { return tls_new_sessions_; }
+  // A TLS failure worth a log line; false once this worker logged 10 in the current second
+  // (a flood of bad handshakes is counted, not written out line by line).
+  bool may_log_tls_error();
+  uv_loop_t* loop() { return &loop_; }
   void note_activity() { ++activity_; }
   Server& server() { return server_; }
   char* read_buffer() { return read_buf_.get(); }
@@ -53,17 +57,28 @@ class Worker {
  private:
   void on_wake();
   void run_loop();
+  // Closes connections whose TLS handshake has not finished within the timeout.
+  void sweep_handshakes();
 
   Server& server_;
   uv_loop_t loop_{};
   uv_async_t wake_{};
   std::thread thread_;
   std::mutex mu_;
-  std::vector<std::pair<int, Proto>> pending_;  // guarded by mu_
-  bool stopping_ = false;                       // guarded by mu_
-  bool stopping_seen_ = false;                  // loop thread only
+  struct Pending {
+    int fd;
+    Proto proto;
+    bool tls;
+  };
+  std::vector<Pending> pending_;  // guarded by mu_
+  bool stopping_ = false;         // guarded by mu_
+  bool stopping_seen_ = false;    // loop thread only
   process::Counters counters_;
   Counter bytes_read_, bytes_written_;
+  Counter tls_handshake_errors_, tls_new_sessions_;
+  uv_timer_t handshake_timer_{};
+  uint64_t tls_log_second_ = 0;
+  int tls_logged_ = 0;
   std::unique_ptr<char[]> read_buf_{new char[kReadChunk]};
   Connection* conns_ = nullptr;  // intrusive list of open connections
   uint64_t activity_ = 0;        // reads handled; loop thread only

@@ -28,7 +28,7 @@ void Stream::resume() {
       stream(),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* s = static_cast<Stream*>(h->data);
-        if (!s->in_.empty()) {
+        if (!s->in_.empty() && s->tls_ == nullptr) {
           size_t missing = s->need_ > s->in_.size() ? s->need_ - s->in_.size() : 0;
           char* p = s->in_.reserve(std::max(missing, s->shared_size_ / 4));
           *buf =
@@ -44,21 +44,63 @@ void Stream::resume() {
 
 void Stream::on_read(ssize_t n, const uv_buf_t* buf) {
   if (n < 0) {
+    if (tls_ != nullptr && !tls_->handshake_done() && tls_->handshake_begun()) {
+      handler_.on_tls_error(Status(StatusCode::kIoError, "closed during the TLS handshake"));
+    }
     close();
     return;
   }
   if (n == 0) return;
   if (read_counter_ != nullptr) read_counter_->add(static_cast<uint64_t>(n));
   need_ = 0;
-  if (buf->base == shared_) {
-    std::string_view data(buf->base, static_cast<size_t>(n));
-    size_t used = handler_.on_data(data);
-    if (used < data.size() && !closing_) in_.append(data.substr(used));
+  if (tls_ != nullptr) {
+    on_tls_read(std::string_view(buf->base, static_cast<size_t>(n)));
+  } else if (buf->base == shared_) {
+    deliver(std::string_view(buf->base, static_cast<size_t>(n)));
   } else {
     in_.commit(static_cast<size_t>(n));
     process_input();
   }
   if (!closing_) handler_.after_read();
+}
+
+bool Stream::deliver(std::string_view data) {
+  if (closing_) return false;
+  if (in_.empty()) {
+    size_t used = handler_.on_data(data);
+    if (used < data.size() && !closing_) in_.append(data.substr(used));
+  } else {
+    in_.append(data);
+    process_input();
+  }
+  return !closing_;
+}
+
+void Stream::on_tls_read(std::string_view cipher) {
+  // The ciphertext is copied into the session first, so the shared buffer (where it was
+  // read) takes the plaintext.
+  const bool was_open = tls_->handshake_done();
+  Status st = tls_->feed(
+      cipher, shared_, shared_size_,
+      [this](std::string_view plain) {
+        if (tls_->take_just_opened()) handler_.on_tls_open();
+        return deliver(plain);
+      },
+      wire_);
+  if (closing_) return;
+  if (!st.is_ok()) {
+    handler_.on_tls_error(st);
+    flush();  // the alert, if any
+    close();
+    return;
+  }
+  if (tls_->take_just_opened()) handler_.on_tls_open();
+  if (tls_->peer_closed()) {
+    close();
+    return;
+  }
+  // Handshake records, tickets: sent now (the handler flushes only when it has replies).
+  if (!wire_.empty() || (!was_open && !out_.empty())) flush();
 }
 
 void Stream::process_input() {
@@ -71,8 +113,19 @@ void Stream::process_input() {
 
 void Stream::flush() {
   if (closing_ || writing_) return;
-  if (!out_.empty()) {
-    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  if (tls_ != nullptr && !out_.empty() && tls_->handshake_done()) {
+    Status st = tls_->encrypt(out_.view(), wire_);
+    out_.clear();
+    if (!st.is_ok()) {
+      handler_.on_tls_error(st);
+      close();
+      return;
+    }
+  }
+  // What goes to the socket: the output itself, or its ciphertext.
+  ByteBuffer& w = tls_ != nullptr ? wire_ : out_;
+  if (!w.empty()) {
+    uv_buf_t b = uv_buf_init(w.data(), static_cast<unsigned>(w.size()));
     int n = uv_try_write(stream(), &b, 1);
     if (n < 0 && n != UV_EAGAIN) {
       close();
@@ -80,12 +133,12 @@ void Stream::flush() {
     }
     if (n > 0) {
       if (written_counter_ != nullptr) written_counter_->add(static_cast<uint64_t>(n));
-      out_.consume(static_cast<size_t>(n));
+      w.consume(static_cast<size_t>(n));
     }
   }
-  if (!out_.empty()) {
+  if (!w.empty()) {
     // The kernel is full: hand the rest to libuv and continue in the write callback.
-    inflight_.swap(out_);
+    inflight_.swap(w);
     writing_ = true;
     wreq_.data = this;
     uv_buf_t b = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
@@ -99,6 +152,8 @@ void Stream::flush() {
     return;
   }
   if (out_.capacity() > kKeepBufferBytes) out_.release();
+  if (wire_.capacity() > kKeepBufferBytes) wire_.release();
+  if (!out_.empty()) return;  // TLS: output waiting for the handshake
   handler_.on_output_drained();
 }
 

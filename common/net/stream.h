@@ -15,15 +15,22 @@
 // Backpressure is the handler's policy: it stops reading (pause()) while its output is too
 // large and calls resume() when it is not. Loop thread only; not copyable or movable (libuv
 // holds pointers into it).
+//
+// With TLS (use_tls() before start()): reads are ciphertext into the shared buffer, handed to
+// the TlsSession (tls.h), whose plaintext reaches on_data through the same shared buffer (the
+// ciphertext is in the session's BIO by then); flush() encrypts output() into the wire buffer
+// that the writes take. Output waits until the handshake is done.
 #pragma once
 
 #include <uv.h>
 
 #include <cstddef>
+#include <memory>
 #include <string_view>
 
 #include "common/buffer.h"
 #include "common/counter.h"
+#include "common/net/tls.h"
 
 namespace cachetier::net {
 
@@ -40,6 +47,9 @@ class Stream {
     virtual void after_read() {}
     // All output has been handed to the kernel.
     virtual void on_output_drained() = 0;
+    // TLS: the handshake completed / failed (the stream closes after a failure).
+    virtual void on_tls_open() {}
+    virtual void on_tls_error(const Status& /*error*/) {}
     // The connection is closed; nothing else is called after this.
     virtual void on_closed() = 0;
   };
@@ -55,6 +65,12 @@ class Stream {
   // The handle to init and accept into (uv_tcp_init + uv_accept), or to uv_tcp_open.
   uv_tcp_t* tcp() { return &tcp_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  // Speaks TLS with `ctx` from start() on (a server context: this side accepts).
+  void use_tls(std::shared_ptr<TlsContext> ctx) { tls_ = std::make_unique<TlsSession>(ctx); }
+  bool tls() const { return tls_ != nullptr; }
+  // TLS and the handshake not finished yet.
+  bool handshaking() const { return tls_ != nullptr && !tls_->handshake_done(); }
+  const TlsSession* tls_session() const { return tls_.get(); }
   // Starts reading (TCP_NODELAY on).
   void start();
   // Stops / restarts reading. Bytes already read stay in input().
@@ -65,7 +81,7 @@ class Stream {
   ByteBuffer& input() { return in_; }
   ByteBuffer& output() { return out_; }
   // Bytes of output not yet with the kernel (queued plus the write in flight).
-  size_t unsent() const { return out_.size() + inflight_.size(); }
+  size_t unsent() const { return out_.size() + inflight_.size() + wire_.size(); }
   bool writing() const { return writing_; }
   // Bytes the pending request needs in total, when known (read straight into input()).
   void set_need(size_t bytes) { need_ = bytes; }
@@ -87,6 +103,10 @@ class Stream {
 
  private:
   void on_read(ssize_t n, const uv_buf_t* buf);
+  void on_tls_read(std::string_view cipher);
+  // Plaintext that arrived: to on_data straight from `data` when nothing is pending, else
+  // behind what is. False once the stream is closing.
+  bool deliver(std::string_view data);
   void on_write_done(int status);
 
   Handler& handler_;
@@ -95,6 +115,8 @@ class Stream {
   uv_tcp_t tcp_{};
   uv_write_t wreq_{};
   ByteBuffer in_, out_, inflight_;
+  ByteBuffer wire_;  // TLS: ciphertext waiting to be written
+  std::unique_ptr<TlsSession> tls_;
   size_t need_ = 0;
   Counter* read_counter_ = nullptr;
   Counter* written_counter_ = nullptr;

@@ -44,6 +44,8 @@ std::string_view command_name(Command c) {
       return "version";
     case Command::kVerbosity:
       return "verbosity";
+    case Command::kRefreshCerts:
+      return "refresh_certs";
     case Command::kStats:
       return "stats";
     case Command::kQuit:

@@ -29,6 +29,7 @@ enum class Command : uint8_t {
   kFlushAll,
   kVersion,
   kVerbosity,
+  kRefreshCerts,  // memcached's: reload the TLS certificate and key
   kStats,
   kQuit,
   kMetaGet,

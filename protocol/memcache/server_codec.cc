@@ -124,6 +124,11 @@ DecodeResult RequestDecoder::parse_line(std::string_view in, size_t after, std::
     req.command = Command::kVersion;
     return complete(after);
   }
+  if (cmd == "refresh_certs") {
+    if (n != 1) return error(after, reply::kError);
+    req.command = Command::kRefreshCerts;
+    return complete(after);
+  }
   if (cmd == "verbosity") {
     if (n < 2 || n > 3) return error(after, reply::kError);
     req.command = Command::kVerbosity;

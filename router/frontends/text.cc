@@ -323,6 +323,8 @@ void handle_text(Downstream& d, const mc::Request& req, Fill fill) {
       return fill("VERSION " CACHETIER_VERSION "-cacherouter\r\n");
     case mc::Command::kVerbosity:
       return fill(req.noreply ? std::string_view() : reply::kOk);
+    case mc::Command::kRefreshCerts:
+      return fill("SERVER_ERROR refresh_certs: send SIGHUP to cacherouter\r\n");
     case mc::Command::kStats:
       return stats_command(d, req, fill);
     case mc::Command::kQuit:

@@ -34,6 +34,7 @@ class Server:
             self.proc.kill()
             raise RuntimeError("server did not start: %r %r" % (line, self.stderr()))
         self.port = int(m.group(1))
+        self.banner = line  # "... listening on HOST:PORT (..., also HOST:PORT, ...)"
         self.expect_exit = expect_exit
 
     def stderr(self):

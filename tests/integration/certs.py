@@ -1,0 +1,52 @@
+"""Certificates for the TLS tests, made by the test with the openssl CLI in a temporary
+directory (no private key is committed): a CA, a server certificate for localhost and
+127.0.0.1, a client certificate from the same CA, a second CA nobody trusts with a client
+certificate of its own, and an expired server certificate."""
+import os
+import subprocess
+import tempfile
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+class Certs:
+    def __init__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="ctcerts")
+        d = self.dir = self._dir.name
+        for ca in ("ca", "other_ca"):
+            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", ca + ".key", "-out", ca + ".crt", "-days", "2",
+                     "-subj", "/CN=cachetier test " + ca, cwd=d)
+        self.issue("server", "localhost", "ca", san="DNS:localhost,IP:127.0.0.1")
+        self.issue("server2", "localhost", "ca", san="DNS:localhost,IP:127.0.0.1")
+        self.issue("client", "router", "ca")
+        self.issue("stranger", "stranger", "other_ca")
+        self.issue("expired", "localhost", "ca", san="DNS:localhost,IP:127.0.0.1", days=-1)
+
+    def issue(self, name, cn, ca, san=None, days=2):
+        d = self.dir
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+        ext = os.path.join(d, name + ".ext")
+        with open(ext, "w") as f:
+            if san:
+                f.write("subjectAltName=%s\n" % san)
+        args = ["x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                "-CAcreateserial", "-out", name + ".crt", "-extfile", ext]
+        # days < 0: not-after lies in the past (OpenSSL 3.0 takes a negative -days).
+        args += ["-days", str(days)]
+        _openssl(*args, cwd=d)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def close(self):
+        self._dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
