@@ -102,14 +102,7 @@ class Server:
 
     def stats(self, arg=""):
         c = self.connect()
-        c.send(("stats %s\r\n" % arg).strip().encode() + b"\r\n" if arg else b"stats\r\n")
-        out = {}
-        while True:
-            line = c.line()
-            if line == b"END":
-                break
-            _, k, v = line.decode().split(" ", 2)
-            out[k] = v
+        out = read_stats(c, arg)
         c.close()
         return out
 
@@ -212,6 +205,18 @@ class Conn:
 
     def close(self):
         self.sock.close()
+
+
+def read_stats(c, arg=""):
+    """`stats [arg]` on a connection with send() and line(), as a dict."""
+    c.send(("stats %s" % arg).strip().encode() + b"\r\n")
+    out = {}
+    while True:
+        line = c.line()
+        if line == b"END":
+            return out
+        _, k, v = line.decode().split(" ", 2)
+        out[k] = v
 
 
 def check(cond, msg):

@@ -16,7 +16,7 @@ import time
 from pymemcache.client.base import Client
 
 from certs import Certs
-from harness import BIN, SANITIZED, Server, check, run
+from harness import BIN, SANITIZED, Server, check, read_stats, run
 
 CERTS = Certs()
 SLOW = 4 if SANITIZED else 1
@@ -53,6 +53,9 @@ class TlsConn:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def send(self, data):
+        self.sock.sendall(data)
+
     def cmd(self, text):
         self.sock.sendall(text)
         return self.line()
@@ -82,17 +85,10 @@ def s_client(port, *args, send=b"version\r\n"):
     return out, "VERSION " in out
 
 
-def stats(s, arg=b"", ctx=None):
+def stats(s, arg="", ctx=None):
     """`stats` over TLS."""
     c = TlsConn(s.port, ctx)
-    c.sock.sendall(b"stats " + arg + b"\r\n" if arg else b"stats\r\n")
-    out = {}
-    while True:
-        line = c.line()
-        if line == b"END":
-            break
-        _, k, v = line.decode().split(" ", 2)
-        out[k] = v
+    out = read_stats(c, arg)
     c.close()
     return out
 
@@ -119,7 +115,7 @@ def test_pymemcache_over_tls():
         check(int(st["ssl_new_sessions"]) >= 1, "ssl_new_sessions counts the handshake")
         check(st["ssl_handshake_errors"] == "0", "no handshake errors")
         check(0 <= int(st["time_since_server_cert_refresh"]) < 60, "cert refresh age")
-        settings = stats(s, b"settings")
+        settings = stats(s, "settings")
         check(settings["ssl_enabled"] == "yes", "stats settings ssl_enabled")
 
 
