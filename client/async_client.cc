@@ -102,10 +102,12 @@ Result<std::unique_ptr<AsyncClient>> AsyncClient::create(uv_loop_s* loop,
                                                          const ClientOptions& options) {
   auto ring = client::ring_from_options(options);
   if (!ring.is_ok()) return ring.status();
+  auto tls = client::tls_from_options(options);
+  if (!tls.is_ok()) return tls.status();
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->ring = std::move(ring.value());
-  impl->conns = client::connect_all(loop, *impl->ring, options);
+  impl->conns = client::connect_all(loop, *impl->ring, options, tls.value());
   return std::unique_ptr<AsyncClient>(new AsyncClient(std::move(impl)));
 }
 

@@ -112,13 +112,16 @@ struct Client::Impl {
 Result<std::unique_ptr<Client>> Client::create(const ClientOptions& options) {
   auto ring = client::ring_from_options(options);
   if (!ring.is_ok()) return ring.status();
+  auto tls = client::tls_from_options(options);
+  if (!tls.is_ok()) return tls.status();
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->ring = std::move(ring.value());
   std::promise<void> ready;
   Impl* raw = impl.get();
-  raw->loop.post([raw, &ready] {
-    raw->conns = client::connect_all(raw->loop.loop(), *raw->ring, raw->opts);
+  std::shared_ptr<net::TlsContext> ctx = tls.value();
+  raw->loop.post([raw, &ready, ctx] {
+    raw->conns = client::connect_all(raw->loop.loop(), *raw->ring, raw->opts, ctx);
     ready.set_value();
   });
   ready.get_future().get();

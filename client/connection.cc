@@ -249,12 +249,23 @@ void Connection::on_connected(int status) {
   ever_connected_ = true;
   if (again && opts_.on_reconnect) opts_.on_reconnect();
   uv_tcp_nodelay(tcp_, 1);
+  if (opts_.tls) {
+    tls_ = std::make_unique<net::TlsSession>(
+        opts_.tls, opts_.tls_server_name.empty() ? opts_.host : opts_.tls_server_name);
+    if (!tls_scratch_) tls_scratch_.reset(new char[kTlsScratch]);
+    Status st = tls_->start_client(wire_);
+    if (!st.is_ok()) {
+      on_lost(st.message());
+      return;
+    }
+  }
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(tcp_),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* c = static_cast<Connection*>(h->data);
-        char* p = c->in_.reserve(64 * 1024);
-        *buf = uv_buf_init(p, static_cast<unsigned>(c->in_.writable()));
+        ByteBuffer& b = c->tls_ ? c->cin_ : c->in_;  // TLS: ciphertext first
+        char* p = b.reserve(64 * 1024);
+        *buf = uv_buf_init(p, static_cast<unsigned>(b.writable()));
       },
       [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
         static_cast<Connection*>(s->data)->on_read(n);
@@ -288,21 +299,33 @@ Status Connection::send(const Call& call, ReplyCallback done) {
 }
 
 void Connection::flush() {
-  if (state_ != State::kConnected || writing_ || out_.empty()) return;
+  if (state_ != State::kConnected || writing_) return;
+  if (tls_ && tls_->handshake_done() && !out_.empty()) {
+    Status st = tls_->encrypt(out_.view(), wire_);
+    out_.clear();
+    if (!st.is_ok()) {
+      on_lost(st.message());
+      return;
+    }
+  }
+  // What goes to the socket: the requests, or their ciphertext (requests sent during the TLS
+  // handshake wait in out_).
+  ByteBuffer& w = tls_ ? wire_ : out_;
+  if (w.empty()) return;
   if (opts_.defer_flush) {
     // One write per phase already batches: try it directly. A uv_write that completes costs
     // an epoll_ctl on the next loop turn (libuv stops watching for POLLOUT), so it is kept for
     // what the kernel does not take at once.
-    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    uv_buf_t b = uv_buf_init(w.data(), static_cast<unsigned>(w.size()));
     int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
     if (n < 0 && n != UV_EAGAIN) {
       on_lost("write failed");
       return;
     }
-    if (n > 0) out_.consume(static_cast<size_t>(n));
-    if (out_.empty()) return;
+    if (n > 0) w.consume(static_cast<size_t>(n));
+    if (w.empty()) return;
   }
-  inflight_.swap(out_);
+  inflight_.swap(w);
   writing_ = true;
   write_req_.data = this;
   uv_buf_t b = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
@@ -328,7 +351,30 @@ void Connection::on_read(ssize_t n) {
     on_lost(n == UV_EOF ? "closed by server" : "read failed");
     return;
   }
-  in_.commit(static_cast<size_t>(n));
+  if (tls_) {
+    cin_.commit(static_cast<size_t>(n));
+    Status st = tls_->feed(
+        cin_.view(), tls_scratch_.get(), kTlsScratch,
+        [this](std::string_view plain) {
+          in_.append(plain);
+          return true;
+        },
+        wire_);
+    cin_.clear();
+    if (!st.is_ok()) {
+      on_lost(st.message());
+      return;
+    }
+    if (tls_->peer_closed()) {
+      on_lost("closed by server");
+      return;
+    }
+    // The handshake's next flight, or the requests that waited for it.
+    if (tls_->take_just_opened() || !wire_.empty()) flush();
+    if (state_ != State::kConnected) return;
+  } else {
+    in_.commit(static_cast<size_t>(n));
+  }
   if (opts_.heard_ms != nullptr) {
     opts_.heard_ms->store(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
@@ -413,7 +459,7 @@ void Connection::fail_all(const Status& why) {
   }
 }
 
-void Connection::on_lost(const char* why) {
+void Connection::on_lost(std::string_view why) {
   if (state_ == State::kClosing || state_ == State::kBackoff) return;
   state_ = State::kBackoff;
   if (tcp_ != nullptr) {
@@ -427,8 +473,11 @@ void Connection::on_lost(const char* why) {
   }
   out_.clear();
   in_.clear();
+  tls_.reset();
+  cin_.clear();
+  wire_.clear();
   text_queue_.clear();
-  fail_all(Status(StatusCode::kIoError, why));
+  fail_all(Status(StatusCode::kIoError, std::string(why)));
   backoff_ms_ =
       backoff_ms_ == 0 ? opts_.reconnect_min_ms : std::min(backoff_ms_ * 2, opts_.reconnect_max_ms);
   uv_timer_start(

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/buffer.h"
+#include "common/net/tls.h"
 #include "common/status.h"
 #include "protocol/memcache/client_codec.h"
 #include "protocol/native/native.h"
@@ -63,6 +64,11 @@ struct ConnectionOptions {
   // When set, every read from the server stores the time (steady clock, ms) here: a node's
   // liveness seen across all the connections to it (cacherouter's health checker).
   std::atomic<int64_t>* heard_ms = nullptr;
+  // TLS to the server when set (a client context, net::TlsContext::make_client). Requests
+  // sent while the handshake runs wait for it. tls_server_name: the name sent as SNI and
+  // checked in the server's certificate (default: host; an IP address is checked as one).
+  std::shared_ptr<net::TlsContext> tls;
+  std::string tls_server_name;
 };
 
 // What a request asks for (the native op and its fields).
@@ -180,6 +186,7 @@ class Connection {
   };
 
   Connection(uv_loop_t* loop, const ConnectionOptions& options);
+  static constexpr size_t kTlsScratch = 16 * 1024;
   ~Connection() = default;
   void start_connect();  // resolves a name first (uv_getaddrinfo), then connect_to
   void connect_to(const sockaddr* addr);
@@ -191,7 +198,7 @@ class Connection {
   // A call with meta options (cacherouter's mg/ms/md/ma) as the meta command that asks the
   // same of memcached; false when the call has none (the classic commands do).
   bool encode_text_meta(const Call& call, TextExpect& expect);
-  void on_lost(const char* why);
+  void on_lost(std::string_view why);
   void flush();
   void arm_timer();
   void on_timer();
@@ -212,6 +219,11 @@ class Connection {
   bool writing_ = false;
   bool queued_ = false;  // defer_flush: the owner has this connection on its list to flush
   ByteBuffer out_, inflight_, in_;
+  // TLS: the session, ciphertext read (cin_) and to write (wire_), and where SSL_read
+  // decrypts before the plaintext joins in_.
+  std::unique_ptr<net::TlsSession> tls_;
+  ByteBuffer cin_, wire_;
+  std::unique_ptr<char[]> tls_scratch_;
   native::ResponseDecoder decoder_;
   native::Response decoded_;  // reused, so its vectors keep their capacity
   memcache::ResponseDecoder text_decoder_;

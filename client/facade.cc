@@ -51,7 +51,19 @@ Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
   return std::make_unique<Ring>(std::move(ring.value()));
 }
 
-Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options) {
+Result<std::shared_ptr<net::TlsContext>> tls_from_options(const ClientOptions& options) {
+  if (!options.tls) return std::shared_ptr<net::TlsContext>();
+  net::TlsOptions t;
+  t.ca = options.tls_ca_file;
+  t.cert_chain = options.tls_cert_file;
+  t.key = options.tls_key_file;
+  t.server_name = options.tls_server_name;
+  t.verify_peer = options.tls_verify;
+  return net::TlsContext::make_client(t);
+}
+
+Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options,
+                  const std::shared_ptr<net::TlsContext>& tls) {
   Pools pools;
   for (size_t i = 0; i < ring.size(); ++i) {
     std::vector<std::unique_ptr<NodePool>> replicas;
@@ -60,6 +72,8 @@ Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& option
       parse_address(addr, co.host, co.port);
       co.timeout_ms = options.timeout_ms;
       co.max_in_flight = options.max_in_flight;
+      co.tls = tls;
+      co.tls_server_name = options.tls_server_name;
       co.protocol = options.protocol == cachetier::Protocol::kMemcache ? Protocol::kMemcache
                                                                        : Protocol::kNative;
       auto pool = std::make_unique<NodePool>();
@@ -146,7 +160,8 @@ Status add_hits(Reply&& r, const Call& call, std::map<std::string, Item>& out) {
   if (r.code != native::Status::kOk || r.values.size() != call.keys.size()) return tier_error(r);
   for (size_t i = 0; i < call.keys.size(); ++i) {
     if (r.values[i]) {
-      out[call.keys[i]] = Item{std::string(r.values[i]->value), r.values[i]->flags, r.values[i]->cas};
+      out[call.keys[i]] =
+          Item{std::string(r.values[i]->value), r.values[i]->flags, r.values[i]->cas};
     }
   }
   return Status::ok();

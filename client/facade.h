@@ -18,6 +18,8 @@ namespace cachetier::client {
 
 // Validates `options` and builds the ring (errors: no servers, a bad address, an empty shard).
 Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options);
+// The TLS context of `options` (null when tls is off); errors name the file and the reason.
+Result<std::shared_ptr<net::TlsContext>> tls_from_options(const ClientOptions& options);
 
 // The connections to one node (pool_size of them), used in turn. pick() is thread-safe; the
 // Connections themselves are used on their loop's thread only.
@@ -40,7 +42,8 @@ size_t first_replica(const std::vector<std::unique_ptr<NodePool>>& replicas, Rea
 
 // Creates pool_size Connections per replica of every shard, on `loop` (call on the loop's
 // thread).
-Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options);
+Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options,
+                  const std::shared_ptr<net::TlsContext>& tls);
 
 // A Status for a request the tier could not answer as expected.
 Status tier_error(const Reply& r);

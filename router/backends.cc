@@ -42,7 +42,9 @@ client::ConnectionOptions Backends::options_for(const Topology& topo,
   o.protocol = topo.config.backend_protocol;
   o.timeout_ms = topo.config.timeout_ms;
   o.max_frame = kBackendMaxFrame;
-  o.defer_flush = true;       // flush() below, once per loop phase
+  o.defer_flush = true;  // flush() below, once per loop phase
+  o.tls = tls_ ? tls_() : nullptr;
+  o.tls_server_name = topo.config.backend_tls_options.server_name;
   o.heard_ms = &n->heard_ms;  // every worker's reads count as hearing from the node
   // A restarted node is picked up about as fast as a down one is probed.
   o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);

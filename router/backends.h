@@ -38,6 +38,8 @@ class BackendSet {
 class Backends final : public BackendSet {
  public:
   explicit Backends(uv_loop_t* loop) : loop_(loop) {}
+  // Where new connections get their TLS context (backend_tls:; unset or null: plaintext).
+  void use_tls(std::function<std::shared_ptr<net::TlsContext>()> ctx) { tls_ = std::move(ctx); }
   Backends(const Backends&) = delete;
   Backends& operator=(const Backends&) = delete;
 
@@ -62,6 +64,7 @@ class Backends final : public BackendSet {
   void forget(client::Connection* c);  // off the flush list: it is closing
 
   uv_loop_t* loop_;
+  std::function<std::shared_ptr<net::TlsContext>()> tls_;
   std::vector<client::Connection*> queued_;                     // sent to since the last flush()
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address
   std::unordered_map<std::string, client::Connection*> probe_conns_;  // opened on first use

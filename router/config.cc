@@ -72,6 +72,57 @@ class Reader {
   std::string name_;
 };
 
+// A tls: or backend_tls: block into TlsOptions (the files are checked when the router builds
+// its contexts: start, --check-config, SIGHUP).
+void parse_tls(const YAML::Node& block, const std::string& name, bool server, const Reader& r,
+               net::TlsOptions& o, uint32_t* handshake_timeout_ms) {
+  if (!block.IsMap()) r.fail(block, name, "expected a mapping (cert, key, ca, ...)");
+  const std::set<std::string> known =
+      server ? std::set<std::string>{"cert",
+                                     "key",
+                                     "ca",
+                                     "verify_clients",
+                                     "min_version",
+                                     "ciphers",
+                                     "handshake_timeout_ms"}
+             : std::set<std::string>{"cert",        "key",         "ca",     "verify",
+                                     "server_name", "min_version", "ciphers"};
+  for (const auto& kv : block) {
+    std::string key = kv.first.Scalar();
+    if (!known.count(key)) r.fail(kv.first, name + "." + key, "unknown setting");
+  }
+  auto file = [&](const char* key, std::string& out) {
+    if (block[key]) out = r.text(block[key], name + "." + key);
+  };
+  file("cert", o.cert_chain);
+  file("key", o.key);
+  file("ca", o.ca);
+  file("ciphers", o.ciphers);
+  file("server_name", o.server_name);
+  if (block["min_version"]) {
+    o.min_version = r.choice<std::string>(block["min_version"], name + ".min_version",
+                                          {{"tlsv1.2", "tlsv1.2"}, {"tlsv1.3", "tlsv1.3"}});
+  }
+  if (server) {
+    if (o.cert_chain.empty()) r.fail(block, name + ".cert", "the listener needs a certificate");
+    if (block["verify_clients"]) {
+      o.verify_mode = r.choice<int>(block["verify_clients"], name + ".verify_clients",
+                                    {{"none", 0}, {"request", 1}, {"require", 2}});
+    }
+    if (o.verify_mode != 0 && o.ca.empty()) {
+      r.fail(block, name + ".ca", "verify_clients needs a ca file to check certificates against");
+    }
+    if (block["handshake_timeout_ms"]) {
+      *handshake_timeout_ms = r.number<uint32_t>(block["handshake_timeout_ms"],
+                                                 name + ".handshake_timeout_ms", 100, 600000);
+    }
+  } else if (block["verify"]) {
+    o.verify_peer =
+        r.choice<bool>(block["verify"], name + ".verify", {{"true", true}, {"false", false}});
+  }
+  if (!o.key.empty() && o.cert_chain.empty()) r.fail(block, name + ".cert", "key without cert");
+}
+
 RouterConfig parse(const YAML::Node& root, const Reader& r) {
   RouterConfig c;
   if (!root.IsMap()) r.fail(root, "(top level)", "expected a mapping of settings");
@@ -100,6 +151,8 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "settle_ms",
                                               "hint_poll_ms",
                                               "read_verify",
+                                              "tls",
+                                              "backend_tls",
                                               "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
@@ -212,6 +265,14 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
              "needs backend_protocol: native (memcached keeps no versions to compare)");
     }
   }
+  if (root["tls"]) {
+    c.tls = true;
+    parse_tls(root["tls"], "tls", true, r, c.tls_options, &c.tls_handshake_timeout_ms);
+  }
+  if (root["backend_tls"]) {
+    c.backend_tls = true;
+    parse_tls(root["backend_tls"], "backend_tls", false, r, c.backend_tls_options, nullptr);
+  }
   const YAML::Node shards = root["shards"];
   if (!shards) r.fail(root, "shards", "required: a list of shards");
   if (!shards.IsSequence() || shards.size() == 0) {
@@ -277,6 +338,18 @@ bool split_host_port(const std::string& addr, std::string& host, int& port) {
   }
   port = static_cast<int>(p);
   return true;
+}
+
+Status load_tls(const RouterConfig& cfg, net::TlsReloadable& listen, net::TlsReloadable& backend) {
+  if (cfg.tls) {
+    Status st = listen.load(cfg.tls_options, true);
+    if (!st.is_ok()) return Status(st.code(), "tls: " + st.message());
+  }
+  if (cfg.backend_tls) {
+    Status st = backend.load(cfg.backend_tls_options, false);
+    if (!st.is_ok()) return Status(st.code(), "backend_tls: " + st.message());
+  }
+  return Status::ok();
 }
 
 Status check_names_resolve(const RouterConfig& cfg) {

@@ -10,6 +10,7 @@
 #include "cachetier/client.h"
 #include "client/connection.h"
 #include "client/ring/ring.h"
+#include "common/net/tls.h"
 #include "common/status.h"
 
 namespace cachetier::router {
@@ -53,6 +54,15 @@ struct RouterConfig {
   uint32_t client_max_in_flight = 64;
   uint64_t client_output_soft = 4u << 20;
   uint64_t client_output_hard = 64u << 20;
+  // TLS (docs/security.md). tls: the router's listener (cert, key; ca and verify_clients for
+  // client certificates). backend_tls: its connections to the nodes (ca, verify, server_name;
+  // cert and key for mutual TLS). On or off for the life of the process; the files are read
+  // again on SIGHUP.
+  bool tls = false;
+  net::TlsOptions tls_options;
+  uint32_t tls_handshake_timeout_ms = 10000;
+  bool backend_tls = false;
+  net::TlsOptions backend_tls_options;
   std::vector<client::ShardSpec> shards;
 };
 
@@ -69,6 +79,10 @@ Result<RouterConfig> parse_config(const std::string& text, const std::string& na
 // on a loop thread). The error names each one that does not: "shards[0].replicas[1]:
 // 'x:11211' does not resolve: Name or service not known".
 Status check_names_resolve(const RouterConfig& cfg);
+
+// The TLS contexts of `cfg` (tls: and backend_tls:), built from their files into `listen` and
+// `backend` (left alone where TLS is off). The error names the block and the file.
+Status load_tls(const RouterConfig& cfg, net::TlsReloadable& listen, net::TlsReloadable& backend);
 
 // "host:port" -> host, port. False when malformed.
 bool split_host_port(const std::string& addr, std::string& host, int& port);

@@ -44,6 +44,27 @@ Downstream::Downstream(Worker& w)
       text_(mc::DecoderLimits{64 * 1024, w.cfg().max_value}),
       native_(w.cfg().max_value * 2 + (64 << 10)) {
   uv_tcp_init(w.loop(), stream_.tcp());
+  accepted_ms_ = uv_now(w.loop());
+}
+
+void Downstream::on_tls_open() {
+  if (!stream_.tls_session()->resumed()) stats().ssl_new_sessions.add();
+}
+
+void Downstream::on_tls_error(const Status& error) {
+  if (stream_.handshaking()) stats().ssl_handshake_errors.add();
+  if (w_.may_log_tls_error()) {
+    spdlog::warn("TLS client {} closed: {}", stream_.peer(), error.message());
+  }
+}
+
+void Downstream::handshake_timed_out() {
+  stats().ssl_handshake_errors.add();
+  if (w_.may_log_tls_error()) {
+    spdlog::warn("TLS client {} closed: no handshake within {} ms", stream_.peer(),
+                 w_.cfg().tls_handshake_timeout_ms);
+  }
+  stream_.close();
 }
 
 RouteEnv& Downstream::env() { return w_.env(); }

@@ -96,11 +96,17 @@ class Downstream final : public net::Stream::Handler {
   WorkerStats& stats();
   Fill push();
   void close_after_replies() { quit_ = true; }  // quit, or a stream that cannot be parsed
+  // TLS: when the connection was accepted (uv_now), and its handshake deadline passed.
+  uint64_t accepted_ms() const { return accepted_ms_; }
+  void handshake_timed_out();
 
  private:
   size_t on_data(std::string_view data) override;
   void on_output_drained() override;
   void on_closed() override;
+  void on_tls_open() override;
+  void on_tls_error(const Status& error) override;
+  std::string peer();
   void drain();
   // True when a key of the request has a cas in flight on this worker: the connection stops
   // until that cas is through, then parses the request again.
@@ -126,6 +132,7 @@ class Downstream final : public net::Stream::Handler {
   size_t queued_ = 0;
   size_t held_ = 0;  // reply bytes waiting in slots behind a missing one
   bool quit_ = false, dirty_ = false, held_back_ = false, dropped_ = false;
+  uint64_t accepted_ms_ = 0;
 
   friend class Fill;
 };

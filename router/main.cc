@@ -54,6 +54,12 @@ int main(int argc, char** argv) {
     spdlog::warn("{}", names.message());
   }
   if (check_only) {
+    cachetier::net::TlsReloadable listen_tls, backend_tls;
+    cachetier::Status tls = cachetier::router::load_tls(cfg, listen_tls, backend_tls);
+    if (!tls.is_ok()) {
+      std::fprintf(stderr, "cacherouter: %s: %s\n", config_path.c_str(), tls.message().c_str());
+      return 2;
+    }
     size_t nodes = 0;
     for (const auto& s : cfg.shards) nodes += s.replicas.size();
     std::printf("%s: ok (%zu shards, %zu nodes)\n", config_path.c_str(), cfg.shards.size(), nodes);
@@ -66,8 +72,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cacherouter: %s\n", st.message().c_str());
     return 1;
   }
-  std::printf("cacherouter %s listening on %s:%d\n", CACHETIER_VERSION, cfg.listen_host.c_str(),
-              router.port());
+  std::printf("cacherouter %s listening on %s:%d%s\n", CACHETIER_VERSION, cfg.listen_host.c_str(),
+              router.port(), cfg.tls ? " (TLS)" : "");
   std::fflush(stdout);
 
   // The main thread waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config.

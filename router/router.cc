@@ -23,6 +23,8 @@ std::shared_ptr<const Topology> Router::topology() const {
 
 Status Router::start() {
   started_ms_ = now_ms();
+  Status tls = load_tls(cfg_, listen_tls_, backend_tls_);
+  if (!tls.is_ok()) return tls;
   auto topo = build_topology(cfg_, nullptr);
   if (!topo.is_ok()) return topo.status();
   topo_ = topo.value();
@@ -73,10 +75,26 @@ Status Router::reload() {
     return cfg.status();
   }
   RouterConfig next = cfg.value();
-  // Listening address and thread count are fixed for the life of the process.
+  // Listening address and thread count are fixed for the life of the process, and so is
+  // whether each side speaks TLS; the certificate files are read again.
   next.listen_host = cfg_.listen_host;
   next.listen_port = cfg_.listen_port;
   next.threads = cfg_.threads;
+  if (next.tls != cfg_.tls || next.backend_tls != cfg_.backend_tls) {
+    reload_errors_.fetch_add(1);
+    return Status(StatusCode::kInvalidArgument,
+                  "tls: and backend_tls: cannot be turned on or off by a reload (restart)");
+  }
+  {
+    net::TlsReloadable listen, backend;  // built aside: on error the running ones stay
+    Status st = load_tls(next, listen, backend);
+    if (!st.is_ok()) {
+      reload_errors_.fetch_add(1);
+      return st;
+    }
+    if (next.tls) (void)listen_tls_.load(next.tls_options, true);
+    if (next.backend_tls) (void)backend_tls_.load(next.backend_tls_options, false);
+  }
   auto current = topology();
   auto topo = build_topology(next, current.get());
   if (!topo.is_ok()) {
@@ -107,6 +125,8 @@ void Router::write_stats(ByteBuffer& out) const {
   RouterInfo info;
   info.started_ms = started_ms_;
   info.threads = cfg_.threads;
+  info.tls = cfg_.tls;
+  info.tls_loaded_at = listen_tls_.loaded_at();
   info.reloads = reloads_.load();
   info.reload_errors = reload_errors_.load();
   router::write_stats(out, stats, info, *topology());

@@ -47,6 +47,9 @@ class Router {
   // Thread-safe.
   std::shared_ptr<const Topology> topology() const;
   VersionClock& versions() { return versions_; }
+  // TLS contexts for new client connections and new backend connections (null when off).
+  std::shared_ptr<net::TlsContext> listen_tls() const { return listen_tls_.current(); }
+  std::shared_ptr<net::TlsContext> backend_tls() const { return backend_tls_.current(); }
   std::atomic<int64_t>& open_connections() { return open_connections_; }
   // `stats`: the workers' counters summed, then shards and nodes ("STAT" lines, no END).
   void write_stats(ByteBuffer& out) const;
@@ -54,6 +57,7 @@ class Router {
  private:
   RouterConfig cfg_;
   std::string config_path_;
+  net::TlsReloadable listen_tls_, backend_tls_;
   int port_ = 0;
   int64_t started_ms_ = 0;
   mutable std::mutex topo_mu_;

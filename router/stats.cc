@@ -48,6 +48,13 @@ void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
   write_stat(b, "curr_connections", opened > closed ? opened - closed : 0);
   write_stat(b, "total_connections", opened);
   write_stat(b, "rejected_connections", sum(&WorkerStats::rejected));
+  if (info.tls) {
+    write_stat(b, "ssl_handshake_errors", sum(&WorkerStats::ssl_handshake_errors));
+    write_stat(b, "ssl_new_sessions", sum(&WorkerStats::ssl_new_sessions));
+    const int64_t age = static_cast<int64_t>(std::time(nullptr)) - info.tls_loaded_at;
+    write_stat(b, "time_since_server_cert_refresh",
+               static_cast<uint64_t>(std::max<int64_t>(0, age)));
+  }
   static const std::pair<std::string_view, Counter WorkerStats::*> kCounters[] = {
       {"cmd_get", &WorkerStats::cmd_get},
       {"cmd_set", &WorkerStats::cmd_set},

@@ -24,6 +24,7 @@ struct WorkerStats {
   Counter client_errors;    // requests answered with a protocol error
   Counter clients_paused;   // times a client was stopped for replies it did not read
   Counter clients_dropped;  // clients closed past client_output_hard
+  Counter ssl_handshake_errors, ssl_new_sessions;  // client connections, with tls:
 };
 
 // ---- accounting, shared by the front ends ----
@@ -49,6 +50,8 @@ struct RouterInfo {
   int64_t started_ms = 0;
   int threads = 0;
   uint64_t reloads = 0, reload_errors = 0;
+  bool tls = false;
+  int64_t tls_loaded_at = 0;  // unix seconds
 };
 
 // "STAT name value" lines (no END) for the sum of `workers`, then per shard and node.

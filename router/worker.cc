@@ -17,6 +17,26 @@ Worker::Worker(Router& router, int index, int listen_fd)
 void Worker::init() {
   uv_loop_init(&loop_);
   topo_ = router_.topology();
+  if (cfg().backend_tls) backends_.use_tls([r = &router_] { return r->backend_tls(); });
+  if (cfg().tls) {
+    uv_timer_init(&loop_, &tls_timer_);
+    tls_timer_.data = this;
+    uv_timer_start(
+        &tls_timer_,
+        [](uv_timer_t* t) {
+          auto* w = static_cast<Worker*>(t->data);
+          const uint64_t now = uv_now(&w->loop_);
+          std::vector<Downstream*> late;
+          for (Downstream* d : w->clients_) {
+            if (d->stream().handshaking() &&
+                now - d->accepted_ms() >= w->cfg().tls_handshake_timeout_ms) {
+              late.push_back(d);
+            }
+          }
+          for (Downstream* d : late) d->handshake_timed_out();
+        },
+        1000, 1000);
+  }
   uv_async_init(&loop_, &stop_async_,
                 [](uv_async_t* a) { static_cast<Worker*>(a->data)->shut_down(); });
   stop_async_.data = this;
@@ -82,7 +102,10 @@ void Worker::shut_down() {
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
   if (index_ == 0) uv_close(reinterpret_cast<uv_handle_t*>(&health_timer_), nullptr);
+  if (cfg().tls) uv_close(reinterpret_cast<uv_handle_t*>(&tls_timer_), nullptr);
 }
+
+bool Worker::may_log_tls_error() { return tls_log_.allow(uv_now(&loop_)); }
 
 void Worker::on_connection() {
   auto* d = new Downstream(*this);  // counted open until its close callback
@@ -103,6 +126,7 @@ void Worker::on_connection() {
     d->close();
     return;
   }
+  if (cfg().tls) d->stream().use_tls(router_.listen_tls());
   d->start();
 }
 

@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/log_budget.h"
 #include "router/backends.h"
 #include "router/downstream.h"
 #include "router/health.h"
@@ -59,6 +60,8 @@ class Worker {
   }
   void note_activity() { ++activity_; }
   void forget(Downstream* d) { clients_.erase(d); }
+  // A TLS failure worth a log line: at most 10 per second on this worker (all are counted).
+  bool may_log_tls_error();
   bool alive(const Downstream* d) const { return clients_.count(const_cast<Downstream*>(d)) > 0; }
 
  private:
@@ -78,6 +81,8 @@ class Worker {
   uv_check_t flush_check_{};
   uv_prepare_t flush_prepare_{};
   uv_timer_t health_timer_{};
+  uv_timer_t tls_timer_{};  // with tls:, closes client handshakes past their timeout
+  LogBudget tls_log_{10};
   std::shared_ptr<const Topology> topo_;
   std::vector<std::shared_ptr<const Topology>> kept_;
   Backends backends_;

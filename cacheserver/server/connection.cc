@@ -28,26 +28,7 @@ Connection::Connection(Worker& w, Proto p, bool tls)
   }
 }
 
-std::string Connection::peer() const {
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  auto* self = const_cast<Connection*>(this);
-  if (uv_tcp_getpeername(self->stream_.tcp(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return "?";
-  }
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-    return "[" + std::string(host) + "]:" + std::to_string(port);
-  }
-  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-  uv_ip4_name(a, host, sizeof host);
-  port = ntohs(a->sin_port);
-  return std::string(host) + ":" + std::to_string(port);
-}
+std::string Connection::peer() const { return stream_.peer(); }
 
 void Connection::on_tls_open() {
   const net::TlsSession* t = stream_.tls_session();

@@ -66,14 +66,7 @@ void Worker::detach(Connection* c) {
   if (c->next) c->next->prev = c->prev;
 }
 
-bool Worker::may_log_tls_error() {
-  uint64_t second = uv_now(&loop_) / 1000;
-  if (second != tls_log_second_) {
-    tls_log_second_ = second;
-    tls_logged_ = 0;
-  }
-  return ++tls_logged_ <= 10;
-}
+bool Worker::may_log_tls_error() { return tls_log_.allow(uv_now(&loop_)); }
 
 void Worker::sweep_handshakes() {
   const uint64_t now = uv_now(&loop_);

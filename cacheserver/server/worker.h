@@ -13,6 +13,7 @@
 #include "cacheserver/process/process.h"
 #include "cacheserver/server/server.h"
 #include "common/counter.h"
+#include "common/log_budget.h"
 #include "common/net/sniff.h"
 
 namespace cachetier::server {
@@ -77,8 +78,7 @@ class Worker {
   Counter bytes_read_, bytes_written_;
   Counter tls_handshake_errors_, tls_new_sessions_;
   uv_timer_t handshake_timer_{};
-  uint64_t tls_log_second_ = 0;
-  int tls_logged_ = 0;
+  LogBudget tls_log_{10};
   std::unique_ptr<char[]> read_buf_{new char[kReadChunk]};
   Connection* conns_ = nullptr;  // intrusive list of open connections
   uint64_t activity_ = 0;        // reads handled; loop thread only

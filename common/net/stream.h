@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "common/buffer.h"
@@ -62,6 +63,8 @@ class Stream {
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
+  // The peer's address ("10.0.0.1:5000", "[::1]:5000"; "?" if unknown), for log lines.
+  std::string peer() const;
   // The handle to init and accept into (uv_tcp_init + uv_accept), or to uv_tcp_open.
   uv_tcp_t* tcp() { return &tcp_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }

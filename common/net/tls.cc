@@ -1,6 +1,7 @@
 // TLS contexts and sessions. See tls.h.
 #include "common/net/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -197,7 +198,15 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, std::string_view server_
     SSL_set_connect_state(ssl_);
     std::string name(server_name.empty() ? std::string_view(ctx_->options().server_name)
                                          : server_name);
-    if (!name.empty()) {
+    in6_addr ip6{};
+    in_addr ip4{};
+    const bool is_ip =
+        inet_pton(AF_INET, name.c_str(), &ip4) == 1 || inet_pton(AF_INET6, name.c_str(), &ip6) == 1;
+    if (is_ip) {  // no SNI for an address (RFC 6066); its certificate must list the address
+      if (ctx_->options().verify_peer) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str());
+      }
+    } else if (!name.empty()) {
       SSL_set_tlsext_host_name(ssl_, name.c_str());
       if (ctx_->options().verify_peer) SSL_set1_host(ssl_, name.c_str());
     }

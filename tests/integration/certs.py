@@ -1,8 +1,11 @@
-"""Certificates for the TLS tests, made by the test with the openssl CLI in a temporary
-directory (no private key is committed): a CA, a server certificate for localhost and
-127.0.0.1, a client certificate from the same CA, a second CA nobody trusts with a client
-certificate of its own, and an expired server certificate."""
+"""TLS test material. Certs: certificates made by the test with the openssl CLI in a
+temporary directory (no private key is committed): a CA, a server certificate for localhost
+and 127.0.0.1, a client certificate from the same CA, a second CA nobody trusts with a client
+certificate of its own, and an expired server certificate. tls_context and TlsLineConn: a
+Python ssl client of memcache text."""
 import os
+import socket
+import ssl
 import subprocess
 import tempfile
 
@@ -50,3 +53,52 @@ class Certs:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def tls_context(certs, ca="ca", cert=None, check_name=True):
+    """A client context trusting `ca`, presenting `cert` if given."""
+    ctx = ssl.create_default_context(cafile=certs.path(ca + ".crt"))
+    ctx.check_hostname = check_name
+    if cert:
+        ctx.load_cert_chain(certs.path(cert + ".crt"), certs.path(cert + ".key"))
+    return ctx
+
+
+class TlsLineConn:
+    """A TLS connection with line reads (memcache text)."""
+
+    def __init__(self, port, ctx, host="localhost", timeout=10):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname=host)
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                raise EOFError("closed")
+            self.buf += d
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, text):
+        self.sock.sendall(text)
+        return self.line()
+
+    def roundtrip(self, key, value):
+        if self.cmd(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value)) != b"STORED":
+            raise AssertionError("set over TLS")
+        self.sock.sendall(b"get %s\r\n" % key)
+        if not self.line().startswith(b"VALUE " + key) or self.line() != value:
+            raise AssertionError("get over TLS")
+        if self.line() != b"END":
+            raise AssertionError("END over TLS")
+
+    def peer_der(self):
+        return self.sock.getpeercert(binary_form=True)
+
+    def close(self):
+        self.sock.close()

@@ -3,6 +3,7 @@
 #include <cachetier/client.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <thread>
 
 #include "client/ring/ring.h"
@@ -174,4 +175,74 @@ TEST_CASE("client: bad options are refused", "[client][errors]") {
   no_pool.servers = {"127.0.0.1:1"};
   no_pool.pool_size = 0;
   CHECK_FALSE(Client::create(no_pool).is_ok());
+}
+
+namespace {
+// Certificates made here with the openssl CLI (no key is committed): a CA, a server
+// certificate for 127.0.0.1, a client certificate, and a second CA nobody trusts.
+struct TestCerts {
+  std::string dir;
+  TestCerts() {
+    char tmpl[] = "/tmp/ctclientcertsXXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ";
+    std::string script = "cd " + dir + " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext";
+    for (const char* ca : {"ca", "other"}) {
+      script += std::string(" && openssl req -x509") + ec + "-keyout " + ca + ".key -out " + ca +
+                ".crt -days 2 -subj /CN=" + ca;
+    }
+    for (const char* who : {"server", "client"}) {
+      script += std::string(" && openssl req") + ec + "-keyout " + who + ".key -out " + who +
+                ".csr -subj /CN=" + who + " && openssl x509 -req -in " + who +
+                ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out " + who + ".crt" +
+                (std::string(who) == "server" ? " -extfile san.ext" : "");
+    }
+    script += " > /dev/null 2>&1";
+    REQUIRE(std::system(script.c_str()) == 0);
+  }
+  ~TestCerts() { std::system(("rm -rf " + dir).c_str()); }
+  std::string operator()(const std::string& f) const { return dir + "/" + f; }
+};
+}  // namespace
+
+TEST_CASE("client: every call over TLS, mutual, native and memcache text",
+          "[client][integration][tls]") {
+  TestCerts certs;
+  const std::string o = "ssl_chain_cert=" + certs("server.crt") +
+                        ",ssl_key=" + certs("server.key") + ",ssl_ca_cert=" + certs("ca.crt") +
+                        ",ssl_verify_mode=2";
+  ServerProcess a({"-t", "1", "-Z", "-o", o}), b({"-t", "1", "-Z", "-o", o});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  opts.tls = true;
+  opts.tls_ca_file = certs("ca.crt");
+  opts.tls_cert_file = certs("client.crt");
+  opts.tls_key_file = certs("client.key");
+  SECTION("native") { exercise(*make_client(opts)); }
+  SECTION("memcache text") {
+    opts.protocol = Protocol::kMemcache;
+    exercise(*make_client(opts));
+  }
+  SECTION("a server from a CA the client does not trust is never talked to") {
+    opts.tls_ca_file = certs("other.crt");
+    opts.timeout_ms = 300;
+    auto c = Client::create(opts);
+    REQUIRE(c.is_ok());
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(c.value()->set("k", "v").is_ok());
+  }
+  SECTION("no client certificate: the server refuses") {
+    opts.tls_cert_file.clear();
+    opts.tls_key_file.clear();
+    opts.timeout_ms = 300;
+    auto c = Client::create(opts);
+    REQUIRE(c.is_ok());
+    for (int i = 0; i < 5; ++i) CHECK_FALSE(c.value()->set("k", "v").is_ok());
+  }
+  SECTION("a file that cannot be loaded fails create() with its name") {
+    opts.tls_ca_file = certs("missing.crt");
+    auto c = Client::create(opts);
+    REQUIRE_FALSE(c.is_ok());
+    CHECK(c.status().message().find("missing.crt") != std::string::npos);
+  }
 }

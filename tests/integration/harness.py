@@ -124,6 +124,7 @@ class Router(Server):
             self.proc.kill()
             raise RuntimeError("router did not start: %r %r" % (line, self.stderr()))
         self.port = int(m.group(1))
+        self.banner = line
         self.expect_exit = expect_exit
 
     def reload(self, config_text):
@@ -205,6 +206,43 @@ class Conn:
 
     def close(self):
         self.sock.close()
+
+
+def mixed_load(make_client, before, seconds, fault, threads=3, fault_after=1.0):
+    """`threads` clients (make_client()) read the keys of `before` (80%) and write new keys
+    (20%) for `seconds`, bounded by 50,000 operations each; fault() runs `fault_after` s in.
+    Returns (operations, errors, wrong reads)."""
+    import random
+    import threading
+    errors, wrong, ops = [], [], [0]
+    keys = sorted(before)
+    stop_at = time.time() + seconds
+
+    def load(seed):
+        cl = make_client()
+        rnd = random.Random(seed)
+        for i in range(50000):
+            if time.time() > stop_at:
+                break
+            try:
+                if rnd.random() < 0.8:
+                    k = keys[rnd.randrange(len(keys))]
+                    if cl.get(k) != before[k]:
+                        wrong.append(k)
+                else:
+                    cl.set("new%d-%d" % (seed, i), b"x", noreply=False)
+                ops[0] += 1
+            except Exception as e:  # noqa: BLE001 - every error counts
+                errors.append(repr(e))
+
+    ts = [threading.Thread(target=load, args=(s,)) for s in range(threads)]
+    for t in ts:
+        t.start()
+    time.sleep(fault_after)
+    fault()
+    for t in ts:
+        t.join()
+    return ops[0], errors, wrong
 
 
 def read_stats(c, arg=""):

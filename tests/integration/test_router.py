@@ -11,7 +11,8 @@ import time
 
 from pymemcache.client.base import Client as PyClient
 
-from harness import ROUTER_BIN, SANITIZED, Router, Server, check, free_port, router_config, run
+from harness import (ROUTER_BIN, SANITIZED, Router, Server, check, free_port, mixed_load,
+                     router_config, run)
 from native_client import NativeClient
 
 SLOW = 3 if SANITIZED else 1  # sanitizer builds are slower; deadlines scale
@@ -370,34 +371,14 @@ def test_kill9_one_replica_per_shard_under_load_no_errors_no_misses():
             c = py(r.port)
             before = {"pre%d" % i: b"value%d" % i for i in range(500)}
             c.set_many(before, noreply=False)
-            errors, misses, ops = [], [], [0]
-            stop_at = time.time() + 4 * SLOW
 
-            def load(seed):
-                cl = py(r.port)
-                rnd = random.Random(seed)
-                for i in range(50000):
-                    if time.time() > stop_at:
-                        break
-                    try:
-                        if rnd.random() < 0.8:
-                            k = "pre%d" % rnd.randrange(500)
-                            if cl.get(k) != before[k]:
-                                misses.append(k)
-                        else:
-                            cl.set("new%d-%d" % (seed, i), b"x", noreply=False)
-                        ops[0] += 1
-                    except Exception as e:  # noqa: BLE001 - every error counts
-                        errors.append(repr(e))
+            def fault():
+                nodes[0].kill9()
+                nodes[3].kill9()
 
-            threads = [threading.Thread(target=load, args=(s,)) for s in range(3)]
-            for t in threads:
-                t.start()
-            time.sleep(1 * SLOW)
-            nodes[0].kill9()
-            nodes[3].kill9()
-            for t in threads:
-                t.join()
+            n_ops, errors, misses = mixed_load(lambda: py(r.port), before, 4 * SLOW, fault,
+                                               fault_after=1 * SLOW)
+            ops = [n_ops]
             check(ops[0] > 500, "the load ran (%d ops)" % ops[0])
             check(not errors, "%d errors, e.g. %s" % (len(errors), errors[:3]))
             check(not misses, "%d misses for keys written before the kill, e.g. %s" % (

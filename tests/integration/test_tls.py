@@ -15,7 +15,7 @@ import time
 
 from pymemcache.client.base import Client
 
-from certs import Certs
+from certs import Certs, TlsLineConn, tls_context
 from harness import BIN, SANITIZED, Server, check, read_stats, run
 
 CERTS = Certs()
@@ -29,50 +29,11 @@ def tls_args(name="server", **extra):
 
 
 def client_context(ca="ca", cert=None, check_name=True):
-    ctx = ssl.create_default_context(cafile=CERTS.path(ca + ".crt"))
-    ctx.check_hostname = check_name
-    if cert:
-        ctx.load_cert_chain(CERTS.path(cert + ".crt"), CERTS.path(cert + ".key"))
-    return ctx
+    return tls_context(CERTS, ca, cert, check_name)
 
 
-class TlsConn:
-    """A TLS connection with line reads (memcache text)."""
-
-    def __init__(self, port, ctx=None, host="localhost", timeout=10 * SLOW):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock = (ctx or client_context()).wrap_socket(raw, server_hostname=host)
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("closed")
-            self.buf += d
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def cmd(self, text):
-        self.sock.sendall(text)
-        return self.line()
-
-    def roundtrip(self, key, value):
-        check(self.cmd(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value)) == b"STORED",
-              "set over TLS")
-        self.sock.sendall(b"get %s\r\n" % key)
-        check(self.line().startswith(b"VALUE " + key), "get over TLS")
-        check(self.line() == value, "value over TLS")
-        check(self.line() == b"END", "END over TLS")
-
-    def peer_der(self):
-        return self.sock.getpeercert(binary_form=True)
-
-    def close(self):
-        self.sock.close()
+def TlsConn(port, ctx=None, host="localhost", timeout=10 * SLOW):  # noqa: N802
+    return TlsLineConn(port, ctx or client_context(), host, timeout)
 
 
 def s_client(port, *args, send=b"version\r\n"):

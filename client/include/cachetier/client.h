@@ -52,6 +52,16 @@ struct ClientOptions {
   Protocol protocol = Protocol::kNative;
   size_t max_in_flight = 16384;  // per node connection
   size_t pool_size = 1;          // connections per node, used in turn
+  // TLS to every node (cacheserver -Z, memcached -Z, cacherouter's tls:). The node's
+  // certificate is checked against tls_ca_file (empty: the system's CAs) and its name against
+  // tls_server_name (empty: the host of each address; an IP address is checked as one), unless
+  // tls_verify is false. tls_cert_file/tls_key_file: a client certificate (mutual TLS).
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;  // empty: in tls_cert_file
+  std::string tls_server_name;
+  bool tls_verify = true;
 };
 
 struct Item {
