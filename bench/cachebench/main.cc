@@ -52,6 +52,8 @@ struct Conn {
   Client* client = nullptr;
   size_t server = 0;
   ByteBuffer in, out, wbuf;
+  std::unique_ptr<cachetier::net::TlsSession> tls;  // --tls
+  ByteBuffer cin, wire;                             // TLS: ciphertext read / to write
   std::unique_ptr<WireProtocol> proto;
   std::deque<Pending> inflight;
   uint64_t next_id = 1;
@@ -157,12 +159,23 @@ class Worker {
       return;
     }
     c->connected = true;
+    if (w->o_.tls_ctx) {
+      const std::string& host = w->o_.targets[c->server].first;
+      c->tls = std::make_unique<cachetier::net::TlsSession>(
+          w->o_.tls_ctx, w->o_.tls_sni.empty() ? host : w->o_.tls_sni);
+      if (!c->tls->start_client(c->wire).is_ok()) {
+        w->count_error();
+        w->lost(c);
+        return;
+      }
+    }
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(c->tcp),
         [](uv_handle_t* h, size_t, uv_buf_t* b) {
           auto* cn = static_cast<Conn*>(h->data);
-          char* p = cn->in.reserve(64 * 1024);
-          *b = uv_buf_init(p, static_cast<unsigned>(cn->in.writable()));
+          ByteBuffer& buf = cn->tls ? cn->cin : cn->in;
+          char* p = buf.reserve(64 * 1024);
+          *b = uv_buf_init(p, static_cast<unsigned>(buf.writable()));
         },
         [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
           auto* cn = static_cast<Conn*>(s->data);
@@ -171,10 +184,33 @@ class Worker {
             wk->lost(cn);
             return;
           }
-          cn->in.commit(static_cast<size_t>(n));
           wk->totals_.bytes += static_cast<uint64_t>(n);
+          if (cn->tls) {
+            cn->cin.commit(static_cast<size_t>(n));
+            cachetier::Status st = cn->tls->feed(
+                cn->cin.view(), wk->tls_scratch_, sizeof wk->tls_scratch_,
+                [cn](std::string_view plain) {
+                  cn->in.append(plain);
+                  return true;
+                },
+                cn->wire);
+            cn->cin.clear();
+            if (!st.is_ok()) {
+              if (!wk->tls_warned_) {
+                std::fprintf(stderr, "cachebench: %s\n", st.message().c_str());
+                wk->tls_warned_ = true;
+              }
+              wk->count_error();
+              wk->lost(cn);
+              return;
+            }
+            if (cn->tls->take_just_opened() || !cn->wire.empty()) wk->flush(cn);
+          } else {
+            cn->in.commit(static_cast<size_t>(n));
+          }
           wk->on_data(cn);
         });
+    w->flush(c);  // the TLS ClientHello
     w->fill(c->client);
   }
 
@@ -185,6 +221,9 @@ class Worker {
     c->inflight.clear();
     c->in.clear();
     c->out.clear();
+    c->tls.reset();
+    c->cin.clear();
+    c->wire.clear();
     c->proto = make_protocol(o_.protocol);
     c->connected = false;
     uv_close(reinterpret_cast<uv_handle_t*>(c->tcp), [](uv_handle_t* h) {
@@ -324,8 +363,18 @@ class Worker {
   }
 
   void flush(Conn* c) {
-    if (c->writing || c->out.empty() || !c->connected) return;
-    c->wbuf.swap(c->out);
+    if (c->writing || !c->connected) return;
+    if (c->tls && c->tls->handshake_done() && !c->out.empty()) {
+      if (!c->tls->encrypt(c->out.view(), c->wire).is_ok()) {
+        count_error();
+        lost(c);
+        return;
+      }
+      c->out.clear();
+    }
+    ByteBuffer& w = c->tls ? c->wire : c->out;  // TLS: requests wait for the handshake
+    if (w.empty()) return;
+    c->wbuf.swap(w);
     c->writing = true;
     c->wreq.data = c;
     totals_.bytes += c->wbuf.size();
@@ -395,6 +444,8 @@ class Worker {
   std::vector<std::unique_ptr<Client>> clients_;
   size_t finished_conns_ = 0, total_conns_ = 0;
   bool stopping_ = false, connect_warned_ = false;
+  char tls_scratch_[16 * 1024];  // TLS: where SSL_read decrypts
+  bool tls_warned_ = false;
   std::mt19937_64 rng_;
   uint64_t base_seed_ = 0;
   std::string value_;
@@ -473,6 +524,19 @@ int main(int argc, char** argv) {
       return 2;
     }
     ring = std::make_unique<cachetier::client::Ring>(std::move(r.value()));
+  }
+  if (o.tls) {
+    cachetier::net::TlsOptions t;
+    t.ca = o.tls_cacert;
+    t.cert_chain = o.tls_cert;
+    t.key = o.tls_key;
+    t.verify_peer = !o.tls_skip_verify;
+    auto ctx = cachetier::net::TlsContext::make_client(t);
+    if (!ctx.is_ok()) {
+      std::fprintf(stderr, "cachebench: --tls: %s\n", ctx.status().message().c_str());
+      return 2;
+    }
+    o.tls_ctx = ctx.value();
   }
   print_header(o);
   std::vector<RunTotals> runs;

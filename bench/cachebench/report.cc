@@ -124,6 +124,12 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_flag("--distinct-client-seed", o.distinct_client_seed, "a random seed per client");
   app.add_flag("--randomize", o.randomize, "seed from the clock instead of a fixed seed");
   app.add_option("--json-out-file", o.json_out, "memtier-style JSON results");
+  app.add_flag("--tls", o.tls, "connect with TLS");
+  app.add_option("--cert", o.tls_cert, "TLS: client certificate (PEM)");
+  app.add_option("--key", o.tls_key, "TLS: client private key (PEM)");
+  app.add_option("--cacert", o.tls_cacert, "TLS: CA to verify the server against");
+  app.add_flag("--tls-skip-verify", o.tls_skip_verify, "TLS: do not verify the server");
+  app.add_option("--sni", o.tls_sni, "TLS: server name sent and checked");
   app.add_option("--csv", o.csv_out, "the per-second series as CSV");
   app.add_option("--report", o.html_out, "a self-contained HTML report with charts");
   try {

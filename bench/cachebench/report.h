@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bench/cachebench/histogram.h"
 #include "bench/cachebench/keys.h"
+#include "common/net/tls.h"
 
 namespace cachetier::bench {
 
@@ -33,6 +35,11 @@ struct Options {
   std::vector<double> percentiles = {50, 99, 99.9};
   bool hide_histogram = false, distinct_client_seed = false, randomize = false;
   std::string json_out, csv_out, html_out;
+  // TLS (memtier's flags): --tls, --cert/--key (client certificate), --cacert,
+  // --tls-skip-verify, --sni. main() builds the context.
+  bool tls = false, tls_skip_verify = false;
+  std::string tls_cert, tls_key, tls_cacert, tls_sni;
+  std::shared_ptr<cachetier::net::TlsContext> tls_ctx;
 };
 
 // Parses argv. Returns -1 to go on, else the exit code (0 for --help, 2 for a bad flag).

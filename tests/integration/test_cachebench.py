@@ -26,9 +26,9 @@ def bench(port, *args, timeout=120):
     return p, data
 
 
-def check_exact(port, protocol):
+def check_exact(port, protocol, *extra):
     p, data = bench(port, "-P", protocol, "-t", "2", "-c", "3", "-n", "500", "--ratio", "1:1",
-                    "--key-maximum", "999")
+                    "--key-maximum", "999", *extra)
     check(p.returncode == 0, "%s: exit %d: %s" % (protocol, p.returncode, p.stderr))
     tot = data["ALL STATS"]["Totals"]
     check(tot["Count"] == 2 * 3 * 500, "%s: %d requests, expected 3000" % (protocol, tot["Count"]))
@@ -44,6 +44,38 @@ def test_cacheserver_memcache_text_and_native():
     with Server("-t", "2") as s:
         check_exact(s.port, "memcache_text")
         check_exact(s.port, "native")
+
+
+def test_tls_against_cacheserver_and_memcached():
+    """memtier's TLS flags: --tls --cacert --sni, and --cert/--key for a node that requires a
+    client certificate; stock memcached -Z as well."""
+    from certs import Certs
+    with Certs() as certs:
+        tls = ["--tls", "--cacert", certs.path("ca.crt"), "--sni", "localhost"]
+        mutual = tls + ["--cert", certs.path("client.crt"), "--key", certs.path("client.key")]
+        opts = "ssl_chain_cert=%s,ssl_key=%s" % (certs.path("server.crt"), certs.path("server.key"))
+        with Server("-t", "2", "-Z", "-o", opts + ",ssl_ca_cert=%s,ssl_verify_mode=2" %
+                    certs.path("ca.crt")) as s:
+            check_exact(s.port, "memcache_text", *mutual)
+            check_exact(s.port, "native", *mutual)
+            p, data = bench(s.port, "-t", "1", "-c", "1", "-n", "10", *tls)
+            st = data["ALL STATS"]
+            check(st["Errors"] > 0 and st["Totals"]["Count"] == 0,
+                  "no client certificate: every request fails (%r)" % st)
+        p, _ = bench(1, "--tls", "--cacert", certs.path("missing.crt"))
+        check(p.returncode == 2 and "missing.crt" in p.stderr, "a bad --cacert: %r" % p.stderr)
+        port = free_port()
+        argv = ["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-t", "1", "-Z",
+                "-o", opts]
+        if os.getuid() == 0:
+            argv += ["-u", "root"]
+        mc = subprocess.Popen(argv)
+        try:
+            check(wait_port(port), "memcached -Z listens on %d" % port)
+            check_exact(port, "memcache_text", *tls)
+        finally:
+            mc.terminate()
+            mc.wait()
 
 
 def test_stock_memcached():
@@ -152,6 +184,7 @@ def test_a_server_dying_mid_run_is_counted_not_fatal():
 
 
 if __name__ == "__main__":
-    run([test_cacheserver_memcache_text_and_native, test_stock_memcached, test_redis_server,
+    run([test_cacheserver_memcache_text_and_native, test_tls_against_cacheserver_and_memcached,
+         test_stock_memcached, test_redis_server,
          test_files_patterns_and_flags, test_servers_shards_keys_with_the_client_ring,
          test_a_server_dying_mid_run_is_counted_not_fatal])
