@@ -126,34 +126,10 @@ int main(int argc, char** argv) {
   }
   bool tls_options_given = false;
   for (const std::string& list : extended) {
-    size_t start = 0;
-    while (start < list.size()) {
-      size_t comma = list.find(',', start);
-      std::string kv =
-          list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      start = comma == std::string::npos ? list.size() : comma + 1;
-      if (kv.empty()) continue;
-      size_t eq = kv.find('=');
-      std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      if (key == "ssl_handshake_timeout_ms") {
-        char* end = nullptr;
-        long v = std::strtol(value.c_str(), &end, 10);
-        if (value.empty() || *end != '\0' || v < 100 || v > 600000) {
-          std::fprintf(stderr,
-                       "cacheserver: bad -o ssl_handshake_timeout_ms '%s' (want 100 .. "
-                       "600000)\n",
-                       value.c_str());
-          return 2;
-        }
-        cfg.tls_handshake_timeout_ms = static_cast<int>(v);
-        continue;
-      }
-      cachetier::Status st = cachetier::net::apply_ssl_option(key, value, cfg.tls_options);
-      if (!st.is_ok()) {
-        std::fprintf(stderr, "cacheserver: bad -o %s: %s\n", kv.c_str(), st.message().c_str());
-        return 2;
-      }
-      tls_options_given = true;
+    std::string error;
+    if (!cachetier::server::parse_extended(list, cfg, tls_options_given, error)) {
+      std::fprintf(stderr, "cacheserver: bad -o: %s\n", error.c_str());
+      return 2;
     }
   }
   if (cfg.tls && cfg.tls_options.cert_chain.empty()) {

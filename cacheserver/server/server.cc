@@ -94,6 +94,37 @@ Server::~Server() {
   }
 }
 
+bool parse_extended(const std::string& list, ServerConfig& cfg, bool& tls_given,
+                    std::string& error) {
+  size_t start = 0;
+  while (start < list.size()) {
+    size_t comma = list.find(',', start);
+    std::string kv =
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? list.size() : comma + 1;
+    if (kv.empty()) continue;
+    size_t eq = kv.find('=');
+    std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (key == "ssl_handshake_timeout_ms") {
+      char* end = nullptr;
+      long v = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || v < 100 || v > 600000) {
+        error = "ssl_handshake_timeout_ms '" + value + "' (want 100 .. 600000)";
+        return false;
+      }
+      cfg.tls_handshake_timeout_ms = static_cast<int>(v);
+      continue;
+    }
+    Status st = net::apply_ssl_option(key, value, cfg.tls_options);
+    if (!st.is_ok()) {
+      error = kv + ": " + st.message();
+      return false;
+    }
+    tls_given = true;
+  }
+  return true;
+}
+
 int Server::open_listener(const std::string& host, int port_number, int* bound) {
   auto fd = net::listen_socket(host, port_number);
   if (!fd.is_ok()) {

@@ -31,6 +31,13 @@ struct ListenAddr {
 // Parses -l's comma-separated list into `out`; false (and `error` says why) on a bad entry.
 bool parse_listen(const std::string& spec, std::vector<ListenAddr>& out, std::string& error);
 
+struct ServerConfig;
+// Parses one -o list (KEY=VALUE,...) into `cfg` (the ssl_* options and
+// ssl_handshake_timeout_ms); `tls_given` is set when an ssl_* option was. False (and `error`
+// says why) on an unknown key or a bad value.
+bool parse_extended(const std::string& list, ServerConfig& cfg, bool& tls_given,
+                    std::string& error);
+
 struct ServerConfig {
   std::string listen = "127.0.0.1";  // used when `listen_addrs` is empty
   std::vector<ListenAddr> listen_addrs;
