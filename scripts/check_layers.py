@@ -41,7 +41,7 @@ RULES = [
     ("tests/unit/bench/", ["common/", "bench/"]),
     ("tests/unit/main.cc", []),
     ("tests/integration/", ["common/", "protocol/", "client/", "router/"] + CLIENT_API),
-    ("tests/fuzz/", ["common/", "protocol/", "cacheserver/engine/", "cacheserver/process/"]),
+    ("tests/fuzz/", ["common/", "protocol/", "cacheserver/", "client/", "router/"] + CLIENT_API),
     ("tests/install/", CLIENT_API),
 ]
 

@@ -327,6 +327,10 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       return Action::kContinue;
     }
     case Op::kFlush:
+      if (!ctx.flush_enabled) {
+        native_error(req.id, Status::kBadRequest, "flush_all not allowed (-F)", out);
+        return Action::kContinue;
+      }
       ctx.engine.flush(req.delay == 0 ? now : engine::resolve_exptime(req.delay, now));
       ctx.counters.cmd_flush.add();
       reply_status(req.id, Status::kOk, out);

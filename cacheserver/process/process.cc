@@ -164,6 +164,10 @@ Action handle(const Request& req, Context& ctx, ByteBuffer& out) {
       return Action::kContinue;
     }
     case Command::kFlushAll: {
+      if (!ctx.flush_enabled) {  // memcached -F's answer
+        out.append("CLIENT_ERROR flush_all not allowed\r\n");
+        return Action::kContinue;
+      }
       int64_t now = ctx.engine.clock().now();
       ctx.engine.flush(req.delay == 0 ? now : engine::resolve_exptime(req.delay, now));
       ctx.counters.cmd_flush.add();

@@ -42,7 +42,8 @@ struct Context {
   std::atomic<int>* verbosity = nullptr;
   // A reply larger than this is replaced by an error (the connection goes on).
   size_t output_limit = 64u << 20;
-  size_t max_frame = 0;  // native frames accepted (reported by hello)
+  size_t max_frame = 0;       // native frames accepted (reported by hello)
+  bool flush_enabled = true;  // false (-F): flush_all is refused
 };
 
 enum class Action {

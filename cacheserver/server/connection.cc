@@ -5,6 +5,7 @@
 
 #include "cacheserver/process/native_process.h"
 #include "cacheserver/server/server.h"
+#include "protocol/memcache/auth_codec.h"
 
 namespace cachetier::server {
 
@@ -19,9 +20,11 @@ Connection::Connection(Worker& w, Proto p, bool tls)
            &w.server(),
            &w.server().verbosity(),
            w.server().config().output_limit,
-           w.server().config().max_frame} {
+           w.server().config().max_frame,
+           w.server().config().flush_enabled} {
   stream_.count_into(&w.bytes_read(), &w.bytes_written());
   accepted_ms_ = uv_now(w.loop());
+  authenticated_ = !w.server().auth_required();
   if (tls) {
     auto ctx = w.server().tls_context();
     if (ctx) stream_.use_tls(std::move(ctx));
@@ -77,9 +80,53 @@ void Connection::stop_reading_for_good() {
   stream_.pause();
 }
 
+size_t Connection::process_auth(std::string_view data) {
+  ByteBuffer& out = stream_.output();
+  size_t pos = 0;
+  while (!authenticated_ && pos < data.size() && !close_after_write_) {
+    memcache::AuthStep st = memcache::auth_step(data.substr(pos));
+    switch (st.kind) {
+      case memcache::AuthStep::kNeedMore:
+        return pos;
+      case memcache::AuthStep::kReply:
+        out.append(st.reply);
+        break;
+      case memcache::AuthStep::kClose:
+        out.append(st.reply);
+        stop_reading_for_good();
+        return data.size();
+      case memcache::AuthStep::kCredentials:
+        worker_.auth_cmds().add();
+        if (worker_.server().auth().check(st.user, st.password)) {
+          authenticated_ = true;
+          out.append(memcache::reply::kStored);
+        } else {
+          worker_.auth_errors().add();
+          out.append(memcache::reply::kAuthFailure);
+          // No user name in the log: it may be a password typed in the wrong field.
+          if (worker_.may_log_tls_error()) {
+            spdlog::warn("authentication failed from {}", peer());
+          }
+          if (++auth_failures_ >= worker_.server().config().auth_max_failures) {
+            spdlog::warn("closing {}: {} failed authentication attempts", peer(), auth_failures_);
+            stop_reading_for_good();
+            return data.size();
+          }
+        }
+        break;
+    }
+    pos += st.consumed;
+  }
+  return pos;
+}
+
 size_t Connection::process_memcache(std::string_view data) {
   ByteBuffer& out = stream_.output();
   size_t pos = 0;
+  if (!authenticated_) {
+    pos = process_auth(data);
+    if (!authenticated_ || close_after_write_) return pos;
+  }
   while (pos < data.size() && !close_after_write_ && !output_backed_up()) {
     memcache::DecodeResult r = decoder_.feed(data.substr(pos), req_);
     switch (r.status) {
@@ -108,6 +155,15 @@ size_t Connection::process_memcache(std::string_view data) {
 
 size_t Connection::process_native(std::string_view data) {
   if (!ndecoder_) ndecoder_ = std::make_unique<native::RequestDecoder>(ctx_.max_frame);
+  if (!authenticated_) {
+    // -Y covers the text protocol (memcached's ASCII auth); native credentials (HELLO) are
+    // not built yet, so a native connection is refused rather than let through.
+    if (worker_.may_log_tls_error()) {
+      spdlog::warn("closing native connection from {}: -Y needs the text protocol's auth", peer());
+    }
+    stop_reading_for_good();
+    return data.size();
+  }
   ByteBuffer& out = stream_.output();
   size_t pos = 0;
   while (pos < data.size() && !close_after_write_ && !output_backed_up()) {

@@ -43,6 +43,9 @@ class Connection final : public net::Stream::Handler {
   std::string peer() const;
 
   size_t process_memcache(std::string_view data);
+  // -Y, not authenticated yet: memcached's ASCII authentication (auth_codec.h). Returns the
+  // bytes used; sets authenticated_ on success.
+  size_t process_auth(std::string_view data);
   size_t process_native(std::string_view data);
   // True (and reading paused) when the unsent output has reached the high-water mark.
   bool output_backed_up();
@@ -60,6 +63,8 @@ class Connection final : public net::Stream::Handler {
   bool close_after_write_ = false;  // quit or a fatal error: parse nothing more
   bool draining_ = false;           // server stopping
   uint64_t accepted_ms_ = 0;
+  bool authenticated_ = true;  // false with -Y until a good `set` of credentials
+  int auth_failures_ = 0;
 };
 
 }  // namespace cachetier::server

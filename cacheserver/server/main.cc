@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
                  "interfaces to listen on, comma-separated or repeated: HOST, HOST:PORT, "
                  "[IPV6]:PORT; with -Z a notls: prefix makes one plaintext (default 127.0.0.1)");
   app.add_flag("-Z,--enable-ssl", cfg.tls, "TLS on every listener not marked notls:");
+  app.add_option("-Y,--auth-file", cfg.auth_file,
+                 "memcached's ASCII authentication: a file of user:password lines (re-read on "
+                 "SIGHUP)");
+  bool no_flush = false;
+  app.add_flag("-F,--disable-flush-all", no_flush, "refuse flush_all");
   app.add_option("-o,--extended", extended,
                  "comma-separated KEY=VALUE options: ssl_chain_cert, ssl_key, ssl_ca_cert, "
                  "ssl_verify_mode (0-3), ssl_min_version (tlsv1.2, tlsv1.3), ssl_ciphers, "
@@ -117,6 +122,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   cfg.verbose = verbose_count;
+  cfg.flush_enabled = !no_flush;
   for (const std::string& spec : listen_specs) {
     std::string error;
     if (!cachetier::server::parse_listen(spec, cfg.listen_addrs, error)) {

@@ -190,12 +190,29 @@ Status Server::refresh_certs() {
   return st;
 }
 
-void Server::on_sighup() { (void)refresh_certs(); }
+void Server::on_sighup() {
+  if (config_.tls) (void)refresh_certs();
+  if (auth_required()) {
+    Status st = auth_.reload();
+    if (st.is_ok()) {
+      spdlog::info("auth file reloaded ({} users)", auth_.users());
+    } else {
+      spdlog::error("auth file not reloaded, the previous users stay: {}", st.message());
+    }
+  }
+}
 
 int Server::run() {
   std::signal(SIGPIPE, SIG_IGN);
   if (config_.tls) {
     Status st = tls_.load(config_.tls_options, true);
+    if (!st.is_ok()) {
+      spdlog::error("{}", st.message());
+      return 1;
+    }
+  }
+  if (auth_required()) {
+    Status st = auth_.load(config_.auth_file);
     if (!st.is_ok()) {
       spdlog::error("{}", st.message());
       return 1;

@@ -17,6 +17,7 @@
 
 #include "cacheserver/engine/engine.h"
 #include "cacheserver/process/process.h"
+#include "common/net/auth.h"
 #include "common/net/tls.h"
 
 namespace cachetier::server {
@@ -57,6 +58,10 @@ struct ServerConfig {
   bool tls = false;
   net::TlsOptions tls_options;
   int tls_handshake_timeout_ms = 10000;  // a connection still handshaking then is closed
+  // -Y: memcached's ASCII authentication from this file of user:password lines.
+  std::string auth_file;
+  int auth_max_failures = 5;  // failed attempts after which a connection is closed
+  bool flush_enabled = true;  // -F turns flush_all off
 };
 
 class Worker;
@@ -82,6 +87,9 @@ class Server final : public process::StatsSource {
   Status refresh_certs() override;
   // The TLS context new connections get (null without -Z).
   std::shared_ptr<net::TlsContext> tls_context() const { return tls_.current(); }
+  // -Y: the credentials (empty: no authentication).
+  bool auth_required() const { return !config_.auth_file.empty(); }
+  const net::AuthFile& auth() const { return auth_; }
 
   // Called by workers.
   void connection_closed() { curr_connections_.fetch_sub(1, std::memory_order_relaxed); }
@@ -108,6 +116,7 @@ class Server final : public process::StatsSource {
   };
   std::vector<Listening> listeners_;
   net::TlsReloadable tls_;
+  net::AuthFile auth_;
   size_t next_worker_ = 0;
   int64_t started_at_ = 0;
   std::atomic<int> verbosity_{0};

@@ -45,6 +45,15 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
     write_stat(out, "curr_connections", curr_connections_.load());
     write_stat(out, "total_connections", total_connections_.load());
     write_stat(out, "rejected_connections", rejected_connections_.load());
+    if (auth_required()) {
+      uint64_t cmds = 0, errors = 0;
+      for (auto& w : workers_) {
+        cmds += w->auth_cmds().load();
+        errors += w->auth_errors().load();
+      }
+      write_stat(out, "auth_cmds", cmds);
+      write_stat(out, "auth_errors", errors);
+    }
     if (config_.tls) {
       uint64_t errors = 0, sessions = 0;
       for (auto& w : workers_) {
@@ -101,6 +110,8 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
     write_stat(out, "max_frame", static_cast<uint64_t>(config_.max_frame));
     write_stat(out, "interface", listeners_[0].host);
     write_stat(out, "ssl_enabled", config_.tls ? "yes" : "no");
+    write_stat(out, "auth_enabled_ascii", auth_required() ? "yes" : "no");
+    write_stat(out, "flush_enabled", config_.flush_enabled ? "yes" : "no");
     if (config_.tls) {
       const net::TlsOptions& t = config_.tls_options;
       write_stat(out, "ssl_chain_cert", t.cert_chain);
