@@ -48,6 +48,18 @@ void encode(native::FrameWriter& w, uint64_t id, const Call& c) {
       w.begin_request(id, c.op, 0);
       w.end();
       return;
+    case Op::kHello:  // key, value: the user and password, when set
+      w.begin_request(id, c.op, c.key.empty() ? 1 : 3);
+      w.field(native::kProtoVersion);
+      w.uint(native::kProtocolVersion);
+      if (!c.key.empty()) {
+        w.field(native::kUser);
+        w.bin(c.key);
+        w.field(native::kPassword);
+        w.bin(c.value);
+      }
+      w.end();
+      return;
     case Op::kFlush:
       w.begin_request(id, c.op, 1);
       w.field(native::kDelay);
@@ -177,8 +189,28 @@ Connection::Connection(uv_loop_t* loop, const ConnectionOptions& options)
   open_handles_ = 2;
 }
 
+void Connection::queue_auth() {
+  Call c;
+  if (opts_.protocol == Protocol::kMemcache) {  // memcached's ASCII auth: a set of "user pass"
+    c.op = native::Op::kSet;
+    c.classic = true;
+    c.key = "cachetier-auth";
+    c.value = opts_.auth_user + " " + opts_.auth_password;
+  } else {  // HELLO with credentials
+    c.op = native::Op::kHello;
+    c.key = opts_.auth_user;
+    c.value = opts_.auth_password;
+  }
+  Status st = send(c, [this](Reply&& r) {
+    if (r.transport.is_ok() && r.code != native::Status::kOk) auth_failed_ = true;
+  });
+  (void)st;  // refused only when closing
+}
+
 void Connection::start_connect() {
   state_ = State::kConnecting;
+  // Nothing is queued yet (a lost connection failed everything): the credentials go first.
+  if (!opts_.auth_user.empty()) queue_auth();
   sockaddr_storage addr{};
   if (resolve(opts_.host, opts_.port, &addr)) {
     connect_to(reinterpret_cast<const sockaddr*>(&addr));
@@ -383,20 +415,26 @@ void Connection::on_read(ssize_t n) {
   }
   if (opts_.protocol == Protocol::kMemcache) {
     on_read_text();
-    return;
-  }
-  native::Response& resp = decoded_;
-  while (state_ == State::kConnected && !in_.empty()) {
-    native::DecodeResult r = decoder_.feed(in_.view(), resp);
-    if (r.status == native::DecodeStatus::kNeedMore) break;
-    if (r.status != native::DecodeStatus::kComplete) {
-      on_lost("malformed reply");
-      return;
+  } else {
+    native::Response& resp = decoded_;
+    while (state_ == State::kConnected && !in_.empty()) {
+      native::DecodeResult r = decoder_.feed(in_.view(), resp);
+      if (r.status == native::DecodeStatus::kNeedMore) break;
+      if (r.status != native::DecodeStatus::kComplete) {
+        on_lost("malformed reply");
+        return;
+      }
+      Reply reply = to_reply(resp);
+      uint64_t id = resp.id;
+      in_.consume(r.consumed);
+      complete(id, std::move(reply));
     }
-    Reply reply = to_reply(resp);
-    uint64_t id = resp.id;
-    in_.consume(r.consumed);
-    complete(id, std::move(reply));
+  }
+  // The credentials were refused (noted by the reply's callback, acted on here, outside the
+  // reply loop): the connection is failed and retried with the backoff.
+  if (auth_failed_ && state_ == State::kConnected) {
+    auth_failed_ = false;
+    on_lost("authentication failed (auth_user / auth_password)");
   }
 }
 

@@ -69,6 +69,9 @@ struct ConnectionOptions {
   // checked in the server's certificate (default: host; an IP address is checked as one).
   std::shared_ptr<net::TlsContext> tls;
   std::string tls_server_name;
+  // Credentials for a server with -Y, sent first on every connection (native: in HELLO;
+  // memcache text: memcached's `set` of "user password"). Refused: the connection fails.
+  std::string auth_user, auth_password;
 };
 
 // What a request asks for (the native op and its fields).
@@ -92,6 +95,7 @@ struct Call {
   bool has_recache = false;  // get with kLeases: win when the item expires within recache_ttl
   int64_t recache_ttl = 0;
   bool has_touch_ttl = false;  // incr/decr, invalidating delete: the item's new ttl
+  bool classic = false;        // memcache text: a store as the classic command, not ms (auth)
   int64_t touch_ttl = 0;
   uint64_t new_cas = 0;           // the CAS the changed or created item takes (0 = the node's own)
   std::vector<std::string> keys;  // multi_get / multi_delete
@@ -199,6 +203,7 @@ class Connection {
   // same of memcached; false when the call has none (the classic commands do).
   bool encode_text_meta(const Call& call, TextExpect& expect);
   void on_lost(std::string_view why);
+  void queue_auth();
   void flush();
   void arm_timer();
   void on_timer();
@@ -224,6 +229,7 @@ class Connection {
   std::unique_ptr<net::TlsSession> tls_;
   ByteBuffer cin_, wire_;
   std::unique_ptr<char[]> tls_scratch_;
+  bool auth_failed_ = false;  // the credentials' reply was an error
   native::ResponseDecoder decoder_;
   native::Response decoded_;  // reused, so its vectors keep their capacity
   memcache::ResponseDecoder text_decoder_;

@@ -123,6 +123,7 @@ bool Connection::encode_text_meta(const Call& c, TextExpect& expect) {
     case Op::kAppend:
     case Op::kPrepend:
     case Op::kCas: {
+      if (c.classic) return false;  // memcached's ASCII auth takes only a classic set
       // Every store goes as ms (memcached 1.6): its reply carries the new CAS (c).
       flags = "c";
       std::string key = meta_key(c.key, flags);

@@ -43,6 +43,12 @@ Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
     }
   }
   if (options.timeout_ms == 0) return Status(StatusCode::kInvalidArgument, "timeout_ms is 0");
+  if (options.auth_user.empty() != options.auth_password.empty() ||
+      options.auth_user.find(' ') != std::string::npos ||
+      options.auth_password.find(' ') != std::string::npos) {
+    return Status(StatusCode::kInvalidArgument,
+                  "auth_user and auth_password: both or neither, without spaces");
+  }
   if (options.pool_size == 0 || options.pool_size > 64) {
     return Status(StatusCode::kInvalidArgument, "pool_size must be 1..64");
   }
@@ -74,6 +80,8 @@ Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& option
       co.max_in_flight = options.max_in_flight;
       co.tls = tls;
       co.tls_server_name = options.tls_server_name;
+      co.auth_user = options.auth_user;
+      co.auth_password = options.auth_password;
       co.protocol = options.protocol == cachetier::Protocol::kMemcache ? Protocol::kMemcache
                                                                        : Protocol::kNative;
       auto pool = std::make_unique<NodePool>();

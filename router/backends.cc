@@ -45,6 +45,8 @@ client::ConnectionOptions Backends::options_for(const Topology& topo,
   o.defer_flush = true;  // flush() below, once per loop phase
   o.tls = tls_ ? tls_() : nullptr;
   o.tls_server_name = topo.config.backend_tls_options.server_name;
+  o.auth_user = topo.config.backend_user;
+  o.auth_password = topo.config.backend_password;
   o.heard_ms = &n->heard_ms;  // every worker's reads count as hearing from the node
   // A restarted node is picked up about as fast as a down one is probed.
   o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);

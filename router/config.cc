@@ -153,6 +153,9 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "read_verify",
                                               "tls",
                                               "backend_tls",
+                                              "auth_file",
+                                              "backend_auth",
+                                              "disable_flush_all",
                                               "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
@@ -272,6 +275,30 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (root["backend_tls"]) {
     c.backend_tls = true;
     parse_tls(root["backend_tls"], "backend_tls", false, r, c.backend_tls_options, nullptr);
+  }
+  if (root["auth_file"]) c.auth_file = r.text(root["auth_file"], "auth_file");
+  if (root["backend_auth"]) {
+    const YAML::Node b = root["backend_auth"];
+    if (!b.IsMap() || !b["user"] || !b["password"]) {
+      r.fail(b, "backend_auth", "expected a mapping with user and password");
+    }
+    for (const auto& kv : b) {
+      std::string key = kv.first.Scalar();
+      if (key != "user" && key != "password") {
+        r.fail(kv.first, "backend_auth." + key, "unknown setting");
+      }
+    }
+    c.backend_user = r.text(b["user"], "backend_auth.user");
+    c.backend_password = r.text(b["password"], "backend_auth.password");
+    if (c.backend_user.empty() || c.backend_password.empty() ||
+        c.backend_user.find(' ') != std::string::npos ||
+        c.backend_password.find(' ') != std::string::npos) {
+      r.fail(b, "backend_auth", "user and password must be non-empty, without spaces");
+    }
+  }
+  if (root["disable_flush_all"]) {
+    c.flush_enabled = !r.choice<bool>(root["disable_flush_all"], "disable_flush_all",
+                                      {{"true", true}, {"false", false}});
   }
   const YAML::Node shards = root["shards"];
   if (!shards) r.fail(root, "shards", "required: a list of shards");

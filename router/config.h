@@ -63,6 +63,11 @@ struct RouterConfig {
   uint32_t tls_handshake_timeout_ms = 10000;
   bool backend_tls = false;
   net::TlsOptions backend_tls_options;
+  // auth_file: clients authenticate (memcached's ASCII auth, or HELLO credentials); read again
+  // on SIGHUP. backend_auth: the router's own credentials for nodes with -Y.
+  std::string auth_file;
+  std::string backend_user, backend_password;
+  bool flush_enabled = true;  // disable_flush_all: true refuses flush_all (as memcached -F)
   std::vector<client::ShardSpec> shards;
 };
 

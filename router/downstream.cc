@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "protocol/memcache/auth_codec.h"
 #include "router/frontends/native.h"
 #include "router/frontends/text.h"
 #include "router/router.h"
@@ -45,6 +46,17 @@ Downstream::Downstream(Worker& w)
       native_(w.cfg().max_value * 2 + (64 << 10)) {
   uv_tcp_init(w.loop(), stream_.tcp());
   accepted_ms_ = uv_now(w.loop());
+  authenticated_ = !w.router().auth_required();
+}
+
+void Downstream::auth_failed() {
+  stats().auth_errors.add();
+  // The peer only: a password typed in the user field must not reach the log.
+  if (w_.may_log_tls_error()) spdlog::warn("authentication failed from {}", stream_.peer());
+  if (++auth_failures_ >= kMaxAuthFailures) {
+    spdlog::warn("closing {}: {} failed authentication attempts", stream_.peer(), auth_failures_);
+    quit_ = true;
+  }
 }
 
 void Downstream::on_tls_open() {
@@ -114,6 +126,26 @@ size_t Downstream::on_data(std::string_view data) {
   size_t pos = 0;
   while (pos < data.size() && !quit_ && !stream_.closing() && !hold_input()) {
     std::string_view rest = data.substr(pos);
+    if (proto_ == net::Protocol::kMemcacheText && !authenticated_) {
+      // auth_file: memcached's ASCII authentication first (protocol/memcache/auth_codec.h).
+      mc::AuthStep st = mc::auth_step(rest);
+      if (st.kind == mc::AuthStep::kNeedMore) break;
+      Fill fill = push();
+      if (st.kind == mc::AuthStep::kCredentials) {
+        if (w_.router().auth().check(st.user, st.password)) {
+          authenticated_ = true;
+          fill(mc::reply::kStored);
+        } else {
+          fill(mc::reply::kAuthFailure);
+          auth_failed();
+        }
+      } else {
+        fill(st.reply);
+        if (st.kind == mc::AuthStep::kClose) quit_ = true;
+      }
+      pos += st.kind == mc::AuthStep::kClose ? rest.size() : st.consumed;
+      continue;
+    }
     if (proto_ == net::Protocol::kMemcacheText) {
       // Reused, so that its keys vector keeps its capacity; cleared whole, because the front
       // end copies fields the decoder sets only for some commands (cas_unique, delta).
@@ -153,7 +185,22 @@ size_t Downstream::on_data(std::string_view data) {
         if (wait_for_cas(keys)) break;
       }
       Fill fill = push();
-      if (r.status == native::DecodeStatus::kComplete) {
+      if (r.status == native::DecodeStatus::kComplete && !authenticated_) {
+        // auth_file: only a HELLO with good credentials passes.
+        pos += r.consumed;
+        if (req.op != native::Op::kHello || req.user.empty()) {
+          native_error(fill, req.id, native::Status::kUnauthenticated,
+                       "unauthenticated: send HELLO with user and password");
+          continue;
+        }
+        if (!w_.router().auth().check(req.user, req.password)) {
+          native_error(fill, req.id, native::Status::kUnauthenticated, "authentication failure");
+          auth_failed();
+          continue;
+        }
+        authenticated_ = true;
+        handle_native(*this, req, fill);
+      } else if (r.status == native::DecodeStatus::kComplete) {
         handle_native(*this, req, fill);
         pos += r.consumed;
       } else {

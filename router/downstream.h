@@ -108,6 +108,9 @@ class Downstream final : public net::Stream::Handler {
   void on_tls_error(const Status& error) override;
   std::string peer();
   void drain();
+  // A refused authentication: counted, logged (peer only), closed after kMaxAuthFailures.
+  void auth_failed();
+  static constexpr int kMaxAuthFailures = 5;
   // True when a key of the request has a cas in flight on this worker: the connection stops
   // until that cas is through, then parses the request again.
   bool wait_for_cas(std::span<const std::string_view> keys);
@@ -133,6 +136,8 @@ class Downstream final : public net::Stream::Handler {
   size_t held_ = 0;  // reply bytes waiting in slots behind a missing one
   bool quit_ = false, dirty_ = false, held_back_ = false, dropped_ = false;
   uint64_t accepted_ms_ = 0;
+  bool authenticated_ = true;  // false with auth_file until the client authenticates
+  int auth_failures_ = 0;
 
   friend class Fill;
 };

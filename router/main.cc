@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   if (check_only) {
     cachetier::net::TlsReloadable listen_tls, backend_tls;
     cachetier::Status tls = cachetier::router::load_tls(cfg, listen_tls, backend_tls);
+    if (tls.is_ok() && !cfg.auth_file.empty()) {
+      cachetier::net::AuthFile users;
+      tls = users.load(cfg.auth_file);
+    }
     if (!tls.is_ok()) {
       std::fprintf(stderr, "cacherouter: %s: %s\n", config_path.c_str(), tls.message().c_str());
       return 2;

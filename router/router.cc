@@ -25,6 +25,10 @@ Status Router::start() {
   started_ms_ = now_ms();
   Status tls = load_tls(cfg_, listen_tls_, backend_tls_);
   if (!tls.is_ok()) return tls;
+  if (!cfg_.auth_file.empty()) {
+    Status st = auth_.load(cfg_.auth_file);
+    if (!st.is_ok()) return st;
+  }
   auto topo = build_topology(cfg_, nullptr);
   if (!topo.is_ok()) return topo.status();
   topo_ = topo.value();
@@ -94,6 +98,18 @@ Status Router::reload() {
     }
     if (next.tls) (void)listen_tls_.load(next.tls_options, true);
     if (next.backend_tls) (void)backend_tls_.load(next.backend_tls_options, false);
+  }
+  if (next.auth_file.empty() != cfg_.auth_file.empty()) {
+    reload_errors_.fetch_add(1);
+    return Status(StatusCode::kInvalidArgument,
+                  "auth_file cannot be turned on or off by a reload (restart)");
+  }
+  if (!next.auth_file.empty()) {
+    Status st = auth_.load(next.auth_file);
+    if (!st.is_ok()) {
+      reload_errors_.fetch_add(1);
+      return st;
+    }
   }
   auto current = topology();
   auto topo = build_topology(next, current.get());

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/buffer.h"
+#include "common/net/auth.h"
 #include "router/config.h"
 #include "router/topology.h"
 
@@ -50,6 +51,9 @@ class Router {
   // TLS contexts for new client connections and new backend connections (null when off).
   std::shared_ptr<net::TlsContext> listen_tls() const { return listen_tls_.current(); }
   std::shared_ptr<net::TlsContext> backend_tls() const { return backend_tls_.current(); }
+  // auth_file: the clients' credentials (checked only when cfg.auth_file is set).
+  const net::AuthFile& auth() const { return auth_; }
+  bool auth_required() const { return !cfg_.auth_file.empty(); }
   std::atomic<int64_t>& open_connections() { return open_connections_; }
   // `stats`: the workers' counters summed, then shards and nodes ("STAT" lines, no END).
   void write_stats(ByteBuffer& out) const;
@@ -58,6 +62,7 @@ class Router {
   RouterConfig cfg_;
   std::string config_path_;
   net::TlsReloadable listen_tls_, backend_tls_;
+  net::AuthFile auth_;
   int port_ = 0;
   int64_t started_ms_ = 0;
   mutable std::mutex topo_mu_;

@@ -48,6 +48,7 @@ void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
   write_stat(b, "curr_connections", opened > closed ? opened - closed : 0);
   write_stat(b, "total_connections", opened);
   write_stat(b, "rejected_connections", sum(&WorkerStats::rejected));
+  write_stat(b, "auth_errors", sum(&WorkerStats::auth_errors));
   if (info.tls) {
     write_stat(b, "ssl_handshake_errors", sum(&WorkerStats::ssl_handshake_errors));
     write_stat(b, "ssl_new_sessions", sum(&WorkerStats::ssl_new_sessions));

@@ -25,6 +25,7 @@ struct WorkerStats {
   Counter clients_paused;   // times a client was stopped for replies it did not read
   Counter clients_dropped;  // clients closed past client_output_hard
   Counter ssl_handshake_errors, ssl_new_sessions;  // client connections, with tls:
+  Counter auth_errors;                             // refused client credentials
 };
 
 // ---- accounting, shared by the front ends ----

@@ -101,23 +101,42 @@ size_t Connection::process_auth(std::string_view data) {
           authenticated_ = true;
           out.append(memcache::reply::kStored);
         } else {
-          worker_.auth_errors().add();
-          out.append(memcache::reply::kAuthFailure);
-          // No user name in the log: it may be a password typed in the wrong field.
-          if (worker_.may_log_tls_error()) {
-            spdlog::warn("authentication failed from {}", peer());
-          }
-          if (++auth_failures_ >= worker_.server().config().auth_max_failures) {
-            spdlog::warn("closing {}: {} failed authentication attempts", peer(), auth_failures_);
-            stop_reading_for_good();
-            return data.size();
-          }
+          auth_failed([&] { out.append(memcache::reply::kAuthFailure); });
+          if (close_after_write_) return data.size();
         }
         break;
     }
     pos += st.consumed;
   }
   return pos;
+}
+
+bool Connection::native_auth(const native::Request& req, ByteBuffer& out) {
+  if (req.op != native::Op::kHello || req.user.empty()) {
+    process::native_error(req.id, native::Status::kUnauthenticated,
+                          "unauthenticated: send HELLO with user and password", out);
+    return false;
+  }
+  worker_.auth_cmds().add();
+  if (worker_.server().auth().check(req.user, req.password)) {
+    authenticated_ = true;
+    return true;  // answered as any HELLO
+  }
+  auth_failed([&] {
+    process::native_error(req.id, native::Status::kUnauthenticated, "authentication failure", out);
+  });
+  return false;
+}
+
+void Connection::auth_failed(FunctionRef<void()> answer) {
+  worker_.auth_errors().add();
+  answer();
+  // No user name in the log: it may be a password typed in the wrong field.
+  if (worker_.may_log_tls_error()) spdlog::warn("authentication failed from {}", peer());
+  if (++auth_failures_ >= worker_.server().config().auth_max_failures) {
+    spdlog::warn("closing {}: {} failed authentication attempts", peer(), auth_failures_);
+    stop_reading_for_good();
+  }
 }
 
 size_t Connection::process_memcache(std::string_view data) {
@@ -155,15 +174,6 @@ size_t Connection::process_memcache(std::string_view data) {
 
 size_t Connection::process_native(std::string_view data) {
   if (!ndecoder_) ndecoder_ = std::make_unique<native::RequestDecoder>(ctx_.max_frame);
-  if (!authenticated_) {
-    // -Y covers the text protocol (memcached's ASCII auth); native credentials (HELLO) are
-    // not built yet, so a native connection is refused rather than let through.
-    if (worker_.may_log_tls_error()) {
-      spdlog::warn("closing native connection from {}: -Y needs the text protocol's auth", peer());
-    }
-    stop_reading_for_good();
-    return data.size();
-  }
   ByteBuffer& out = stream_.output();
   size_t pos = 0;
   while (pos < data.size() && !close_after_write_ && !output_backed_up()) {
@@ -171,6 +181,7 @@ size_t Connection::process_native(std::string_view data) {
     switch (r.status) {
       case native::DecodeStatus::kComplete:
         pos += r.consumed;
+        if (!authenticated_ && !native_auth(nreq_, out)) break;
         if (process::handle_native(nreq_, ctx_, out) != process::Action::kContinue) {
           stop_reading_for_good();
         }

@@ -13,6 +13,7 @@
 
 #include "cacheserver/process/process.h"
 #include "cacheserver/server/worker.h"
+#include "common/function_ref.h"
 #include "common/net/stream.h"
 #include "protocol/memcache/server_codec.h"
 #include "protocol/native/native.h"
@@ -46,6 +47,11 @@ class Connection final : public net::Stream::Handler {
   // -Y, not authenticated yet: memcached's ASCII authentication (auth_codec.h). Returns the
   // bytes used; sets authenticated_ on success.
   size_t process_auth(std::string_view data);
+  // -Y on a native connection: only HELLO with good credentials passes (true: go on and
+  // answer it); anything else is answered UNAUTHENTICATED.
+  bool native_auth(const native::Request& req, ByteBuffer& out);
+  // A refused attempt: answer(), count, log the peer, close after auth_max_failures.
+  void auth_failed(FunctionRef<void()> answer);
   size_t process_native(std::string_view data);
   // True (and reading paused) when the unsent output has reached the high-water mark.
   bool output_backed_up();

@@ -69,8 +69,8 @@ std::string_view op_name(Op op) {
 
 std::string_view status_name(Status s) {
   static constexpr std::string_view kNames[] = {
-      "OK",        "NOT_FOUND",   "EXISTS",     "NOT_STORED",    "NON_NUMERIC", "TOO_LARGE",
-      "NO_MEMORY", "BAD_REQUEST", "UNKNOWN_OP", "OLDER_VERSION", "SERVER_ERROR"};
+      "OK",        "NOT_FOUND",   "EXISTS",     "NOT_STORED",    "NON_NUMERIC",  "TOO_LARGE",
+      "NO_MEMORY", "BAD_REQUEST", "UNKNOWN_OP", "OLDER_VERSION", "SERVER_ERROR", "UNAUTHENTICATED"};
   auto i = static_cast<size_t>(s);
   return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "UNKNOWN";
 }
@@ -94,6 +94,7 @@ void Request::clear() {
   items.clear();
   proto_version = 0;
   features.clear();
+  user = password = {};
 }
 
 void Response::clear() {
@@ -391,6 +392,12 @@ DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
           req.features.push_back(s);
         }
         break;
+      case kUser:
+        ok = rd.bytes(req.user);
+        break;
+      case kPassword:
+        ok = rd.bytes(req.password);
+        break;
       default:
         ok = rd.skip(kSkipDepth);  // unknown fields are ignored (newer clients)
         break;
@@ -451,7 +458,7 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
   if (r.status != DecodeStatus::kComplete) return r;
   resp.clear();
   resp.id = r.id;
-  if (st > static_cast<uint64_t>(Status::kServerError)) return fatal(r.consumed, "unknown status");
+  if (st > static_cast<uint64_t>(kLastStatus)) return fatal(r.consumed, "unknown status");
   resp.status = static_cast<Status>(st);
   if (not_map) return fatal(r.consumed, "fields must be a map");
   for (uint32_t i = 0; i < nfields; ++i) {
@@ -532,7 +539,7 @@ DecodeResult ResponseDecoder::feed(std::string_view in, Response& resp) {
       case kStatuses:
         ok = rd.array(n);
         for (uint32_t k = 0; ok && k < n; ++k) {
-          ok = rd.uint(x) && x <= static_cast<uint64_t>(Status::kServerError);
+          ok = rd.uint(x) && x <= static_cast<uint64_t>(kLastStatus);
           resp.statuses.push_back(static_cast<Status>(x));
         }
         break;

@@ -67,7 +67,9 @@ enum class Status : uint8_t {
   kUnknownOp = 8,
   kOlderVersion = 9,
   kServerError = 10,
+  kUnauthenticated = 11,  // -Y: a request before HELLO with good credentials, or bad ones
 };
+inline constexpr Status kLastStatus = Status::kUnauthenticated;
 
 // Field numbers of the request and reply maps.
 enum Field : uint8_t {
@@ -100,6 +102,8 @@ enum Field : uint8_t {
   kFeatures = 31,
   kServer = 32,
   kMaxFrame = 33,
+  kUser = 34,  // hello: credentials for a server with -Y (sent over TLS)
+  kPassword = 35,
 };
 
 // Request options (field kOptions): what the memcache meta commands ask beyond the plain ops.
@@ -150,6 +154,7 @@ struct Request {
   std::vector<Item> items;             // multi-set
   uint32_t proto_version = 0;          // hello
   std::vector<std::string_view> features;
+  std::string_view user, password;  // hello, with -Y
   void clear();
 };
 

@@ -253,6 +253,9 @@ void handle_native(Downstream& d, const native::Request& req, Fill fill) {
     case Op::kStats:
       return stats_reply(d, id, fill);
     case Op::kFlush: {
+      if (!d.topo().config.flush_enabled) {
+        return native_error(fill, id, Status::kBadRequest, "flush_all not allowed");
+      }
       Call c;
       c.op = Op::kFlush;
       c.ttl = req.delay;

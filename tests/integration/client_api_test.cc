@@ -1,6 +1,7 @@
 // cachetier::Client (<cachetier/client.h>) against real cacheserver processes: every call,
 // placement by the ring, reads that keep succeeding when one replica of a shard is killed.
 #include <cachetier/client.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -245,4 +246,36 @@ TEST_CASE("client: every call over TLS, mutual, native and memcache text",
     REQUIRE_FALSE(c.is_ok());
     CHECK(c.status().message().find("missing.crt") != std::string::npos);
   }
+}
+
+TEST_CASE("client: credentials for servers with -Y, native and memcache text",
+          "[client][integration][auth]") {
+  char path[] = "/tmp/ctclientauthXXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const std::string users = "app:s3cret\n";
+  REQUIRE(write(fd, users.data(), users.size()) == static_cast<ssize_t>(users.size()));
+  close(fd);
+  ServerProcess a({"-t", "1", "-Y", path}), b({"-t", "1", "-Y", path});
+  ClientOptions opts;
+  opts.servers = {addr(a), addr(b)};
+  opts.auth_user = "app";
+  opts.auth_password = "s3cret";
+  SECTION("native (HELLO)") { exercise(*make_client(opts)); }
+  SECTION("memcache text (memcached's set)") {
+    opts.protocol = Protocol::kMemcache;
+    exercise(*make_client(opts));
+  }
+  SECTION("a wrong password: nothing goes through") {
+    opts.auth_password = "wrong";
+    opts.timeout_ms = 300;
+    auto c = Client::create(opts);
+    REQUIRE(c.is_ok());
+    for (int i = 0; i < 3; ++i) CHECK_FALSE(c.value()->set("k", "v").is_ok());
+  }
+  SECTION("half the credentials is refused by create()") {
+    opts.auth_password.clear();
+    CHECK_FALSE(Client::create(opts).is_ok());
+  }
+  unlink(path);
 }

@@ -10,11 +10,11 @@ OPS = {name: i for i, name in enumerate(
      "incr", "decr", "touch", "gat", "multi_get", "multi_set", "multi_delete", "flush", "stats",
      "noop", "version"])}
 STATUS = ["OK", "NOT_FOUND", "EXISTS", "NOT_STORED", "NON_NUMERIC", "TOO_LARGE", "NO_MEMORY",
-          "BAD_REQUEST", "UNKNOWN_OP", "OLDER_VERSION", "SERVER_ERROR"]
+          "BAD_REQUEST", "UNKNOWN_OP", "OLDER_VERSION", "SERVER_ERROR", "UNAUTHENTICATED"]
 F = dict(key=1, keys=2, value=3, flags=4, ttl=5, cas=6, number=7, version=8, initial=9, items=10,
          delay=11, options=12, vivify=13, recache=14, new_cas=15, touch_ttl=16, values=20,
          stats=21, message=22, statuses=23, fetched=24, idle=25, prior_ttl=26, lease=27,
-         proto_version=30, features=31, server=32, max_frame=33)
+         proto_version=30, features=31, server=32, max_frame=33, user=34, password=35)
 # Request options (field `options`) and reply lease bits (field `lease`): docs/protocol.md.
 NO_BUMP, LEASES, INVALIDATE, RECACHE_AFTER_TOUCH, DROP_VALUE, ITEM_META = 1, 2, 4, 8, 16, 32
 WON, STALE, WIN_SENT, CREATED = 1, 2, 4, 8

@@ -2,7 +2,7 @@
 memcached 1.6 (Debian) for the same sequences: commands before auth, a bad password, an
 unknown user, a malformed token, the good user, then normal commands. Also pymemcache, the
 failure limit, SIGHUP re-reading the file, stats, no password in the logs, bad files, and a
-native connection refused under -Y. Run with Debian's /usr/bin/python3."""
+native protocol's HELLO credentials. Run with Debian's /usr/bin/python3."""
 import os
 import signal
 import socket
@@ -14,6 +14,7 @@ from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheClientError
 
 from harness import BIN, SANITIZED, Server, check, free_port, run, wait_port
+from native_client import NativeClient
 
 SLOW = 4 if SANITIZED else 1
 USERS = "alice:secret\nbob:hunter2\n"
@@ -126,10 +127,20 @@ def test_pymemcache_stats_and_failure_limit():
         check(int(st["auth_cmds"]) == 7 and int(st["auth_errors"]) == 5,  # 1 + 5 + this one
               "auth_cmds %s auth_errors %s" % (st["auth_cmds"], st["auth_errors"]))
         check("hunter2" not in s.stderr() and "wrong" not in s.stderr(), "no password logged")
-        # A native connection is refused under -Y (no HELLO credentials yet), not let through.
-        nat = socket.create_connection(("127.0.0.1", s.port), timeout=5 * SLOW)
-        nat.sendall(b"\xfa\x00\x00\x00\x03\x81\x01\x00")
-        check(nat.recv(100) == b"", "a native connection is closed under -Y")
+        # Native: every request is UNAUTHENTICATED until a HELLO with good credentials.
+        nat = NativeClient(s.port, timeout=5 * SLOW)
+        st, reply = nat.call("get", key=b"k")
+        check(st == "UNAUTHENTICATED", "native get before HELLO: %s %r" % (st, reply))
+        st, reply = nat.call("hello", proto_version=1)
+        check(st == "UNAUTHENTICATED", "a HELLO without credentials")
+        st, reply = nat.call("hello", proto_version=1, user=b"alice", password=b"bad")
+        check(st == "UNAUTHENTICATED" and reply.get("message") == b"authentication failure",
+              "bad native credentials: %s %r" % (st, reply))
+        st, reply = nat.call("hello", proto_version=1, user=b"alice", password=b"secret")
+        check(st == "OK" and reply.get("server", b"").startswith(b"cacheserver"),
+              "good native credentials: %s %r" % (st, reply))
+        st, reply = nat.call("get", key=b"k")
+        check(st == "OK" and reply.get("value") == b"v", "native get after HELLO")
         nat.close()
     os.unlink(path)
 

@@ -1,8 +1,9 @@
-"""cacherouter with TLS on both sides: clients -> router (tls:), router -> nodes (backend_tls:,
-mutual: the nodes require the router's client certificate). pymemcache with a tls_context
-through the router, failover with kill -9 and SIGSTOP under load with 0 errors, a node whose
-certificate the router does not trust, a plaintext client on the router's TLS port, reloads,
-and bad config. Run with Debian's /usr/bin/python3."""
+"""cacherouter with TLS and authentication on both sides: clients -> router (tls:, auth_file:),
+router -> nodes (backend_tls:, mutual: the nodes require the router's client certificate; and
+backend_auth: the nodes run with -Y). pymemcache with a tls_context through the router,
+failover with kill -9 and SIGSTOP under load with 0 errors, a node whose certificate the
+router does not trust, wrong credentials either way, a plaintext client on the router's TLS
+port, reloads, and bad config. Run with Debian's /usr/bin/python3."""
 import os
 import shutil
 import ssl
@@ -16,6 +17,12 @@ from harness import ROUTER_BIN, SANITIZED, Router, Server, check, mixed_load, re
 
 CERTS = Certs()
 SLOW = 4 if SANITIZED else 1
+NODE_USERS = CERTS.path("node.users")  # the router's credentials, on the nodes
+APP_USERS = CERTS.path("app.users")    # the application's, on the router
+with open(NODE_USERS, "w") as f:
+    f.write("router:r0uterpw\n")
+with open(APP_USERS, "w") as f:
+    f.write("app:appsecret\n")
 
 
 def node(name="server", **extra):
@@ -23,11 +30,16 @@ def node(name="server", **extra):
     opts = {"ssl_chain_cert": CERTS.path(name + ".crt"), "ssl_key": CERTS.path(name + ".key"),
             "ssl_ca_cert": CERTS.path("ca.crt"), "ssl_verify_mode": "2"}
     opts.update(extra)
-    return Server("-t", "1", "-Z", "-o", ",".join("%s=%s" % kv for kv in opts.items()))
+    return Server("-t", "1", "-Z", "-o", ",".join("%s=%s" % kv for kv in opts.items()),
+                  "-Y", NODE_USERS)
 
 
-def config(shards, cert="server", **settings):
+def config(shards, cert="server", backend_password="r0uterpw", **settings):
     lines = ["listen: 127.0.0.1:0",
+             "auth_file: %s" % APP_USERS,
+             "backend_auth:",
+             "  user: router",
+             "  password: %s" % backend_password,
              "timeout_ms: %d" % (1000 if SANITIZED else 250),
              "retry_max_ms: 500",
              "tls:",
@@ -46,13 +58,20 @@ def config(shards, cert="server", **settings):
     return "\n".join(lines) + "\n"
 
 
-def py(port):
-    return Client(("127.0.0.1", port), tls_context=tls_context(CERTS), connect_timeout=10 * SLOW,
-                  timeout=10 * SLOW)
+def py(port, password="appsecret"):
+    c = Client(("127.0.0.1", port), tls_context=tls_context(CERTS), connect_timeout=10 * SLOW,
+               timeout=10 * SLOW)
+    c.set("auth", "app " + password, noreply=False)  # memcached's ASCII auth
+    return c
 
 
-def conn(port):
-    return TlsLineConn(port, tls_context(CERTS), timeout=10 * SLOW)
+def conn(port, password=b"appsecret"):
+    c = TlsLineConn(port, tls_context(CERTS), timeout=10 * SLOW)
+    tok = b"app " + password
+    reply = c.cmd(b"set auth 0 0 %d\r\n%s\r\n" % (len(tok), tok))
+    if password == b"appsecret" and reply != b"STORED":
+        raise AssertionError("the router refused the app's credentials: %r" % reply)
+    return c
 
 
 def stats(r):
@@ -82,6 +101,7 @@ def test_pymemcache_through_the_router_over_tls_both_ways():
             c.close()
             for n in nodes:  # the write reached both replicas, over mutual TLS
                 d = TlsLineConn(n.port, tls_context(CERTS, cert="client"))
+                check(d.cmd(b"set a 0 0 15\r\nrouter r0uterpw\r\n") == b"STORED", "node auth")
                 d.send(b"get k\r\n")
                 check(d.line().startswith(b"VALUE k"), "replica %d holds the key" % n.port)
                 d.close()
@@ -107,6 +127,33 @@ def failover(fault):
             check(not errors, "%d errors, e.g. %s" % (len(errors), errors[:3]))
             check(not wrong, "%d wrong reads, e.g. %s" % (len(wrong), wrong[:3]))
             print("  %d ops over TLS both ways, 0 errors, 0 wrong reads" % ops)
+    finally:
+        stop_all(nodes)
+
+
+def test_wrong_credentials_either_way():
+    """A client with a wrong password is refused by the router; a router with a wrong
+    backend password is refused by the nodes, which it then treats as down."""
+    nodes = [node()]
+    try:
+        with Router(config([nodes])) as r:
+            c = conn(r.port, password=b"wrong")
+            c.send(b"get k\r\n")
+            check(c.line() == b"CLIENT_ERROR unauthenticated", "no command before auth")
+            c.close()
+            check(int(stats(r)["auth_errors"]) == 1, "the router counts the refusal")
+            check("wrong" not in r.stderr(), "no password in the router's log")
+        text = config([nodes], backend_password="nope")
+        with Router(text) as r:
+            c = conn(r.port)
+            check(c.cmd(b"get k\r\n").startswith((b"SERVER_ERROR", b"END")),
+                  "no node answers a router it refused")
+            c.close()
+            n = TlsLineConn(nodes[0].port, tls_context(CERTS, cert="client"))
+            check(n.cmd(b"set a 0 0 15\r\nrouter r0uterpw\r\n") == b"STORED", "node auth")
+            st = read_stats(n)
+            n.close()
+            check(int(st["auth_errors"]) >= 1, "the node counts the router's bad password")
     finally:
         stop_all(nodes)
 
@@ -205,7 +252,8 @@ def test_router_certificate_reload_and_bad_config():
 
 if __name__ == "__main__":
     try:
-        run([test_pymemcache_through_the_router_over_tls_both_ways, test_kill9_failover_over_tls,
+        run([test_pymemcache_through_the_router_over_tls_both_ways, test_wrong_credentials_either_way,
+             test_kill9_failover_over_tls,
              test_sigstop_failover_over_tls, test_untrusted_node_and_plaintext_client,
              test_router_certificate_reload_and_bad_config])
     finally:

@@ -62,6 +62,9 @@ struct ClientOptions {
   std::string tls_key_file;  // empty: in tls_cert_file
   std::string tls_server_name;
   bool tls_verify = true;
+  // Credentials for servers with -Y (or a router with auth_file), sent first on every
+  // connection: in the native HELLO, or as memcached's `set` of "user password" over text.
+  std::string auth_user, auth_password;
 };
 
 struct Item {
