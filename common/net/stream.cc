@@ -48,6 +48,10 @@ void Stream::resume() {
           char* p = s->in_.reserve(std::max(missing, s->shared_size_ / 4));
           *buf =
               uv_buf_init(p, static_cast<unsigned>(std::min<size_t>(s->in_.writable(), 1u << 30)));
+        } else if (s->tls_ != nullptr) {
+          // TLS: ciphertext into the first half; the second half takes the plaintext (the
+          // session reads the ciphertext in place while it decrypts).
+          *buf = uv_buf_init(s->shared_, static_cast<unsigned>(s->shared_size_ / 2));
         } else {
           *buf = uv_buf_init(s->shared_, static_cast<unsigned>(s->shared_size_));
         }
@@ -92,11 +96,12 @@ bool Stream::deliver(std::string_view data) {
 }
 
 void Stream::on_tls_read(std::string_view cipher) {
-  // The ciphertext is copied into the session first, so the shared buffer (where it was
-  // read) takes the plaintext.
+  // The ciphertext is in the shared buffer's first half (read there); the plaintext goes to
+  // the second half.
   const bool was_open = tls_->handshake_done();
+  const size_t half = shared_size_ / 2;
   Status st = tls_->feed(
-      cipher, shared_, shared_size_,
+      cipher, shared_ + half, shared_size_ - half,
       [this](std::string_view plain) {
         if (tls_->take_just_opened()) handler_.on_tls_open();
         return deliver(plain);

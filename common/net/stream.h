@@ -16,10 +16,10 @@
 // large and calls resume() when it is not. Loop thread only; not copyable or movable (libuv
 // holds pointers into it).
 //
-// With TLS (use_tls() before start()): reads are ciphertext into the shared buffer, handed to
-// the TlsSession (tls.h), whose plaintext reaches on_data through the same shared buffer (the
-// ciphertext is in the session's BIO by then); flush() encrypts output() into the wire buffer
-// that the writes take. Output waits until the handshake is done.
+// With TLS (use_tls() before start()): reads are ciphertext into the first half of the shared
+// buffer, handed to the TlsSession (tls.h), which decrypts them into the second half for
+// on_data; flush() encrypts output() into the wire buffer that the writes take. Output waits
+// until the handshake is done.
 #pragma once
 
 #include <uv.h>

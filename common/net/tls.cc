@@ -6,7 +6,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 
 namespace cachetier::net {
@@ -184,14 +186,88 @@ std::shared_ptr<TlsContext> TlsReloadable::current() const {
 
 // ---- sessions ----
 
+// The session's BIO: OpenSSL reads ciphertext straight from the bytes feed() was given and
+// writes ciphertext straight into the caller's wire buffer, so neither side is copied through
+// a memory BIO's own buffer (which also kept its high-water mark for as long as the
+// connection lived).
+namespace {
+int bio_write(BIO* b, const char* data, size_t n, size_t* written) {
+  auto* io = static_cast<TlsSession::Io*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (io->out == nullptr) {  // outside feed/encrypt/start_client: nothing may be written
+    BIO_set_retry_write(b);
+    *written = 0;
+    return 0;
+  }
+  io->out->append(std::string_view(data, n));
+  *written = n;
+  return 1;
+}
+
+int bio_read(BIO* b, char* data, size_t n, size_t* got) {
+  auto* io = static_cast<TlsSession::Io*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (io->in.empty()) {
+    BIO_set_retry_read(b);  // more will come with the next read
+    *got = 0;
+    return 0;
+  }
+  size_t k = std::min(n, io->in.size());
+  std::memcpy(data, io->in.data(), k);
+  io->in.remove_prefix(k);
+  *got = k;
+  return 1;
+}
+
+long bio_ctrl(BIO* b, int cmd, long, void*) {
+  auto* io = static_cast<TlsSession::Io*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(io->in.size());
+    default:
+      return 0;
+  }
+}
+
+int bio_create(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+const BIO_METHOD* session_bio_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cachetier tls");
+    BIO_meth_set_write_ex(x, bio_write);
+    BIO_meth_set_read_ex(x, bio_read);
+    BIO_meth_set_ctrl(x, bio_ctrl);
+    BIO_meth_set_create(x, bio_create);
+    return x;
+  }();
+  return m;
+}
+
+// Points the BIO at `wire` (and `in`) for the length of one call into OpenSSL.
+struct IoScope {
+  TlsSession::Io& io;
+  IoScope(TlsSession::Io& i, ByteBuffer& wire) : io(i) { io.out = &wire; }
+  ~IoScope() { io.out = nullptr; }
+};
+}  // namespace
+
 TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, std::string_view server_name)
     : ctx_(std::move(ctx)) {
   ssl_ = SSL_new(ctx_->get());
   if (ssl_ == nullptr) return;  // feed() reports it
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
-  BIO_set_mem_eof_return(rbio_, -1);  // empty means "more to come", not end of stream
-  SSL_set_bio(ssl_, rbio_, wbio_);
+  BIO* bio = BIO_new(session_bio_method());
+  if (bio == nullptr) {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    return;
+  }
+  BIO_set_data(bio, &io_);
+  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways (SSL_free frees it)
   if (ctx_->server()) {
     SSL_set_accept_state(ssl_);
   } else {
@@ -214,18 +290,7 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, std::string_view server_
 }
 
 TlsSession::~TlsSession() {
-  if (ssl_ != nullptr) SSL_free(ssl_);  // frees both BIOs
-}
-
-void TlsSession::drain_wire(ByteBuffer& wire) {
-  size_t n = BIO_ctrl_pending(wbio_);
-  while (n > 0) {
-    char* p = wire.reserve(n);
-    int got = BIO_read(wbio_, p, static_cast<int>(n));
-    if (got <= 0) break;
-    wire.commit(static_cast<size_t>(got));
-    n = BIO_ctrl_pending(wbio_);
-  }
+  if (ssl_ != nullptr) SSL_free(ssl_);  // frees the BIO
 }
 
 Status TlsSession::error(std::string_view what, int ret) {
@@ -251,12 +316,9 @@ Status TlsSession::error(std::string_view what, int ret) {
 
 Status TlsSession::start_client(ByteBuffer& wire) {
   if (ssl_ == nullptr) return Status(StatusCode::kIoError, "TLS: " + openssl_reason());
+  IoScope scope(io_, wire);
   int r = SSL_do_handshake(ssl_);
-  if (r != 1 && SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) {
-    drain_wire(wire);
-    return error("TLS handshake", r);
-  }
-  drain_wire(wire);
+  if (r != 1 && SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) return error("TLS handshake", r);
   return Status::ok();
 }
 
@@ -268,15 +330,27 @@ Status TlsSession::feed(std::string_view cipher, char* scratch, size_t scratch_s
     // Every TLS connection opens with a handshake record (type 22); text is something else.
     plaintext_peer_ = ctx_->server() && static_cast<uint8_t>(cipher[0]) != 22;
   }
-  if (!cipher.empty() && BIO_write(rbio_, cipher.data(), static_cast<int>(cipher.size())) !=
-                             static_cast<int>(cipher.size())) {
-    return Status(StatusCode::kIoError, "TLS: out of memory");
+  // What OpenSSL left unread last time (only when the caller stopped early) comes first.
+  std::string joined;
+  if (!held_.empty()) {
+    joined.assign(held_.data(), held_.size());
+    joined.append(cipher);
+    held_.clear();
+    cipher = joined;
   }
+  io_.in = cipher;
+  IoScope scope(io_, wire);
+  struct Keep {  // on every return: keep what was not read
+    TlsSession& s;
+    ~Keep() {
+      if (!s.io_.in.empty()) s.held_.append(s.io_.in);
+      s.io_.in = {};
+    }
+  } keep{*this};
   if (!done_) {
     int r = SSL_do_handshake(ssl_);
     if (r != 1) {
       int e = SSL_get_error(ssl_, r);
-      drain_wire(wire);  // an alert, or the next handshake flight
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Status::ok();
       Status st = error("TLS handshake", r);
       if (plaintext_peer_) {
@@ -300,7 +374,6 @@ Status TlsSession::feed(std::string_view cipher, char* scratch, size_t scratch_s
     bool more = true;
     if (filled > 0) more = plain(std::string_view(scratch, filled));
     if (last == 1 && more) continue;  // the scratch filled up: there may be more
-    drain_wire(wire);                 // tickets, key updates, alerts
     if (last == 1) return Status::ok();
     int e = SSL_get_error(ssl_, last);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Status::ok();
@@ -313,17 +386,20 @@ Status TlsSession::feed(std::string_view cipher, char* scratch, size_t scratch_s
 }
 
 Status TlsSession::encrypt(std::string_view plain, ByteBuffer& wire) {
+  ByteBuffer* outer = io_.out;  // set when called from inside feed() (a handler's flush)
+  io_.out = &wire;
+  Status st = Status::ok();
   while (!plain.empty()) {
     size_t wrote = 0;
     int r = SSL_write_ex(ssl_, plain.data(), plain.size(), &wrote);
     if (r != 1) {
-      drain_wire(wire);
-      return error("TLS write", r);
+      st = error("TLS write", r);
+      break;
     }
     plain.remove_prefix(wrote);
   }
-  drain_wire(wire);
-  return Status::ok();
+  io_.out = outer;
+  return st;
 }
 
 bool TlsSession::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }

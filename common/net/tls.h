@@ -1,6 +1,6 @@
 // TLS for the streams of cacheserver and cacherouter (OpenSSL 3), kept off the socket: the
 // loop reads and writes ciphertext as before, and a TlsSession turns it into plaintext and
-// back through two memory BIOs.
+// back through a BIO of its own that reads the caller's bytes and writes into its buffer.
 //
 //   socket --cipher--> TlsSession::feed --plain--> the handler (in chunks of the read buffer)
 //                            |  handshake records, alerts, tickets
@@ -120,14 +120,19 @@ class TlsSession {
   // Describes the negotiated session ("TLSv1.3 TLS_AES_256_GCM_SHA384").
   std::string describe() const;
 
+  // What the session's BIO reads from and writes to during a call (tls.cc).
+  struct Io {
+    std::string_view in;
+    ByteBuffer* out = nullptr;
+  };
+
  private:
-  void drain_wire(ByteBuffer& wire);
   Status error(std::string_view what, int ret);
 
   std::shared_ptr<TlsContext> ctx_;
   SSL* ssl_ = nullptr;
-  BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_)
-  BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
+  Io io_;
+  ByteBuffer held_;  // ciphertext OpenSSL has not read yet (the caller stopped the loop)
   bool done_ = false, just_opened_ = false, peer_closed_ = false;
   bool seen_bytes_ = false, plaintext_peer_ = false;
 };
