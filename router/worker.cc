@@ -17,7 +17,12 @@ Worker::Worker(Router& router, int index, int listen_fd)
 void Worker::init() {
   uv_loop_init(&loop_);
   topo_ = router_.topology();
-  if (cfg().backend_tls) backends_.use_tls([r = &router_] { return r->backend_tls(); });
+  if (cfg().backend_tls) {
+    // One client context per worker: OpenSSL 3.0 races inside a client SSL_CTX shared by
+    // threads that verify certificates at once (TSan, ASN1_STRING_cmp vs _set).
+    renew_backend_tls();
+    backends_.use_tls([this] { return backend_tls_; });
+  }
   if (cfg().tls) {
     uv_timer_init(&loop_, &tls_timer_);
     tls_timer_.data = this;
@@ -144,7 +149,17 @@ void Worker::adopt_topology() {
   if (stopping_) return;
   topo_ = router_.topology();
   kept_.push_back(topo_);
+  if (cfg().backend_tls) renew_backend_tls();  // a reload re-reads the files
   backends_.adopt(*topo_);
+}
+
+void Worker::renew_backend_tls() {
+  auto ctx = net::TlsContext::make_client(topo_->config.backend_tls_options);
+  if (ctx.is_ok()) {
+    backend_tls_ = ctx.value();
+  } else if (!backend_tls_) {  // the router checked the files before it started the workers
+    backend_tls_ = router_.backend_tls();
+  }
 }
 
 }  // namespace cachetier::router

@@ -62,6 +62,8 @@ class Worker {
   void forget(Downstream* d) { clients_.erase(d); }
   // A TLS failure worth a log line: at most 10 per second on this worker (all are counted).
   bool may_log_tls_error();
+  // backend_tls: (re)builds this worker's client context from the current config's files.
+  void renew_backend_tls();
   bool alive(const Downstream* d) const { return clients_.count(const_cast<Downstream*>(d)) > 0; }
 
  private:
@@ -82,6 +84,7 @@ class Worker {
   uv_prepare_t flush_prepare_{};
   uv_timer_t health_timer_{};
   uv_timer_t tls_timer_{};  // with tls:, closes client handshakes past their timeout
+  std::shared_ptr<net::TlsContext> backend_tls_;  // backend_tls: this worker's client context
   LogBudget tls_log_{10};
   std::shared_ptr<const Topology> topo_;
   std::vector<std::shared_ptr<const Topology>> kept_;

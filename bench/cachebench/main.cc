@@ -83,6 +83,10 @@ class Worker {
   }
 
   void run() {
+    if (o_.tls_ctx) {
+      auto ctx = cachetier::net::TlsContext::make_client(o_.tls_ctx->options());
+      tls_ctx_ = ctx.is_ok() ? ctx.value() : o_.tls_ctx;
+    }
     uv_loop_init(&loop_);
     for (const auto& [host, port] : o_.targets) {
       sockaddr_in a{};
@@ -159,10 +163,10 @@ class Worker {
       return;
     }
     c->connected = true;
-    if (w->o_.tls_ctx) {
+    if (w->tls_ctx_) {
       const std::string& host = w->o_.targets[c->server].first;
       c->tls = std::make_unique<cachetier::net::TlsSession>(
-          w->o_.tls_ctx, w->o_.tls_sni.empty() ? host : w->o_.tls_sni);
+          w->tls_ctx_, w->o_.tls_sni.empty() ? host : w->o_.tls_sni);
       if (!c->tls->start_client(c->wire).is_ok()) {
         w->count_error();
         w->lost(c);
@@ -445,6 +449,8 @@ class Worker {
   size_t finished_conns_ = 0, total_conns_ = 0;
   bool stopping_ = false, connect_warned_ = false;
   char tls_scratch_[16 * 1024];  // TLS: where SSL_read decrypts
+  // This thread's client context (OpenSSL 3.0 races in a client context shared by threads).
+  std::shared_ptr<cachetier::net::TlsContext> tls_ctx_;
   bool tls_warned_ = false;
   std::mt19937_64 rng_;
   uint64_t base_seed_ = 0;
