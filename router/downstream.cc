@@ -52,7 +52,7 @@ Downstream::Downstream(Worker& w)
 void Downstream::auth_failed() {
   stats().auth_errors.add();
   // The peer only: a password typed in the user field must not reach the log.
-  if (w_.may_log_tls_error()) spdlog::warn("authentication failed from {}", stream_.peer());
+  if (w_.may_log_refusal()) spdlog::warn("authentication failed from {}", stream_.peer());
   if (++auth_failures_ >= kMaxAuthFailures) {
     spdlog::warn("closing {}: {} failed authentication attempts", stream_.peer(), auth_failures_);
     quit_ = true;
@@ -65,14 +65,14 @@ void Downstream::on_tls_open() {
 
 void Downstream::on_tls_error(const Status& error) {
   if (stream_.handshaking()) stats().ssl_handshake_errors.add();
-  if (w_.may_log_tls_error()) {
+  if (w_.may_log_refusal()) {
     spdlog::warn("TLS client {} closed: {}", stream_.peer(), error.message());
   }
 }
 
 void Downstream::handshake_timed_out() {
   stats().ssl_handshake_errors.add();
-  if (w_.may_log_tls_error()) {
+  if (w_.may_log_refusal()) {
     spdlog::warn("TLS client {} closed: no handshake within {} ms", stream_.peer(),
                  w_.cfg().tls_handshake_timeout_ms);
   }

@@ -110,7 +110,7 @@ void Worker::shut_down() {
   if (cfg().tls) uv_close(reinterpret_cast<uv_handle_t*>(&tls_timer_), nullptr);
 }
 
-bool Worker::may_log_tls_error() { return tls_log_.allow(uv_now(&loop_)); }
+bool Worker::may_log_refusal() { return tls_log_.allow(uv_now(&loop_)); }
 
 void Worker::on_connection() {
   auto* d = new Downstream(*this);  // counted open until its close callback

@@ -60,8 +60,9 @@ class Worker {
   }
   void note_activity() { ++activity_; }
   void forget(Downstream* d) { clients_.erase(d); }
-  // A TLS failure worth a log line: at most 10 per second on this worker (all are counted).
-  bool may_log_tls_error();
+  // A refused handshake or login worth a log line: at most 10 per second on this worker (a
+  // flood is counted exactly, not written out line by line).
+  bool may_log_refusal();
   // backend_tls: (re)builds this worker's client context from the current config's files.
   void renew_backend_tls();
   bool alive(const Downstream* d) const { return clients_.count(const_cast<Downstream*>(d)) > 0; }

@@ -165,7 +165,7 @@ Action handle(const Request& req, Context& ctx, ByteBuffer& out) {
     }
     case Command::kFlushAll: {
       if (!ctx.flush_enabled) {  // memcached -F's answer
-        out.append("CLIENT_ERROR flush_all not allowed\r\n");
+        out.append(reply::kFlushDisabled);
         return Action::kContinue;
       }
       int64_t now = ctx.engine.clock().now();

@@ -22,6 +22,8 @@ struct Counters {
   Counter incr_hits, incr_misses, decr_hits, decr_misses;
   Counter cas_hits, cas_misses, cas_badval;
   Counter touch_hits, touch_misses;
+  // The connection layer's: TLS handshakes (-Z) and ASCII / HELLO authentication (-Y).
+  Counter ssl_handshake_errors, ssl_new_sessions, auth_cmds, auth_errors;
 };
 
 // Writes the server-wide part of `stats [arg]` (the server knows connections, threads, ...).

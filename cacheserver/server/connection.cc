@@ -35,22 +35,22 @@ std::string Connection::peer() const { return stream_.peer(); }
 
 void Connection::on_tls_open() {
   const net::TlsSession* t = stream_.tls_session();
-  if (!t->resumed()) worker_.tls_new_sessions().add();
+  if (!t->resumed()) worker_.counters().ssl_new_sessions.add();
   spdlog::debug("TLS connection from {}: {}{}", peer(), t->describe(),
                 t->resumed() ? " (resumed)" : "");
 }
 
 void Connection::on_tls_error(const Status& error) {
   const bool handshake = stream_.handshaking();
-  if (handshake) worker_.tls_handshake_errors().add();
-  if (worker_.may_log_tls_error()) {
+  if (handshake) worker_.counters().ssl_handshake_errors.add();
+  if (worker_.may_log_refusal()) {
     spdlog::warn("TLS connection from {} closed: {}", peer(), error.message());
   }
 }
 
 void Connection::handshake_timed_out() {
-  worker_.tls_handshake_errors().add();
-  if (worker_.may_log_tls_error()) {
+  worker_.counters().ssl_handshake_errors.add();
+  if (worker_.may_log_refusal()) {
     spdlog::warn("TLS connection from {} closed: no handshake within {} ms", peer(),
                  worker_.server().config().tls_handshake_timeout_ms);
   }
@@ -96,12 +96,13 @@ size_t Connection::process_auth(std::string_view data) {
         stop_reading_for_good();
         return data.size();
       case memcache::AuthStep::kCredentials:
-        worker_.auth_cmds().add();
+        worker_.counters().auth_cmds.add();
         if (worker_.server().auth().check(st.user, st.password)) {
           authenticated_ = true;
           out.append(memcache::reply::kStored);
         } else {
-          auth_failed([&] { out.append(memcache::reply::kAuthFailure); });
+          out.append(memcache::reply::kAuthFailure);
+          auth_failed();
           if (close_after_write_) return data.size();
         }
         break;
@@ -117,22 +118,20 @@ bool Connection::native_auth(const native::Request& req, ByteBuffer& out) {
                           "unauthenticated: send HELLO with user and password", out);
     return false;
   }
-  worker_.auth_cmds().add();
+  worker_.counters().auth_cmds.add();
   if (worker_.server().auth().check(req.user, req.password)) {
     authenticated_ = true;
     return true;  // answered as any HELLO
   }
-  auth_failed([&] {
-    process::native_error(req.id, native::Status::kUnauthenticated, "authentication failure", out);
-  });
+  process::native_error(req.id, native::Status::kUnauthenticated, "authentication failure", out);
+  auth_failed();
   return false;
 }
 
-void Connection::auth_failed(FunctionRef<void()> answer) {
-  worker_.auth_errors().add();
-  answer();
+void Connection::auth_failed() {
+  worker_.counters().auth_errors.add();
   // No user name in the log: it may be a password typed in the wrong field.
-  if (worker_.may_log_tls_error()) spdlog::warn("authentication failed from {}", peer());
+  if (worker_.may_log_refusal()) spdlog::warn("authentication failed from {}", peer());
   if (++auth_failures_ >= worker_.server().config().auth_max_failures) {
     spdlog::warn("closing {}: {} failed authentication attempts", peer(), auth_failures_);
     stop_reading_for_good();

@@ -13,7 +13,6 @@
 
 #include "cacheserver/process/process.h"
 #include "cacheserver/server/worker.h"
-#include "common/function_ref.h"
 #include "common/net/stream.h"
 #include "protocol/memcache/server_codec.h"
 #include "protocol/native/native.h"
@@ -50,8 +49,8 @@ class Connection final : public net::Stream::Handler {
   // -Y on a native connection: only HELLO with good credentials passes (true: go on and
   // answer it); anything else is answered UNAUTHENTICATED.
   bool native_auth(const native::Request& req, ByteBuffer& out);
-  // A refused attempt: answer(), count, log the peer, close after auth_max_failures.
-  void auth_failed(FunctionRef<void()> answer);
+  // A refused attempt (already answered): count, log the peer, close after auth_max_failures.
+  void auth_failed();
   size_t process_native(std::string_view data);
   // True (and reading paused) when the unsent output has reached the high-water mark.
   bool output_backed_up();

@@ -46,22 +46,12 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
     write_stat(out, "total_connections", total_connections_.load());
     write_stat(out, "rejected_connections", rejected_connections_.load());
     if (auth_required()) {
-      uint64_t cmds = 0, errors = 0;
-      for (auto& w : workers_) {
-        cmds += w->auth_cmds().load();
-        errors += w->auth_errors().load();
-      }
-      write_stat(out, "auth_cmds", cmds);
-      write_stat(out, "auth_errors", errors);
+      write_stat(out, "auth_cmds", sum(&process::Counters::auth_cmds));
+      write_stat(out, "auth_errors", sum(&process::Counters::auth_errors));
     }
     if (config_.tls) {
-      uint64_t errors = 0, sessions = 0;
-      for (auto& w : workers_) {
-        errors += w->tls_handshake_errors().load();
-        sessions += w->tls_new_sessions().load();
-      }
-      write_stat(out, "ssl_handshake_errors", errors);
-      write_stat(out, "ssl_new_sessions", sessions);
+      write_stat(out, "ssl_handshake_errors", sum(&process::Counters::ssl_handshake_errors));
+      write_stat(out, "ssl_new_sessions", sum(&process::Counters::ssl_new_sessions));
       write_stat(out, "time_since_server_cert_refresh",
                  static_cast<uint64_t>(std::max<int64_t>(0, now - tls_.loaded_at())));
     }

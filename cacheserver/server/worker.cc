@@ -66,7 +66,7 @@ void Worker::detach(Connection* c) {
   if (c->next) c->next->prev = c->prev;
 }
 
-bool Worker::may_log_tls_error() { return tls_log_.allow(uv_now(&loop_)); }
+bool Worker::may_log_refusal() { return tls_log_.allow(uv_now(&loop_)); }
 
 void Worker::sweep_handshakes() {
   const uint64_t now = uv_now(&loop_);

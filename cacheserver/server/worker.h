@@ -43,13 +43,9 @@ class Worker {
   process::Counters& counters() { return counters_; }
   Counter& bytes_read() { return bytes_read_; }
   Counter& bytes_written() { return bytes_written_; }
-  Counter& tls_handshake_errors() { return tls_handshake_errors_; }
-  Counter& tls_new_sessions() { return tls_new_sessions_; }
-  Counter& auth_cmds() { return auth_cmds_; }
-  Counter& auth_errors() { return auth_errors_; }
-  // A TLS failure worth a log line; false once this worker logged 10 in the current second
-  // (a flood of bad handshakes is counted, not written out line by line).
-  bool may_log_tls_error();
+  // A refused handshake or login worth a log line: at most 10 per second on this worker (a
+  // flood is counted exactly, not written out line by line).
+  bool may_log_refusal();
   uv_loop_t* loop() { return &loop_; }
   void note_activity() { ++activity_; }
   Server& server() { return server_; }
@@ -78,8 +74,6 @@ class Worker {
   bool stopping_seen_ = false;    // loop thread only
   process::Counters counters_;
   Counter bytes_read_, bytes_written_;
-  Counter tls_handshake_errors_, tls_new_sessions_;
-  Counter auth_cmds_, auth_errors_;
   uv_timer_t handshake_timer_{};
   LogBudget tls_log_{10};
   std::unique_ptr<char[]> read_buf_{new char[kReadChunk]};

@@ -108,14 +108,22 @@ Status apply_ssl_option(std::string_view key, std::string_view value, TlsOptions
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
-Result<std::shared_ptr<TlsContext>> TlsContext::make_server(const TlsOptions& o) {
-  if (o.cert_chain.empty()) return bad("TLS needs a certificate: ssl_chain_cert=FILE");
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+Result<std::shared_ptr<TlsContext>> TlsContext::make(const TlsOptions& o, bool server) {
+  SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   if (ctx == nullptr) return bad("TLS: " + openssl_reason());
-  std::shared_ptr<TlsContext> c(new TlsContext(ctx, o, true));
+  std::shared_ptr<TlsContext> c(new TlsContext(ctx, o, server));
   Status st = configure_common(ctx, o);
   if (st.is_ok()) st = load_identity(ctx, o);
   if (!st.is_ok()) return st;
+  return c;
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::make_server(const TlsOptions& o) {
+  if (o.cert_chain.empty()) return bad("TLS needs a certificate: ssl_chain_cert=FILE");
+  auto made = make(o, true);
+  if (!made.is_ok()) return made;
+  std::shared_ptr<TlsContext> c = made.value();
+  SSL_CTX* ctx = c->get();
   if (o.verify_mode != 0 && o.ca.empty()) {
     return bad("ssl_verify_mode " + std::to_string(o.verify_mode) +
                " checks client certificates: it needs ssl_ca_cert=FILE");
@@ -140,12 +148,10 @@ Result<std::shared_ptr<TlsContext>> TlsContext::make_server(const TlsOptions& o)
 }
 
 Result<std::shared_ptr<TlsContext>> TlsContext::make_client(const TlsOptions& o) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) return bad("TLS: " + openssl_reason());
-  std::shared_ptr<TlsContext> c(new TlsContext(ctx, o, false));
-  Status st = configure_common(ctx, o);
-  if (st.is_ok()) st = load_identity(ctx, o);
-  if (!st.is_ok()) return st;
+  auto made = make(o, false);
+  if (!made.is_ok()) return made;
+  std::shared_ptr<TlsContext> c = made.value();
+  SSL_CTX* ctx = c->get();
   if (o.verify_peer) {
     if (o.ca.empty() && SSL_CTX_set_default_verify_paths(ctx) != 1) {
       return bad("TLS: no CA to verify servers against (set a CA file): " + openssl_reason());

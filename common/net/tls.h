@@ -64,6 +64,8 @@ class TlsContext {
  private:
   TlsContext(SSL_CTX* ctx, TlsOptions o, bool server)
       : ctx_(ctx), options_(std::move(o)), server_(server) {}
+  // What both sides share: the SSL_CTX, minimum version, ciphers, CA, certificate and key.
+  static Result<std::shared_ptr<TlsContext>> make(const TlsOptions& o, bool server);
   SSL_CTX* ctx_;
   TlsOptions options_;
   bool server_;

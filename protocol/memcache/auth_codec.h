@@ -9,15 +9,9 @@
 #include <cstddef>
 #include <string_view>
 
-namespace cachetier::memcache {
+#include "protocol/memcache/request.h"
 
-namespace reply {
-inline constexpr std::string_view kUnauthenticated = "CLIENT_ERROR unauthenticated\r\n";
-inline constexpr std::string_view kAuthFailure = "CLIENT_ERROR authentication failure\r\n";
-inline constexpr std::string_view kAuthFormat = "CLIENT_ERROR bad authentication token format\r\n";
-inline constexpr std::string_view kBadTermination = "CLIENT_ERROR bad command line termination\r\n";
-inline constexpr std::string_view kAuthTooLong = "CLIENT_ERROR auth token too long\r\n";
-}  // namespace reply
+namespace cachetier::memcache {
 
 // The largest credentials data block accepted (memcached has none; a larger one is answered
 // kAuthTooLong and the connection closed, so an unauthenticated client cannot make the server

@@ -128,6 +128,14 @@ inline constexpr std::string_view kBadDeltaValue = "CLIENT_ERROR invalid numeric
 inline constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long\r\n";
 inline constexpr std::string_view kMgFlagsTooLong = "CLIENT_ERROR options flags are too long\r\n";
 inline constexpr std::string_view kFlagsTooLong = "CLIENT_ERROR options flags too long\r\n";
+// memcached's ASCII authentication (-Y; auth_codec.h).
+inline constexpr std::string_view kUnauthenticated = "CLIENT_ERROR unauthenticated\r\n";
+inline constexpr std::string_view kAuthFailure = "CLIENT_ERROR authentication failure\r\n";
+inline constexpr std::string_view kAuthFormat = "CLIENT_ERROR bad authentication token format\r\n";
+inline constexpr std::string_view kBadTermination = "CLIENT_ERROR bad command line termination\r\n";
+inline constexpr std::string_view kAuthTooLong = "CLIENT_ERROR auth token too long\r\n";
+// memcached -F (cacheserver -F, cacherouter disable_flush_all).
+inline constexpr std::string_view kFlushDisabled = "CLIENT_ERROR flush_all not allowed\r\n";
 inline constexpr std::string_view kTooManyConnections =
     "SERVER_ERROR Too many open connections\r\n";
 }  // namespace reply

@@ -307,7 +307,7 @@ void handle_text(Downstream& d, const mc::Request& req, Fill fill) {
     case mc::Command::kTouch:
       return keyed_write(d, req, fill);
     case mc::Command::kFlushAll: {
-      if (!d.topo().config.flush_enabled) return fill("CLIENT_ERROR flush_all not allowed\r\n");
+      if (!d.topo().config.flush_enabled) return fill(reply::kFlushDisabled);
       Call c;
       c.op = Op::kFlush;
       c.ttl = req.delay;
