@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/function_ref.h"
@@ -155,6 +156,16 @@ struct EngineStats {
   uint64_t reclaimed = 0;  // expired items freed by the background reclaimer
 };
 
+// One size class of the engine's memory (memcached's `stats slabs` rows).
+struct ClassStats {
+  uint32_t id = 0;          // 1-based, as memcached numbers slab classes
+  uint64_t chunk_size = 0;  // 0: the large-item pool (items above the largest class)
+  uint64_t chunks_per_page = 0;
+  uint64_t pages = 0;
+  uint64_t items = 0;      // large pool: items held
+  uint64_t evictions = 0;  // live items evicted for memory (CLOCK)
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -170,6 +181,8 @@ class Engine {
   // Frees up to `budget` buckets' worth of expired items; returns how many it freed.
   virtual size_t reclaim_expired(size_t budget) = 0;
   virtual EngineStats stats() const = 0;
+  // Per size class, classes that hold or ever held memory (empty for engines without classes).
+  virtual std::vector<ClassStats> class_stats() const { return {}; }
   virtual const Clock& clock() const = 0;
 };
 

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cacheserver/engine/engine.h"
+#include "common/counter.h"
 
 namespace cachetier::engine {
 
@@ -62,6 +63,7 @@ class LruEngine final : public Engine {
   void flush(int64_t at) override;
   size_t reclaim_expired(size_t budget) override;
   EngineStats stats() const override;
+  std::vector<ClassStats> class_stats() const override;
   const Clock& clock() const override { return clock_; }
 
   // Starts/stops a thread that calls reclaim_expired every `period_ms`.
@@ -104,7 +106,8 @@ class LruEngine final : public Engine {
   char* detach_page(const SlabClass* requester);
   bool steal_page(SlabClass& c);
   Item* evict_one_locked(SlabClass& c);
-  bool evict_item(Item* it);
+  // Unlinks `it` for its memory; a live item (not an expired one) counts in `class_evictions`.
+  bool evict_item(Item* it, Counter& class_evictions);
   // Frees one large item by CLOCK (large pool lock held); false if none could go.
   bool evict_large_locked();
   void free_large_locked(Item* it);

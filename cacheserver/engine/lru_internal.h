@@ -170,6 +170,7 @@ struct LargePool {
   std::mutex mu;
   std::vector<Item*> items;
   size_t hand = 0;
+  Counter evictions;  // written under mu
 };
 
 struct SlabClass {
@@ -182,6 +183,7 @@ struct SlabClass {
   size_t fresh_hint = 0;  // a page that may still have never-used slots
   size_t hand_page = 0;
   uint32_t hand_slot = 0;
+  Counter evictions;  // live items evicted from this class's pages; written under mu
 
   Item* slot(const Page& p, uint32_t i) const {
     return reinterpret_cast<Item*>(p.mem + size_t{i} * size);

@@ -60,6 +60,29 @@ EngineStats LruEngine::stats() const {
   return st;
 }
 
+std::vector<ClassStats> LruEngine::class_stats() const {
+  std::vector<ClassStats> out;
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    SlabClass& c = *classes_[i];
+    std::lock_guard lock(c.mu);
+    if (c.pages.empty() && c.evictions.load() == 0) continue;
+    ClassStats cs;
+    cs.id = static_cast<uint32_t>(i + 1);
+    cs.chunk_size = c.size;
+    cs.chunks_per_page = c.per_page;
+    cs.pages = c.pages.size();
+    cs.evictions = c.evictions.load();
+    out.push_back(cs);
+  }
+  std::lock_guard lock(large_->mu);
+  ClassStats lc;
+  lc.id = static_cast<uint32_t>(classes_.size() + 1);
+  lc.items = large_->items.size();
+  lc.evictions = large_->evictions.load();
+  out.push_back(lc);
+  return out;
+}
+
 void LruEngine::start_reclaimer(int period_ms) {
   reclaimer_stop_ = false;
   reclaimer_ = std::thread([this, period_ms] {

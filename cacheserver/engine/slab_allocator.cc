@@ -52,7 +52,7 @@ bool LruEngine::take_fresh_page_locked(SlabClass& c) {
   return true;
 }
 
-bool LruEngine::evict_item(Item* it) {
+bool LruEngine::evict_item(Item* it, Counter& class_evictions) {
   uint64_t hash = hash_key(it->key());
   Shard& s = shard_for(hash);
   if (!s.mu.try_lock()) return false;
@@ -66,6 +66,7 @@ bool LruEngine::evict_item(Item* it) {
   } else {
     ++s.evictions;
     if (!fetched) ++s.evicted_unfetched;
+    class_evictions.add();  // under the class (or large pool) lock: one writer at a time
   }
   unlink_locked(s, it);
   s.mu.unlock();
@@ -97,7 +98,7 @@ Item* LruEngine::evict_one_locked(SlabClass& c) {
       it->clear_bits(Item::kRef);
       continue;
     }
-    if (evict_item(it)) return it;
+    if (evict_item(it, c.evictions)) return it;
   }
   return nullptr;
 }
@@ -145,7 +146,7 @@ char* LruEngine::detach_page(const SlabClass* requester) {
     Item* it = victim->slot(page, i);
     uint8_t b = it->load_bits();
     if ((b & (Item::kLinked | Item::kAllocated)) == 0) continue;  // free
-    if ((b & Item::kLinked) == 0 || !evict_item(it)) {
+    if ((b & Item::kLinked) == 0 || !evict_item(it, victim->evictions)) {
       for (Item* e : evicted) {
         e->hnext = victim->free;
         victim->free = e;
@@ -283,7 +284,7 @@ bool LruEngine::evict_large_locked() {
       it->clear_bits(Item::kRef);
       continue;
     }
-    if (evict_item(it)) {
+    if (evict_item(it, lp.evictions)) {
       free_large_locked(it);
       return true;
     }
