@@ -13,7 +13,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev \
 	memcached libmemcached-tools python3 python3-pymemcache python3-msgpack \
 	clang clang-format clang-tidy libclang-rt-14-dev valgrind \
-	nutcracker nettle-dev redis-server iproute2 iptables libssl-dev openssl
+	nutcracker nettle-dev redis-server iproute2 iptables libssl-dev openssl \
+	prometheus-cpp-dev prometheus
 
 .PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench format check-layers clean
 

@@ -66,6 +66,12 @@ void encode(native::FrameWriter& w, uint64_t id, const Call& c) {
       w.sint(c.ttl);
       w.end();
       return;
+    case Op::kAdmin:  // the command line, in value
+      w.begin_request(id, c.op, 1);
+      w.field(native::kValue);
+      w.bin(c.value);
+      w.end();
+      return;
     default:
       break;
   }
@@ -445,6 +451,11 @@ void Connection::complete(uint64_t id, Reply&& reply) {
   ReplyCallback done = std::move(p.done);
   p.waiting = false;
   --waiting_;
+  if (opts_.latency != nullptr) {
+    auto sent = p.deadline - std::chrono::milliseconds(opts_.timeout_ms);
+    auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - sent);
+    opts_.latency->record(static_cast<uint64_t>(std::max<int64_t>(0, took.count())));
+  }
   drop_answered();
   done(std::move(reply));
 }

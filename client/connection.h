@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/buffer.h"
+#include "common/metrics/histogram.h"
 #include "common/net/tls.h"
 #include "common/status.h"
 #include "protocol/memcache/client_codec.h"
@@ -64,6 +65,9 @@ struct ConnectionOptions {
   // When set, every read from the server stores the time (steady clock, ms) here: a node's
   // liveness seen across all the connections to it (cacherouter's health checker).
   std::atomic<int64_t>* heard_ms = nullptr;
+  // When set, each answered request's time from send() to its reply is recorded here (by the
+  // loop thread: the histogram must have no other writer). cacherouter's backend latency.
+  metrics::LatencyHistogram* latency = nullptr;
   // TLS to the server when set (a client context, net::TlsContext::make_client). Requests
   // sent while the handshake runs wait for it. tls_server_name: the name sent as SNI and
   // checked in the server's certificate (default: host; an IP address is checked as one).

@@ -48,6 +48,7 @@ client::ConnectionOptions Backends::options_for(const Topology& topo,
   o.auth_user = topo.config.backend_user;
   o.auth_password = topo.config.backend_password;
   o.heard_ms = &n->heard_ms;  // every worker's reads count as hearing from the node
+  o.latency = &n->backend_latency(worker_);
   // A restarted node is picked up about as fast as a down one is probed.
   o.reconnect_max_ms = std::max<uint32_t>(o.reconnect_min_ms, topo.config.retry_ms);
   // A connection that comes back means the node may have restarted empty: from now on,
@@ -71,6 +72,7 @@ Status Backends::send_probe(const Node& n, const client::Call& call, client::Rep
         if (m.get() != &n) continue;
         client::ConnectionOptions o = options_for(*topo_, m);
         o.on_reconnect = nullptr;  // the data connection says when the node restarted
+        o.latency = nullptr;       // probes are not requests: their delay is health.cc's
         o.on_resolve_failure = nullptr;
         it = probe_conns_.emplace(n.addr(), client::Connection::create(loop_, o)).first;
       }

@@ -37,7 +37,8 @@ class BackendSet {
 // The worker's BackendSet. Loop thread only.
 class Backends final : public BackendSet {
  public:
-  explicit Backends(uv_loop_t* loop) : loop_(loop) {}
+  // `worker`: the worker's index (where its backend latency is recorded in each Node).
+  Backends(uv_loop_t* loop, int worker) : loop_(loop), worker_(worker) {}
   // Where new connections get their TLS context (backend_tls:; unset or null: plaintext).
   void use_tls(std::function<std::shared_ptr<net::TlsContext>()> ctx) { tls_ = std::move(ctx); }
   Backends(const Backends&) = delete;
@@ -64,6 +65,7 @@ class Backends final : public BackendSet {
   void forget(client::Connection* c);  // off the flush list: it is closing
 
   uv_loop_t* loop_;
+  int worker_;
   std::function<std::shared_ptr<net::TlsContext>()> tls_;
   std::vector<client::Connection*> queued_;                     // sent to since the last flush()
   std::unordered_map<std::string, client::Connection*> conns_;  // by node address

@@ -156,6 +156,8 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "auth_file",
                                               "backend_auth",
                                               "disable_flush_all",
+                                              "metrics_listen",
+                                              "admin_users",
                                               "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
@@ -165,6 +167,12 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
     std::string l = r.text(root["listen"], "listen");
     if (!split_host_port(l, c.listen_host, c.listen_port)) {
       r.fail(root["listen"], "listen", "expected host:port, got '" + l + "'");
+    }
+  }
+  if (root["metrics_listen"]) {
+    std::string l = r.text(root["metrics_listen"], "metrics_listen");
+    if (!split_host_port(l, c.metrics_host, c.metrics_port)) {
+      r.fail(root["metrics_listen"], "metrics_listen", "expected host:port, got '" + l + "'");
     }
   }
   if (root["threads"]) c.threads = r.number<int>(root["threads"], "threads", 1, 256);
@@ -277,6 +285,16 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
     parse_tls(root["backend_tls"], "backend_tls", false, r, c.backend_tls_options, nullptr);
   }
   if (root["auth_file"]) c.auth_file = r.text(root["auth_file"], "auth_file");
+  if (root["admin_users"]) {
+    const YAML::Node& a = root["admin_users"];
+    if (!a.IsSequence()) r.fail(a, "admin_users", "expected a list of user names");
+    for (size_t i = 0; i < a.size(); ++i) {
+      c.admin_users.push_back(r.text(a[i], "admin_users[" + std::to_string(i) + "]"));
+    }
+    if (c.auth_file.empty()) {
+      r.fail(a, "admin_users", "needs auth_file (without it nobody authenticates)");
+    }
+  }
   if (root["backend_auth"]) {
     const YAML::Node b = root["backend_auth"];
     if (!b.IsMap() || !b["user"] || !b["password"]) {

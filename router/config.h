@@ -67,7 +67,14 @@ struct RouterConfig {
   // on SIGHUP. backend_auth: the router's own credentials for nodes with -Y.
   std::string auth_file;
   std::string backend_user, backend_password;
+  // admin_users: with auth_file, the users allowed admin commands (drain, undrain, route, stats
+  // nodes / shards; router/admin.h). Empty: every authenticated user.
+  std::vector<std::string> admin_users;
   bool flush_enabled = true;  // disable_flush_all: true refuses flush_all (as memcached -F)
+  // metrics_listen: Prometheus's GET /metrics on this host:port (port 0 = ephemeral); empty:
+  // off. Fixed for the life of the process, like listen.
+  std::string metrics_host;
+  int metrics_port = -1;
   std::vector<client::ShardSpec> shards;
 };
 

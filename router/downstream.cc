@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "protocol/memcache/auth_codec.h"
 #include "router/frontends/native.h"
 #include "router/frontends/text.h"
@@ -22,6 +24,7 @@ ByteBuffer* Fill::target() const {
 
 void Fill::finish(size_t held) const {
   Slot* s = s_;
+  s->stats->client_latency[s->native ? 1 : 0].record(metrics::now_ns() - s->started_ns);
   if (Downstream* d = s->owner) {
     d->held_ += held;
     s->done = true;
@@ -42,7 +45,7 @@ Downstream::Downstream(Worker& w)
       output_soft_(w.cfg().client_output_soft),
       output_hard_(w.cfg().client_output_hard),
       stream_(*this, w.read_buffer(), Worker::kReadBuffer),
-      text_(mc::DecoderLimits{64 * 1024, w.cfg().max_value}),
+      text_(mc::DecoderLimits{64 * 1024, w.cfg().max_value, /*admin=*/true}),
       native_(w.cfg().max_value * 2 + (64 << 10)) {
   uv_tcp_init(w.loop(), stream_.tcp());
   accepted_ms_ = uv_now(w.loop());
@@ -83,12 +86,20 @@ RouteEnv& Downstream::env() { return w_.env(); }
 const Topology& Downstream::topo() const { return w_.topo(); }
 WorkerStats& Downstream::stats() { return w_.stats(); }
 
+bool Downstream::admin_allowed() const {
+  const std::vector<std::string>& admins = w_.cfg().admin_users;
+  if (admins.empty()) return true;  // auth_file alone: every authenticated user
+  return std::find(admins.begin(), admins.end(), user_) != admins.end();
+}
+
 Fill Downstream::push() {
   Slot* slot = w_.slots().take();
   slot->spares = &w_.slots();
   slot->owner = this;
   slot->stats = &w_.stats();
   slot->miss_when_down = w_.cfg().all_down == AllDown::kMiss;
+  slot->native = proto_ == net::Protocol::kNative;
+  slot->started_ns = read_ns_;
   if (tail_ != nullptr) {
     tail_->next = slot;
   } else {
@@ -119,6 +130,7 @@ void Downstream::maybe_resume() {
 
 size_t Downstream::on_data(std::string_view data) {
   w_.note_activity();
+  read_ns_ = metrics::now_ns();
   if (!sniffed_) {
     proto_ = net::sniff(static_cast<uint8_t>(data[0]));
     sniffed_ = true;
@@ -134,6 +146,7 @@ size_t Downstream::on_data(std::string_view data) {
       if (st.kind == mc::AuthStep::kCredentials) {
         if (w_.router().auth().check(st.user, st.password)) {
           authenticated_ = true;
+          user_.assign(st.user);
           fill(mc::reply::kStored);
         } else {
           fill(mc::reply::kAuthFailure);
@@ -199,6 +212,7 @@ size_t Downstream::on_data(std::string_view data) {
           continue;
         }
         authenticated_ = true;
+        user_.assign(req.user);
         handle_native(*this, req, fill);
       } else if (r.status == native::DecodeStatus::kComplete) {
         handle_native(*this, req, fill);

@@ -49,6 +49,8 @@ struct Slot {
   WorkerStats* stats = nullptr;      // the worker's (counted also when the owner is gone)
   int refs = 2;
   bool done = false;
+  bool native = false;          // which front end's latency histogram (WorkerStats::client_latency)
+  uint64_t started_ns = 0;      // the read that brought the request (metrics::now_ns)
   bool with_cas = false;        // text get/gets: what the reply needs
   bool miss_when_down = false;  // the config's all_down: miss
   std::string key;
@@ -95,6 +97,8 @@ class Downstream final : public net::Stream::Handler {
   const Topology& topo() const;
   WorkerStats& stats();
   Fill push();
+  // Admin commands (admin.h) from this client: with admin_users, only those users.
+  bool admin_allowed() const;
   void close_after_replies() { quit_ = true; }  // quit, or a stream that cannot be parsed
   // TLS: when the connection was accepted (uv_now), and its handshake deadline passed.
   uint64_t accepted_ms() const { return accepted_ms_; }
@@ -137,7 +141,9 @@ class Downstream final : public net::Stream::Handler {
   bool quit_ = false, dirty_ = false, held_back_ = false, dropped_ = false;
   uint64_t accepted_ms_ = 0;
   bool authenticated_ = true;  // false with auth_file until the client authenticates
+  std::string user_;           // who authenticated (auth_file)
   int auth_failures_ = 0;
+  uint64_t read_ns_ = 0;  // when the on_data call under way began (its requests' start)
 
   friend class Fill;
 };

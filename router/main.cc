@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "common/metrics/exposition.h"
 #include "common/version.h"
 #include "router/config.h"
 #include "router/router.h"
@@ -22,6 +23,10 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "worker threads instead of the config's")
       ->check(CLI::Range(1, 256));
   app.add_flag("--check-config", check_only, "validate the config and exit (0 = valid)");
+  bool no_resolve = false;
+  app.add_flag("--no-resolve", no_resolve,
+               "with --check-config: do not require the replicas' names to resolve here (a "
+               "config checked outside the cluster it is for)");
   app.add_flag("-v,--verbose", verbose, "more logging (-vv: debug)");
   try {
     app.parse(argc, argv);
@@ -43,7 +48,9 @@ int main(int argc, char** argv) {
   cachetier::router::RouterConfig cfg = loaded.value();
   if (port >= 0) cfg.listen_port = port;
   if (threads > 0) cfg.threads = threads;
-  cachetier::Status names = cachetier::router::check_names_resolve(cfg);
+  cachetier::Status names = no_resolve && check_only
+                                ? cachetier::Status::ok()
+                                : cachetier::router::check_names_resolve(cfg);
   if (check_only && !names.is_ok()) {
     std::fprintf(stderr, "cacherouter: %s: %s\n", config_path.c_str(), names.message().c_str());
     return 2;
@@ -76,8 +83,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cacherouter: %s\n", st.message().c_str());
     return 1;
   }
+  std::string notes;
+  if (cfg.tls) notes += " (TLS)";
+  if (router.metrics_port() > 0) {
+    notes +=
+        ", metrics " + cachetier::metrics::join_host_port(cfg.metrics_host, router.metrics_port());
+  }
   std::printf("cacherouter %s listening on %s:%d%s\n", CACHETIER_VERSION, cfg.listen_host.c_str(),
-              router.port(), cfg.tls ? " (TLS)" : "");
+              router.port(), notes.c_str());
   std::fflush(stdout);
 
   // The main thread waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config.

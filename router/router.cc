@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "common/metrics/exposition.h"
 #include "common/net/listen.h"
 #include "router/stats.h"
 #include "router/worker.h"
@@ -49,6 +50,16 @@ Status Router::start() {
     workers_.back()->init();
   }
   for (auto& w : workers_) threads_.emplace_back([w = w.get()] { w->run(); });
+  if (cfg_.metrics_port >= 0) {
+    auto ep = metrics::MetricsEndpoint::start(
+        metrics::join_host_port(cfg_.metrics_host, cfg_.metrics_port),
+        [this](metrics::MetricsSink& m) { collect_metrics(m); });
+    if (!ep.is_ok()) {
+      stop();
+      return ep.status();
+    }
+    metrics_ = std::move(ep.value());
+  }
   // Start returns (and main prints "listening") once the nodes are verified; the health
   // checker has its own deadline, this one is a backstop.
   std::unique_lock<std::mutex> lock(verified_mu_);
@@ -84,6 +95,8 @@ Status Router::reload() {
   next.listen_host = cfg_.listen_host;
   next.listen_port = cfg_.listen_port;
   next.threads = cfg_.threads;
+  next.metrics_host = cfg_.metrics_host;
+  next.metrics_port = cfg_.metrics_port;
   if (next.tls != cfg_.tls || next.backend_tls != cfg_.backend_tls) {
     reload_errors_.fetch_add(1);
     return Status(StatusCode::kInvalidArgument,
@@ -126,7 +139,10 @@ Status Router::reload() {
   return Status::ok();
 }
 
+int Router::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
 void Router::stop() {
+  metrics_.reset();  // no scrape reads the workers once they are gone
   for (auto& w : workers_) w->post_stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();

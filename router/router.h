@@ -24,6 +24,11 @@
 #include "router/config.h"
 #include "router/topology.h"
 
+namespace cachetier::metrics {
+class MetricsSink;
+class MetricsEndpoint;
+}  // namespace cachetier::metrics
+
 namespace cachetier::router {
 
 class Worker;
@@ -38,6 +43,8 @@ class Router {
   // Binds the port (so callers can print it), starts the workers.
   Status start();
   int port() const { return port_; }
+  // metrics_listen: the metrics endpoint's port (0 when off).
+  int metrics_port() const;
   // Re-reads the config file; on success the new topology is used for new requests.
   Status reload();
   // Worker 0's health checker: every node verified once (or its deadline): accept clients.
@@ -57,6 +64,8 @@ class Router {
   std::atomic<int64_t>& open_connections() { return open_connections_; }
   // `stats`: the workers' counters summed, then shards and nodes ("STAT" lines, no END).
   void write_stats(ByteBuffer& out) const;
+  // One Prometheus scrape (router/metrics.cc), on the metrics endpoint's thread.
+  void collect_metrics(metrics::MetricsSink& m) const;
 
  private:
   RouterConfig cfg_;
@@ -75,6 +84,7 @@ class Router {
   std::condition_variable verified_cv_;
   bool verified_ = false;
   std::atomic<uint64_t> reloads_{0}, reload_errors_{0};
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_;
 };
 
 }  // namespace cachetier::router

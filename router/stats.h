@@ -11,6 +11,7 @@
 #include "client/connection.h"
 #include "common/buffer.h"
 #include "common/counter.h"
+#include "common/metrics/histogram.h"
 #include "router/topology.h"
 
 namespace cachetier::router {
@@ -26,6 +27,8 @@ struct WorkerStats {
   Counter clients_dropped;  // clients closed past client_output_hard
   Counter ssl_handshake_errors, ssl_new_sessions;  // client connections, with tls:
   Counter auth_errors;                             // refused client credentials
+  // Client requests, read to reply ready, per front end: [0] memcache text, [1] native.
+  metrics::LatencyHistogram client_latency[2];
 };
 
 // ---- accounting, shared by the front ends ----

@@ -14,6 +14,18 @@ int64_t now_ms() {
       .count();
 }
 
+uint64_t Node::get_hits() const {
+  uint64_t t = 0;
+  for (int w = 0; w < workers_; ++w) t += per_worker_[w].get_hits.load();
+  return t;
+}
+
+uint64_t Node::get_misses() const {
+  uint64_t t = 0;
+  for (int w = 0; w < workers_; ++w) t += per_worker_[w].get_misses.load();
+  return t;
+}
+
 std::string_view state_name(NodeState s) {
   switch (s) {
     case NodeState::kUp:
@@ -155,7 +167,7 @@ Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
       if (!split_host_port(addr, host, port)) {
         return Status(StatusCode::kInvalidArgument, "bad node address " + addr);
       }
-      auto node = std::make_shared<Node>(addr, host, port);
+      auto node = std::make_shared<Node>(addr, host, port, cfg.threads);
       if (previous == nullptr) {
         // A router that starts trusts no node it has not verified: each serves reads once the
         // health checker found no hint that it missed a write (docs/consistency.md).

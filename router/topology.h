@@ -15,6 +15,7 @@
 // reads of that key skip that node until it is repaired.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -25,6 +26,8 @@
 #include <vector>
 
 #include "client/ring/ring.h"
+#include "common/counter.h"
+#include "common/metrics/histogram.h"
 #include "router/config.h"
 
 namespace cachetier::router {
@@ -39,10 +42,23 @@ struct NodeCounters {
       repaired{0}, backfills{0}, flushed{0}, resolve_failures{0};
 };
 
+// What one worker counts of one node, on its own cache lines (workers write theirs side by
+// side; one writer each, read by stats and scrapes).
+struct alignas(64) NodeWorkerStats {
+  metrics::LatencyHistogram latency;  // requests to the node, send to reply
+  Counter get_hits, get_misses;       // single-key reads this node answered
+};
+
 class Node {
  public:
-  Node(std::string addr, std::string host, int port)
-      : addr_(std::move(addr)), host_(std::move(host)), port_(port), id_(next_id()) {}
+  // `workers`: the router's worker threads (each records its backend latency in its own slot).
+  Node(std::string addr, std::string host, int port, int workers = 1)
+      : addr_(std::move(addr)),
+        host_(std::move(host)),
+        port_(port),
+        id_(next_id()),
+        workers_(std::max(1, workers)),
+        per_worker_(std::make_unique<NodeWorkerStats[]>(static_cast<size_t>(workers_))) {}
   const std::string& addr() const { return addr_; }
   // A small number that names this Node object for its life (workers index their backend
   // connections by it). A node kept across a reload keeps it.
@@ -51,7 +67,8 @@ class Node {
   int port() const { return port_; }
 
   NodeState state() const { return state_.load(std::memory_order_acquire); }
-  bool readable() const { return state() == NodeState::kUp; }
+  // Serves reads: up, and not drained by an operator (a drained node still takes writes).
+  bool readable() const { return state() == NodeState::kUp && !drained(); }
   bool writable() const { return state() != NodeState::kDown; }
 
   // A request to this node succeeded / failed. Returns true when this failure marked it down.
@@ -92,6 +109,19 @@ class Node {
   size_t missed_size() const { return missed_count_.load(); }
 
   NodeCounters counters;
+  // Worker `w`'s counts of this node (written by that worker only).
+  NodeWorkerStats& worker_stats(int w) { return per_worker_[w % workers_]; }
+  const NodeWorkerStats& worker_stats(int w) const { return per_worker_[w % workers_]; }
+  metrics::LatencyHistogram& backend_latency(int w) { return worker_stats(w).latency; }
+  int workers() const { return workers_; }
+  // The sums over the workers.
+  uint64_t get_hits() const;
+  uint64_t get_misses() const;
+
+  // drain / undrain (admin): no reads, writes go on, so the node stays in sync (maintenance,
+  // replacement). Kept across reloads with the node.
+  bool drained() const { return drained_.load(std::memory_order_relaxed); }
+  void set_drained(bool d) { drained_.store(d, std::memory_order_relaxed); }
   // now_ms() when any worker last read bytes from the node (health.cc's liveness).
   std::atomic<int64_t> heard_ms{0};
 
@@ -103,6 +133,9 @@ class Node {
   std::string addr_, host_;
   int port_;
   uint32_t id_;
+  int workers_;
+  std::unique_ptr<NodeWorkerStats[]> per_worker_;
+  std::atomic<bool> drained_{false};
   std::atomic<NodeState> state_{NodeState::kUp};
   std::atomic<uint32_t> failures_{0};
   std::atomic<int64_t> next_probe_ms_{0};

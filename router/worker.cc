@@ -11,8 +11,8 @@ Worker::Worker(Router& router, int index, int listen_fd)
     : router_(router),
       index_(index),
       listen_fd_(listen_fd),
-      backends_(&loop_),
-      env_(backends_, router.versions()) {}
+      backends_(&loop_, index),
+      env_(backends_, router.versions(), index) {}
 
 void Worker::init() {
   uv_loop_init(&loop_);

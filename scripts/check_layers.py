@@ -11,6 +11,7 @@ each folder may include only the folders below it. Run by ctest (test `layering`
     client                      -> common, protocol      (and its public <cachetier/client.h>)
     router                      -> common, protocol, client   (never cacheserver)
     bench                       -> common, protocol, client   (micro/engine_bench: the engine)
+    tools                       -> common
 """
 import os
 import re
@@ -32,6 +33,7 @@ RULES = [
     ("router/", ["common/", "protocol/", "client/", "router/"] + CLIENT_API),
     ("bench/micro/engine_bench.cc", ["common/", "cacheserver/engine/"]),
     ("bench/", ["common/", "protocol/", "client/", "bench/"] + CLIENT_API),
+    ("tools/", ["common/", "tools/"]),
     # Tests see what they test.
     ("tests/unit/common/", ["common/"]),
     ("tests/unit/protocol/", ["common/", "protocol/"]),
@@ -54,7 +56,8 @@ def rule_for(path):
 
 
 def sources():
-    for top in ("common", "protocol", "cacheserver", "client", "router", "bench", "tests"):
+    for top in ("common", "protocol", "cacheserver", "client", "router", "bench", "tools",
+                "tests"):
         for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
             for f in files:
                 if f.endswith((".cc", ".h", ".cpp")):

@@ -356,6 +356,9 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       w.str("cacheserver " CACHETIER_VERSION);
       w.end();
       return Action::kContinue;
+    case Op::kAdmin:
+      native_error(req.id, Status::kUnknownOp, "admin commands are cacherouter's", out);
+      return Action::kContinue;
   }
   native_error(req.id, Status::kUnknownOp, "unknown op", out);
   return Action::kContinue;

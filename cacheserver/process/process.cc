@@ -213,6 +213,11 @@ Action handle(const Request& req, Context& ctx, ByteBuffer& out) {
     case Command::kMetaNoop:
       out.append("MN\r\n");
       return Action::kContinue;
+    case Command::kDrain:  // the router's admin commands: never decoded here (not admin)
+    case Command::kUndrain:
+    case Command::kRoute:
+      out.append(memcache::reply::kError);
+      return Action::kContinue;
   }
   return Action::kContinue;
 }

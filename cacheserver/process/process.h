@@ -11,6 +11,7 @@
 #include "common/counter.h"
 #include "common/status.h"
 #include "protocol/memcache/request.h"
+#include "protocol/native/native.h"
 
 namespace cachetier::process {
 
@@ -25,6 +26,72 @@ struct Counters {
   // The connection layer's: TLS handshakes (-Z) and ASCII / HELLO authentication (-Y).
   Counter ssl_handshake_errors, ssl_new_sessions, auth_cmds, auth_errors;
 };
+
+// Command families of the latency histograms (cachetier_request_duration_seconds{family}).
+enum class Family : uint8_t { kGet, kSet, kDelete, kArith, kTouch, kOther };
+inline constexpr size_t kFamilies = 6;
+inline constexpr const char* kFamilyNames[kFamilies] = {"get",   "set",   "delete",
+                                                        "arith", "touch", "other"};
+
+constexpr Family family_of(memcache::Command c) {
+  using memcache::Command;
+  switch (c) {
+    case Command::kGet:
+    case Command::kGets:
+    case Command::kGat:
+    case Command::kGats:
+    case Command::kMetaGet:
+      return Family::kGet;
+    case Command::kSet:
+    case Command::kAdd:
+    case Command::kReplace:
+    case Command::kAppend:
+    case Command::kPrepend:
+    case Command::kCas:
+    case Command::kMetaSet:
+      return Family::kSet;
+    case Command::kDelete:
+    case Command::kMetaDelete:
+      return Family::kDelete;
+    case Command::kIncr:
+    case Command::kDecr:
+    case Command::kMetaArithmetic:
+      return Family::kArith;
+    case Command::kTouch:
+      return Family::kTouch;
+    default:
+      return Family::kOther;
+  }
+}
+
+constexpr Family family_of(native::Op op) {
+  using native::Op;
+  switch (op) {
+    case Op::kGet:
+    case Op::kGets:
+    case Op::kGat:
+    case Op::kMultiGet:
+      return Family::kGet;
+    case Op::kSet:
+    case Op::kAdd:
+    case Op::kReplace:
+    case Op::kAppend:
+    case Op::kPrepend:
+    case Op::kCas:
+    case Op::kMultiSet:
+      return Family::kSet;
+    case Op::kDelete:
+    case Op::kMultiDelete:
+      return Family::kDelete;
+    case Op::kIncr:
+    case Op::kDecr:
+      return Family::kArith;
+    case Op::kTouch:
+      return Family::kTouch;
+    default:
+      return Family::kOther;
+  }
+}
 
 // Writes the server-wide part of `stats [arg]` (the server knows connections, threads, ...).
 class StatsSource {

@@ -63,7 +63,18 @@ size_t Connection::on_data(std::string_view data) {
     proto_ = net::sniff(static_cast<uint8_t>(data[0])) == net::Protocol::kNative ? Proto::kNative
                                                                                  : Proto::kMemcache;
   }
-  return proto_ == Proto::kNative ? process_native(data) : process_memcache(data);
+  // One clock read before and one after the batch: each request's latency is from the read
+  // that brought it to its reply being ready for the batch's one write.
+  const uint64_t t0 = metrics::now_ns();
+  size_t used = proto_ == Proto::kNative ? process_native(data) : process_memcache(data);
+  uint64_t took = 0;
+  for (size_t f = 0; f < process::kFamilies; ++f) {
+    if (batch_[f] == 0) continue;
+    if (took == 0) took = metrics::now_ns() - t0 + 1;
+    worker_.latency(f).record(took, batch_[f]);
+    batch_[f] = 0;
+  }
+  return used;
 }
 
 bool Connection::output_backed_up() {
@@ -150,6 +161,7 @@ size_t Connection::process_memcache(std::string_view data) {
     switch (r.status) {
       case memcache::DecodeStatus::kComplete:
         pos += r.consumed;
+        ++batch_[static_cast<size_t>(process::family_of(req_.command))];
         if (process::handle(req_, ctx_, out) != process::Action::kContinue) {
           stop_reading_for_good();  // quit
         }
@@ -181,6 +193,7 @@ size_t Connection::process_native(std::string_view data) {
       case native::DecodeStatus::kComplete:
         pos += r.consumed;
         if (!authenticated_ && !native_auth(nreq_, out)) break;
+        ++batch_[static_cast<size_t>(process::family_of(nreq_.op))];
         if (process::handle_native(nreq_, ctx_, out) != process::Action::kContinue) {
           stop_reading_for_good();
         }

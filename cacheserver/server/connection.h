@@ -70,6 +70,8 @@ class Connection final : public net::Stream::Handler {
   uint64_t accepted_ms_ = 0;
   bool authenticated_ = true;  // false with -Y until a good `set` of credentials
   int auth_failures_ = 0;
+  // Requests of each family answered by the on_data call under way (its latency histogram).
+  uint32_t batch_[process::kFamilies] = {};
 };
 
 }  // namespace cachetier::server

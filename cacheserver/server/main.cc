@@ -109,6 +109,11 @@ int main(int argc, char** argv) {
                  "once)")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  app.add_option("--metrics-port", cfg.metrics_port,
+                 "serve Prometheus metrics (GET /metrics) on this port (0 = ephemeral)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-listen", cfg.metrics_listen,
+                 "address of the metrics endpoint (default: the first --listen host)");
   app.add_flag("-v,--verbose", verbose_count, "verbose logging (repeat for more)");
 
   try {

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cacheserver/server/worker.h"
+#include "common/metrics/exposition.h"
 #include "common/net/listen.h"
 #include "common/version.h"
 #include "protocol/memcache/request.h"
@@ -242,6 +243,20 @@ int Server::run() {
     workers_.push_back(std::make_unique<Worker>(*this));
     workers_.back()->start();
   }
+  if (config_.metrics_port >= 0) {
+    const std::string host =
+        config_.metrics_listen.empty() ? listeners_[0].host : config_.metrics_listen;
+    auto ep =
+        metrics::MetricsEndpoint::start(metrics::join_host_port(host, config_.metrics_port),
+                                        [this](metrics::MetricsSink& m) { collect_metrics(m); });
+    if (!ep.is_ok()) {
+      spdlog::error("{}", ep.status().message());
+      for (auto& w : workers_) w->request_stop();
+      for (auto& w : workers_) w->join();
+      return 1;
+    }
+    metrics_ = std::move(ep.value());
+  }
   loop_ = std::make_unique<Loop>();
   uv_loop_init(&loop_->loop);
   for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -284,6 +299,11 @@ int Server::run() {
                                        : ", also " + where(l);
     if (l.tls) notes += " TLS";
   }
+  if (metrics_) {
+    const std::string host =
+        config_.metrics_listen.empty() ? listeners_[0].host : config_.metrics_listen;
+    notes += ", metrics " + metrics::join_host_port(host, metrics_->port());
+  }
   std::printf("cacheserver %s listening on %s (threads %d, memory %zu MB%s)\n", CACHETIER_VERSION,
               where(listeners_[0]).c_str(), config_.threads, config_.memory_limit >> 20,
               notes.c_str());
@@ -291,6 +311,7 @@ int Server::run() {
 
   uv_run(&loop_->loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop_->loop);
+  metrics_.reset();  // no scrape reads the workers once they are gone
   for (auto& w : workers_) w->join();
   spdlog::info("stopped");
   return 0;

@@ -20,6 +20,11 @@
 #include "common/net/auth.h"
 #include "common/net/tls.h"
 
+namespace cachetier::metrics {
+class MetricsSink;
+class MetricsEndpoint;
+}  // namespace cachetier::metrics
+
 namespace cachetier::server {
 
 // One listening address (-l, memcached's syntax: [notls:]HOST[:PORT], IPv6 as [ADDR]:PORT).
@@ -62,6 +67,10 @@ struct ServerConfig {
   std::string auth_file;
   int auth_max_failures = 5;  // failed attempts after which a connection is closed
   bool flush_enabled = true;  // -F turns flush_all off
+  // --metrics-port (>= 0; 0 = ephemeral) on --metrics-listen (default: the first -l host):
+  // Prometheus's GET /metrics (metrics.cc). -1: off.
+  int metrics_port = -1;
+  std::string metrics_listen;
 };
 
 class Worker;
@@ -83,6 +92,8 @@ class Server final : public process::StatsSource {
   int run();
 
   bool write_stats(std::string_view arg, ByteBuffer& out) override;
+  // One Prometheus scrape (metrics.cc); called on the metrics endpoint's thread.
+  void collect_metrics(metrics::MetricsSink& m);
   // Rebuilds the TLS context from its files (SIGHUP, refresh_certs); connections keep theirs.
   Status refresh_certs() override;
   // The TLS context new connections get (null without -Z).
@@ -125,6 +136,7 @@ class Server final : public process::StatsSource {
   std::atomic<uint64_t> rejected_connections_{0};
   struct Loop;
   std::unique_ptr<Loop> loop_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_;
 };
 
 }  // namespace cachetier::server

@@ -14,6 +14,7 @@
 #include "cacheserver/server/server.h"
 #include "common/counter.h"
 #include "common/log_budget.h"
+#include "common/metrics/histogram.h"
 #include "common/net/sniff.h"
 
 namespace cachetier::server {
@@ -43,6 +44,8 @@ class Worker {
   process::Counters& counters() { return counters_; }
   Counter& bytes_read() { return bytes_read_; }
   Counter& bytes_written() { return bytes_written_; }
+  // Per command family (process::Family): requests' time from their read to their reply.
+  metrics::LatencyHistogram& latency(size_t family) { return latency_[family]; }
   // A refused handshake or login worth a log line: at most 10 per second on this worker (a
   // flood is counted exactly, not written out line by line).
   bool may_log_refusal();
@@ -74,6 +77,7 @@ class Worker {
   bool stopping_seen_ = false;    // loop thread only
   process::Counters counters_;
   Counter bytes_read_, bytes_written_;
+  metrics::LatencyHistogram latency_[process::kFamilies];
   uv_timer_t handshake_timer_{};
   LogBudget tls_log_{10};
   std::unique_ptr<char[]> read_buf_{new char[kReadChunk]};

@@ -60,6 +60,12 @@ std::string_view command_name(Command c) {
       return "ma";
     case Command::kMetaNoop:
       return "mn";
+    case Command::kDrain:
+      return "drain";
+    case Command::kUndrain:
+      return "undrain";
+    case Command::kRoute:
+      return "route";
   }
   return "?";
 }

@@ -37,6 +37,11 @@ enum class Command : uint8_t {
   kMetaDelete,
   kMetaArithmetic,
   kMetaNoop,
+  // cacherouter's admin commands (decoded only with DecoderLimits::admin): keys[0] is the
+  // node address (drain, undrain) or the key (route).
+  kDrain,
+  kUndrain,
+  kRoute,
 };
 
 // Maps a meta flag letter to a bit: a..z -> 0..25, A..Z -> 26..51, anything else -> -1.

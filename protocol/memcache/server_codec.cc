@@ -145,6 +145,17 @@ DecodeResult RequestDecoder::parse_line(std::string_view in, size_t after, std::
     req.stats_arg = n > 1 ? tok[1] : std::string_view();
     return complete(after);
   }
+  if (limits_.admin && (cmd == "drain" || cmd == "undrain" || cmd == "route")) {
+    if (n != 2) return error(after, reply::kError);
+    req.command = cmd == "drain"     ? Command::kDrain
+                  : cmd == "undrain" ? Command::kUndrain
+                                     : Command::kRoute;
+    if (req.command == Command::kRoute && !valid_key(tok[1])) {
+      return error(after, reply::kBadFormat);
+    }
+    req.keys.push_back(tok[1]);
+    return complete(after);
+  }
   if (cmd == "quit") {
     if (n != 1) return error(after, reply::kError);
     req.command = Command::kQuit;

@@ -24,6 +24,7 @@ namespace cachetier::memcache {
 struct DecoderLimits {
   size_t max_line = 64 * 1024;     // a command line longer than this closes the connection
   size_t max_value = 1024 * 1024;  // larger data blocks are refused and swallowed
+  bool admin = false;  // decode cacherouter's drain / undrain / route (else they are ERROR)
 };
 
 enum class DecodeStatus { kComplete, kNeedMore, kError, kFatal };

@@ -60,9 +60,9 @@ bool valid_key(std::string_view k) { return !k.empty() && k.size() <= kMaxKeyLen
 
 std::string_view op_name(Op op) {
   static constexpr std::string_view kNames[kOpCount] = {
-      "hello",     "get",       "gets",         "set",   "add",   "replace", "append",
-      "prepend",   "cas",       "delete",       "incr",  "decr",  "touch",   "gat",
-      "multi_get", "multi_set", "multi_delete", "flush", "stats", "noop",    "version"};
+      "hello",        "get",    "gets",  "set",  "add",     "replace", "append",    "prepend",
+      "cas",          "delete", "incr",  "decr", "touch",   "gat",     "multi_get", "multi_set",
+      "multi_delete", "flush",  "stats", "noop", "version", "admin"};
   auto i = static_cast<size_t>(op);
   return i < kOpCount ? kNames[i] : "unknown";
 }
@@ -435,6 +435,9 @@ DecodeResult RequestDecoder::feed(std::string_view in, Request& req) {
       break;
     case Op::kMultiSet:
       if (!has_items) return fail(Status::kBadRequest, "items required");
+      break;
+    case Op::kAdmin:
+      if (!has_value) return fail(Status::kBadRequest, "the command (value) required");
       break;
     default:
       break;

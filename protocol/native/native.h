@@ -52,8 +52,11 @@ enum class Op : uint8_t {
   kStats = 18,
   kNoop = 19,
   kVersion = 20,
+  // cacherouter's admin command, as its text line in kValue ("drain HOST:PORT", "route KEY",
+  // "stats nodes", ...); the reply's kValue is the text reply. Nodes answer UNKNOWN_OP.
+  kAdmin = 21,
 };
-inline constexpr uint8_t kOpCount = 21;
+inline constexpr uint8_t kOpCount = 22;
 
 enum class Status : uint8_t {
   kOk = 0,

@@ -2,6 +2,7 @@
 #include "router/frontends/native.h"
 
 #include "common/version.h"
+#include "router/admin.h"
 #include "router/router.h"
 #include "router/routes/broadcast.h"
 #include "router/routes/cas.h"
@@ -252,6 +253,31 @@ void handle_native(Downstream& d, const native::Request& req, Fill fill) {
       });
     case Op::kStats:
       return stats_reply(d, id, fill);
+    case Op::kAdmin: {
+      AdminOp op;
+      std::string_view arg;
+      if (!parse_admin(req.value, op, arg)) {
+        return native_error(fill, id, Status::kBadRequest,
+                            "admin: drain HOST:PORT, undrain HOST:PORT, route KEY, stats nodes, "
+                            "stats shards");
+      }
+      if (!d.admin_allowed()) {
+        return native_error(fill, id, Status::kUnauthenticated,
+                            "admin commands need an admin user");
+      }
+      ByteBuffer text;
+      run_admin(d.env(), d.topo(), op, arg, text);
+      const bool refused = text.view().starts_with("CLIENT_ERROR ");
+      if (refused) {
+        std::string_view why = text.view().substr(13);
+        why = why.substr(0, why.find("\r\n"));
+        return native_error(fill, id, Status::kBadRequest, why);
+      }
+      return frame(fill, id, Status::kOk, 1, [&](FrameWriter& w) {
+        w.field(native::kValue);
+        w.bin(text.view());
+      });
+    }
     case Op::kFlush: {
       if (!d.topo().config.flush_enabled) {
         return native_error(fill, id, Status::kBadRequest, "flush_all not allowed");

@@ -3,6 +3,7 @@
 
 #include "common/version.h"
 #include "protocol/memcache/server_codec.h"
+#include "router/admin.h"
 #include "router/router.h"
 #include "router/routes/broadcast.h"
 #include "router/routes/cas.h"
@@ -263,7 +264,14 @@ void keyed_write(Downstream& d, const mc::Request& req, Fill fill) {
   });
 }
 
+void admin_command(Downstream& d, AdminOp op, std::string_view arg, Fill fill) {
+  if (!d.admin_allowed()) return fill("CLIENT_ERROR admin commands need an admin user\r\n");
+  fill.write([&](ByteBuffer& out) { run_admin(d.env(), d.topo(), op, arg, out); });
+}
+
 void stats_command(Downstream& d, const mc::Request& req, Fill fill) {
+  if (req.stats_arg == "nodes") return admin_command(d, AdminOp::kStatsNodes, {}, fill);
+  if (req.stats_arg == "shards") return admin_command(d, AdminOp::kStatsShards, {}, fill);
   if (!req.stats_arg.empty()) {
     // The router's own counters; per-node details (items, slabs, ...) live on the nodes.
     return fill("CLIENT_ERROR stats " + std::string(req.stats_arg) +
@@ -334,6 +342,12 @@ void handle_text(Downstream& d, const mc::Request& req, Fill fill) {
       return;
     case mc::Command::kMetaNoop:
       return fill("MN\r\n");
+    case mc::Command::kDrain:
+      return admin_command(d, AdminOp::kDrain, req.keys[0], fill);
+    case mc::Command::kUndrain:
+      return admin_command(d, AdminOp::kUndrain, req.keys[0], fill);
+    case mc::Command::kRoute:
+      return admin_command(d, AdminOp::kRoute, req.keys[0], fill);
     case mc::Command::kMetaGet:
     case mc::Command::kMetaSet:
     case mc::Command::kMetaDelete:

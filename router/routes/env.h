@@ -76,13 +76,15 @@ struct FanoutCtx {
 };
 
 struct RouteEnv {
-  RouteEnv(BackendSet& b, VersionClock& v) : backends(b), versions(v) {}
+  RouteEnv(BackendSet& b, VersionClock& v, int worker_index = 0)
+      : backends(b), versions(v), worker(worker_index) {}
   RouteEnv(const RouteEnv&) = delete;
   RouteEnv& operator=(const RouteEnv&) = delete;
 
   BackendSet& backends;
   VersionClock& versions;
-  uint64_t rr = 0;  // round-robin cursor of the read policies
+  const int worker;  // this worker's index (its slot in each Node's per-worker counts)
+  uint64_t rr = 0;   // round-robin cursor of the read policies
   FreeList<ReadCtx> read_ctxs{4096};
   FreeList<FanoutCtx> fanout_ctxs{1024};
 

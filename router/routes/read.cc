@@ -51,6 +51,11 @@ void on_reply(RouteEnv& env, ReadCtx* ctx, Reply&& r) {
   }
   note_success(n);
   const bool single = ctx->call.op == native::Op::kGet || ctx->call.op == native::Op::kGets;
+  if (single) {
+    NodeWorkerStats& ns = n.worker_stats(env.worker);
+    if (r.code == native::Status::kOk) ns.get_hits.add();
+    if (r.code == native::Status::kNotFound) ns.get_misses.add();
+  }
   if (single && r.code == native::Status::kNotFound && ctx->next < ctx->n_order &&
       n.warming(now_ms())) {
     // A cold replica's miss: ask a warm sibling, and back-fill this one on a hit.

@@ -257,6 +257,26 @@ def read_stats(c, arg=""):
         out[k] = v
 
 
+def servers(n, *args):
+    """n cacheservers, one thread each unless `args` say otherwise."""
+    return [Server(*(args or ("-t", "1"))) for _ in range(n)]
+
+
+def stop_all(procs):
+    for p in procs:
+        if p.proc.poll() is None:
+            p.stop()
+
+
+def wait_for(pred, timeout, what):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)

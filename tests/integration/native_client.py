@@ -8,7 +8,7 @@ import msgpack
 OPS = {name: i for i, name in enumerate(
     ["hello", "get", "gets", "set", "add", "replace", "append", "prepend", "cas", "delete",
      "incr", "decr", "touch", "gat", "multi_get", "multi_set", "multi_delete", "flush", "stats",
-     "noop", "version"])}
+     "noop", "version", "admin"])}
 STATUS = ["OK", "NOT_FOUND", "EXISTS", "NOT_STORED", "NON_NUMERIC", "TOO_LARGE", "NO_MEMORY",
           "BAD_REQUEST", "UNKNOWN_OP", "OLDER_VERSION", "SERVER_ERROR", "UNAUTHENTICATED"]
 F = dict(key=1, keys=2, value=3, flags=4, ttl=5, cas=6, number=7, version=8, initial=9, items=10,

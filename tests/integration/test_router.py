@@ -12,29 +12,10 @@ import time
 from pymemcache.client.base import Client as PyClient
 
 from harness import (ROUTER_BIN, SANITIZED, Router, Server, check, free_port, mixed_load,
-                     router_config, run)
+                     router_config, run, servers, stop_all, wait_for)
 from native_client import NativeClient
 
 SLOW = 3 if SANITIZED else 1  # sanitizer builds are slower; deadlines scale
-
-
-def servers(n):
-    return [Server("-t", "1") for _ in range(n)]
-
-
-def stop_all(procs):
-    for p in procs:
-        if p.proc.poll() is None:
-            p.stop()
-
-
-def wait_for(pred, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def py(port):
