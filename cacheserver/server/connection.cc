@@ -24,6 +24,7 @@ Connection::Connection(Worker& w, Proto p, bool tls)
            w.server().config().flush_enabled} {
   stream_.count_into(&w.bytes_read(), &w.bytes_written());
   accepted_ms_ = uv_now(w.loop());
+  tls_ = tls;
   authenticated_ = !w.server().auth_required();
   if (tls) {
     auto ctx = w.server().tls_context();
@@ -57,8 +58,16 @@ void Connection::handshake_timed_out() {
   stream_.close();
 }
 
+void Connection::note_open(int fd) {
+  fd_ = fd;
+  peer_text_ = stream_.peer();
+  local_text_ = stream_.local();
+  last_read_ms_.store(accepted_ms_, std::memory_order_relaxed);
+}
+
 size_t Connection::on_data(std::string_view data) {
   worker_.note_activity();
+  last_read_ms_.store(uv_now(worker_.loop()), std::memory_order_relaxed);
   if (proto_ == Proto::kDetect) {
     proto_ = net::sniff(static_cast<uint8_t>(data[0])) == net::Protocol::kNative ? Proto::kNative
                                                                                  : Proto::kMemcache;

@@ -8,7 +8,9 @@
 // connection goes on: it may be a router's, shared by many clients).
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "cacheserver/process/process.h"
@@ -32,6 +34,15 @@ class Connection final : public net::Stream::Handler {
 
   Connection* prev = nullptr;  // the worker's list
   Connection* next = nullptr;
+
+  // For `stats conns` (read by other workers under the worker's list lock): set once when the
+  // socket is open, and the loop time of the last read batch.
+  void note_open(int fd);
+  int fd() const { return fd_; }
+  const std::string& peer_text() const { return peer_text_; }
+  const std::string& local_text() const { return local_text_; }
+  bool tls() const { return tls_; }
+  uint64_t last_read_ms() const { return last_read_ms_.load(std::memory_order_relaxed); }
 
  private:
   size_t on_data(std::string_view data) override;
@@ -72,6 +83,10 @@ class Connection final : public net::Stream::Handler {
   int auth_failures_ = 0;
   // Requests of each family answered by the on_data call under way (its latency histogram).
   uint32_t batch_[process::kFamilies] = {};
+  int fd_ = -1;
+  bool tls_ = false;
+  std::string peer_text_, local_text_;
+  std::atomic<uint64_t> last_read_ms_{0};
 };
 
 }  // namespace cachetier::server

@@ -1,6 +1,7 @@
 // cacheserver's `stats`: memcached's names, the workers' counters summed at read time.
 #include <sys/resource.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -121,6 +122,29 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
     write_stat(out, "max_line", static_cast<uint64_t>(config_.max_line));
     write_stat(out, "output_high_water", static_cast<uint64_t>(config_.output_high_water));
     write_stat(out, "output_limit", static_cast<uint64_t>(config_.output_limit));
+    return true;
+  }
+  if (arg == "slabs") {
+    // memcached's per-class rows; the large pool (items above the largest class, malloc'd one
+    // by one) is the last class with chunk_size 0.
+    uint64_t active = 0;
+    for (const engine::ClassStats& c : engine_.class_stats()) {
+      const std::string p = std::to_string(c.id) + ":";
+      write_stat(out, p + "chunk_size", c.chunk_size);
+      write_stat(out, p + "chunks_per_page", c.chunks_per_page);
+      write_stat(out, p + "total_pages", c.pages);
+      write_stat(out, p + "total_chunks", c.pages * c.chunks_per_page);
+      if (c.chunk_size == 0) write_stat(out, p + "used_chunks", c.items);
+      write_stat(out, p + "evicted", c.evictions);
+      ++active;
+    }
+    write_stat(out, "active_slabs", active);
+    write_stat(out, "total_malloced", engine_.stats().memory_used);
+    return true;
+  }
+  if (arg == "conns") {
+    const uint64_t now_ms = uv_hrtime() / 1'000'000;
+    for (auto& w : workers_) w->write_conns(out, now_ms);
     return true;
   }
   if (arg == "items") {

@@ -6,6 +6,7 @@
 #include "cacheserver/server/connection.h"
 #include "cacheserver/server/server.h"
 #include "common/uvx/run_with_idle_polls.h"
+#include "protocol/memcache/server_codec.h"
 
 namespace cachetier::server {
 
@@ -53,17 +54,33 @@ void Worker::run_loop() {
 }
 
 void Worker::attach(Connection* c) {
+  std::lock_guard lock(conns_mu_);
   c->next = conns_;
   if (conns_) conns_->prev = c;
   conns_ = c;
 }
 
 void Worker::detach(Connection* c) {
+  std::lock_guard lock(conns_mu_);
   if (c->prev)
     c->prev->next = c->next;
   else
     conns_ = c->next;
   if (c->next) c->next->prev = c->prev;
+}
+
+void Worker::write_conns(ByteBuffer& out, uint64_t now_ms) const {
+  std::lock_guard lock(conns_mu_);
+  for (const Connection* c = conns_; c != nullptr; c = c->next) {
+    if (c->fd() < 0) continue;
+    const std::string p = std::to_string(c->fd()) + ":";
+    memcache::write_stat(out, p + "addr", "tcp:" + c->peer_text());
+    memcache::write_stat(out, p + "listen_addr", "tcp:" + c->local_text());
+    memcache::write_stat(out, p + "tls", c->tls() ? "yes" : "no");
+    const uint64_t last = c->last_read_ms();
+    memcache::write_stat(out, p + "secs_since_last_cmd",
+                         now_ms > last ? (now_ms - last) / 1000 : 0);
+  }
 }
 
 bool Worker::may_log_refusal() { return tls_log_.allow(uv_now(&loop_)); }
@@ -94,8 +111,10 @@ void Worker::on_wake() {
     }
     auto* c = new Connection(*this, proto, tls);  // freed in its close callback
     uv_tcp_init(&loop_, c->stream().tcp());
+    const bool opened = uv_tcp_open(c->stream().tcp(), fd) == 0;
+    if (opened) c->note_open(fd);
     attach(c);
-    if (uv_tcp_open(c->stream().tcp(), fd) != 0) {
+    if (!opened) {
       ::close(fd);
       c->stream().close();
       continue;

@@ -55,6 +55,9 @@ class Worker {
   char* read_buffer() { return read_buf_.get(); }
   void attach(Connection* c);
   void detach(Connection* c);
+  // Thread-safe: memcached's `stats conns` lines for this worker's connections (`now_ms`:
+  // uv_now of the caller's loop; the loops' clocks agree to a few ms).
+  void write_conns(ByteBuffer& out, uint64_t now_ms) const;
 
  private:
   void on_wake();
@@ -82,6 +85,7 @@ class Worker {
   LogBudget tls_log_{10};
   std::unique_ptr<char[]> read_buf_{new char[kReadChunk]};
   Connection* conns_ = nullptr;  // intrusive list of open connections
+  mutable std::mutex conns_mu_;  // changes to the list (loop thread), and foreign readers
   uint64_t activity_ = 0;        // reads handled; loop thread only
 };
 

@@ -10,10 +10,9 @@ namespace {
 constexpr size_t kKeepBufferBytes = 16 * 1024;  // larger idle buffers go back to malloc
 }
 
-std::string Stream::peer() const {
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+namespace {
+
+std::string address_text(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
   if (ss.ss_family == AF_INET6) {
     const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
@@ -23,6 +22,22 @@ std::string Stream::peer() const {
   const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
   uv_ip4_name(a, host, sizeof host);
   return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+}
+
+}  // namespace
+
+std::string Stream::peer() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  return address_text(ss);
+}
+
+std::string Stream::local() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  return address_text(ss);
 }
 
 void Stream::start() {

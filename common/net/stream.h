@@ -65,6 +65,7 @@ class Stream {
 
   // The peer's address ("10.0.0.1:5000", "[::1]:5000"; "?" if unknown), for log lines.
   std::string peer() const;
+  std::string local() const;  // the address the connection was accepted on
   // The handle to init and accept into (uv_tcp_init + uv_accept), or to uv_tcp_open.
   uv_tcp_t* tcp() { return &tcp_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }

@@ -5,7 +5,7 @@ import subprocess
 import threading
 import time
 
-from harness import BIN, SANITIZED, Server, check, run
+from harness import BIN, SANITIZED, Server, check, read_stats, run
 
 
 def test_memccapable_ascii():
@@ -267,6 +267,45 @@ def test_explicit_cas_e_flag_on_stores_and_vivified_placeholders():
         check(c.exact(3) == b"5\r\n", "its initial value")
         c.close()
 
+
+def test_stats_subcommands_carry_real_values():
+    """stats settings, items, slabs and conns: values that follow the flags and what was done."""
+    with Server("-t", "2", "-m", "32", "-c", "77", "-I", "2m") as srv:
+        a, b = srv.connect(), srv.connect()
+        a.send(b"set small 0 0 1\r\nx\r\n")
+        check(a.line() == b"STORED", "small")
+        big = b"y" * 1500000
+        b.send(b"set big 0 0 %d\r\n%s\r\n" % (len(big), big))
+        check(b.line() == b"STORED", "big")
+        st = read_stats(a, "settings")
+        check(st["maxbytes"] == str(32 << 20) and st["maxconns"] == "77", "settings: %s" % st)
+        check(st["item_size_max"] == str(2 << 20) and st["num_threads"] == "2", "settings")
+        check(st["tcpport"] == str(srv.port), "settings port")
+        it = read_stats(a, "items")
+        check(it["items:1:number"] == "2", "items: %s" % it)
+        sl = read_stats(a, "slabs")
+        classes = {k.split(":")[0] for k in sl if ":" in k}
+        check(int(sl["active_slabs"]) == len(classes) >= 2, "slabs: %s" % sl)
+        small = [c for c in classes if sl[c + ":chunk_size"] != "0"]
+        check(any(int(sl[c + ":total_pages"]) >= 1 for c in small), "a page holds the small one")
+        large = [c for c in classes if sl[c + ":chunk_size"] == "0"]
+        check(len(large) == 1 and sl[large[0] + ":used_chunks"] == "1", "the large item")
+        check(int(sl["total_malloced"]) >= len(big), "malloced counts the large item")
+        cn = read_stats(a, "conns")
+        addrs = sorted(v for k, v in cn.items() if k.endswith(":addr"))
+        mine = sorted("tcp:127.0.0.1:%d" % c.sock.getsockname()[1] for c in (a, b))
+        check(addrs == mine, "conns lists both connections: %s vs %s" % (addrs, mine))
+        check(all(v == "tcp:127.0.0.1:%d" % srv.port for k, v in cn.items()
+                  if k.endswith(":listen_addr")), "listen addr")
+        check(all(int(v) <= 2 for k, v in cn.items() if k.endswith(":secs_since_last_cmd")),
+              "recent")
+        b.close()
+        time.sleep(0.2)
+        cn = read_stats(a, "conns")
+        check(len([k for k in cn if k.endswith(":addr")]) == 1, "a closed one is gone: %s" % cn)
+        a.close()
+
+
 if __name__ == "__main__":
     run([test_memccapable_ascii, test_memory_limit_is_a_bound, test_pipeline_10000_in_one_write,
          test_key_value_and_line_limits, test_connection_limit,
@@ -274,4 +313,5 @@ if __name__ == "__main__":
          test_bad_flags_exit_2, test_sigterm_finishes_in_flight_and_exits_0,
          test_backpressure_resumes_when_output_drains_at_once, test_idle_server_uses_no_cpu,
          test_concurrent_clients_on_all_threads,
-         test_explicit_cas_e_flag_on_stores_and_vivified_placeholders])
+         test_explicit_cas_e_flag_on_stores_and_vivified_placeholders,
+         test_stats_subcommands_carry_real_values])
