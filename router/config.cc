@@ -1,6 +1,7 @@
 // cacherouter configuration: YAML -> RouterConfig with line-numbered errors.
 #include "router/config.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <yaml-cpp/yaml.h>
@@ -158,6 +159,7 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "disable_flush_all",
                                               "metrics_listen",
                                               "admin_users",
+                                              "dns_refresh_ms",
                                               "shards"};
   for (const auto& kv : root) {
     std::string key = kv.first.Scalar();
@@ -174,6 +176,9 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
     if (!split_host_port(l, c.metrics_host, c.metrics_port)) {
       r.fail(root["metrics_listen"], "metrics_listen", "expected host:port, got '" + l + "'");
     }
+  }
+  if (root["dns_refresh_ms"]) {
+    c.dns_refresh_ms = r.number<uint32_t>(root["dns_refresh_ms"], "dns_refresh_ms", 0, 3600000);
   }
   if (root["threads"]) c.threads = r.number<int>(root["threads"], "threads", 1, 256);
   if (root["hash"]) {
@@ -330,7 +335,7 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
     if (!s.IsMap()) r.fail(s, at, "expected name, weight and replicas");
     for (const auto& kv : s) {
       std::string key = kv.first.Scalar();
-      if (key != "name" && key != "weight" && key != "replicas") {
+      if (key != "name" && key != "weight" && key != "replicas" && key != "discover") {
         r.fail(kv.first, at + "." + key, "unknown setting");
       }
     }
@@ -342,13 +347,39 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
       r.fail(s["name"], at + ".name", "duplicate shard name '" + spec.name + "'");
     }
     if (s["weight"]) spec.weight = r.number<uint32_t>(s["weight"], at + ".weight", 1, 1000);
+    std::vector<std::string> discover;
+    if (const YAML::Node d = s["discover"]) {
+      // One name or a list of them; each expands to every address it resolves to.
+      std::vector<YAML::Node> items;
+      if (d.IsSequence()) {
+        for (size_t j = 0; j < d.size(); ++j) items.push_back(d[j]);
+      } else {
+        items.push_back(d);
+      }
+      if (items.empty()) r.fail(d, at + ".discover", "expected a host:port name or a list");
+      for (size_t j = 0; j < items.size(); ++j) {
+        std::string field =
+            at + ".discover" + (d.IsSequence() ? "[" + std::to_string(j) + "]" : std::string());
+        std::string name = r.text(items[j], field);
+        std::string host;
+        int port = 0;
+        if (!split_host_port(name, host, port) || port == 0) {
+          r.fail(items[j], field, "expected host:port, got '" + name + "'");
+        }
+        discover.push_back(name);
+      }
+    }
     const YAML::Node reps = s["replicas"];
-    if (!reps) r.fail(s, at + ".replicas", "required: a list of host:port");
-    if (!reps.IsSequence() || reps.size() == 0) {
+    if (!reps && discover.empty()) {
+      r.fail(s, at + ".replicas", "required: a list of host:port (or discover: a name)");
+    }
+    if (reps && (!reps.IsSequence() || reps.size() == 0)) {
       r.fail(reps, at + ".replicas", "expected a non-empty list of host:port");
     }
-    if (reps.size() > 16) r.fail(reps, at + ".replicas", "at most 16 replicas per shard");
-    for (size_t j = 0; j < reps.size(); ++j) {
+    if (reps && reps.size() > 16) {
+      r.fail(reps, at + ".replicas", "at most 16 replicas per shard");
+    }
+    for (size_t j = 0; reps && j < reps.size(); ++j) {
       std::string field = at + ".replicas[" + std::to_string(j) + "]";
       std::string addr = r.text(reps[j], field);
       std::string host;
@@ -362,6 +393,7 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
       spec.replicas.push_back(addr);
     }
     c.shards.push_back(std::move(spec));
+    c.discover.push_back(std::move(discover));
   }
   return c;
 }
@@ -397,6 +429,44 @@ Status load_tls(const RouterConfig& cfg, net::TlsReloadable& listen, net::TlsRel
   return Status::ok();
 }
 
+bool resolve_all(const std::string& name, std::vector<std::string>& out, std::string& why) {
+  std::string host;
+  int port = 0;
+  if (!split_host_port(name, host, port)) {
+    why = "is not host:port";
+    return false;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) {
+    why = std::string("does not resolve: ") + gai_strerror(rc);
+    return false;
+  }
+  std::set<std::string> seen;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (ai->ai_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr, text,
+                sizeof(text));
+      seen.insert(std::string(text) + ":" + std::to_string(port));
+    } else if (ai->ai_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr, text,
+                sizeof(text));
+      seen.insert("[" + std::string(text) + "]:" + std::to_string(port));
+    }
+  }
+  freeaddrinfo(res);
+  out.assign(seen.begin(), seen.end());  // sorted: the same set gives the same order
+  if (out.empty()) {
+    why = "resolves to no address";
+    return false;
+  }
+  return true;
+}
+
 Status check_names_resolve(const RouterConfig& cfg) {
   std::string errors;
   for (size_t i = 0; i < cfg.shards.size(); ++i) {
@@ -415,6 +485,14 @@ Status check_names_resolve(const RouterConfig& cfg) {
       if (!errors.empty()) errors += "; ";
       errors += "shards[" + std::to_string(i) + "].replicas[" + std::to_string(j) + "]: '" + addr +
                 "' does not resolve: " + gai_strerror(rc);
+    }
+    for (size_t j = 0; i < cfg.discover.size() && j < cfg.discover[i].size(); ++j) {
+      std::vector<std::string> found;
+      std::string why;
+      if (resolve_all(cfg.discover[i][j], found, why)) continue;
+      if (!errors.empty()) errors += "; ";
+      errors += "shards[" + std::to_string(i) + "].discover[" + std::to_string(j) + "]: '" +
+                cfg.discover[i][j] + "' " + why;
     }
   }
   if (errors.empty()) return Status::ok();

@@ -76,6 +76,11 @@ struct RouterConfig {
   std::string metrics_host;
   int metrics_port = -1;
   std::vector<client::ShardSpec> shards;
+  // shards[i].discover: names ("host:port") whose every address is a replica of shard i (a
+  // Kubernetes headless Service), re-resolved every dns_refresh_ms (0: only at start and on
+  // reload); a change is applied as a reload (router/discovery.h). Parallel to `shards`.
+  std::vector<std::vector<std::string>> discover;
+  uint32_t dns_refresh_ms = 5000;
 };
 
 // The health checker's period: 20 ms, finer for short timeouts (a tenth of timeout_ms).
@@ -91,6 +96,11 @@ Result<RouterConfig> parse_config(const std::string& text, const std::string& na
 // on a loop thread). The error names each one that does not: "shards[0].replicas[1]:
 // 'x:11211' does not resolve: Name or service not known".
 Status check_names_resolve(const RouterConfig& cfg);
+
+// Every address `name` ("host:port") resolves to, as "a.b.c.d:port" / "[v6]:port", sorted and
+// without duplicates (getaddrinfo, blocking: never on a loop thread). False (and `why`) when it
+// does not resolve.
+bool resolve_all(const std::string& name, std::vector<std::string>& out, std::string& why);
 
 // The TLS contexts of `cfg` (tls: and backend_tls:), built from their files into `listen` and
 // `backend` (left alone where TLS is off). The error names the block and the file.

@@ -48,9 +48,8 @@ int main(int argc, char** argv) {
   cachetier::router::RouterConfig cfg = loaded.value();
   if (port >= 0) cfg.listen_port = port;
   if (threads > 0) cfg.threads = threads;
-  cachetier::Status names = no_resolve && check_only
-                                ? cachetier::Status::ok()
-                                : cachetier::router::check_names_resolve(cfg);
+  cachetier::Status names = no_resolve && check_only ? cachetier::Status::ok()
+                                                     : cachetier::router::check_names_resolve(cfg);
   if (check_only && !names.is_ok()) {
     std::fprintf(stderr, "cacherouter: %s: %s\n", config_path.c_str(), names.message().c_str());
     return 2;

@@ -89,6 +89,12 @@ void Router::collect_metrics(metrics::MetricsSink& m) const {
             num(reloads_.load()));
   m.counter("cachetier_router_reload_errors_total", "Configuration reloads refused.",
             num(reload_errors_.load()));
+  m.counter("cachetier_router_dns_refreshes_total", "Resolutions of the discover: names.",
+            num(dns_refreshes_.load()));
+  m.counter("cachetier_router_dns_changes_total",
+            "Changed sets of discovered addresses, applied as reloads.", num(dns_changes_.load()));
+  m.counter("cachetier_router_dns_failures_total", "discover: names that did not resolve.",
+            num(dns_failures_.load()));
 
   for (const Shard& sh : topo->shards) {
     const metrics::Labels sl = {{"shard", sh.name}};

@@ -1,6 +1,7 @@
 // cacherouter's lifecycle. See router.h.
 #include "router/router.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,7 +14,7 @@
 namespace cachetier::router {
 
 Router::Router(RouterConfig cfg, std::string config_path)
-    : cfg_(std::move(cfg)), config_path_(std::move(config_path)) {}
+    : cfg_(cfg), file_cfg_(std::move(cfg)), config_path_(std::move(config_path)) {}
 
 Router::~Router() { stop(); }
 
@@ -30,6 +31,22 @@ Status Router::start() {
     Status st = auth_.load(cfg_.auth_file);
     if (!st.is_ok()) return st;
   }
+  if (Discovery::wanted(file_cfg_)) {
+    std::vector<std::string> errors;
+    cfg_ = discovery_.expand(file_cfg_, errors);
+    dns_refreshes_.fetch_add(1);
+    dns_failures_.fetch_add(errors.size());
+    for (const std::string& e : errors) spdlog::warn("{}", e);
+    for (const auto& sh : cfg_.shards) {
+      if (sh.replicas.empty()) {
+        return Status(
+            StatusCode::kInvalidArgument,
+            "shard " + sh.name + " has no replica: " +
+                (errors.empty() ? std::string("its names resolve to nothing") : errors.front()));
+      }
+    }
+  }
+  running_ = cfg_;
   auto topo = build_topology(cfg_, nullptr);
   if (!topo.is_ok()) return topo.status();
   topo_ = topo.value();
@@ -60,6 +77,9 @@ Status Router::start() {
     }
     metrics_ = std::move(ep.value());
   }
+  if (Discovery::wanted(file_cfg_) && file_cfg_.dns_refresh_ms > 0) {
+    dns_thread_ = std::thread([this] { dns_loop(); });
+  }
   // Start returns (and main prints "listening") once the nodes are verified; the health
   // checker has its own deadline, this one is a backstop.
   std::unique_lock<std::mutex> lock(verified_mu_);
@@ -89,7 +109,54 @@ Status Router::reload() {
     reload_errors_.fetch_add(1);
     return cfg.status();
   }
-  RouterConfig next = cfg.value();
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  std::vector<std::string> errors;
+  RouterConfig next = discovery_.expand(cfg.value(), errors);
+  if (Discovery::wanted(cfg.value())) dns_refreshes_.fetch_add(1);
+  dns_failures_.fetch_add(errors.size());
+  for (const std::string& e : errors) spdlog::warn("{}", e);
+  Status st = apply(cfg.value(), std::move(next));
+  if (!st.is_ok()) {
+    reload_errors_.fetch_add(1);
+    return st;
+  }
+  reloads_.fetch_add(1);
+  return Status::ok();
+}
+
+bool Router::refresh_dns() {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  std::vector<std::string> errors;
+  RouterConfig next = discovery_.expand(file_cfg_, errors);
+  dns_refreshes_.fetch_add(1);
+  dns_failures_.fetch_add(errors.size());
+  for (const std::string& e : errors) spdlog::warn("{}", e);
+  if (Discovery::same_replicas(next, running_)) return false;
+  RouterConfig file = file_cfg_;
+  Status st = apply(file, std::move(next));
+  if (!st.is_ok()) {
+    spdlog::error("discovered addresses not applied: {}", st.message());
+    return false;
+  }
+  dns_changes_.fetch_add(1);
+  spdlog::warn("discovered addresses changed: topology generation {}", topology()->generation);
+  return true;
+}
+
+void Router::dns_loop() {
+  std::unique_lock<std::mutex> lock(dns_mu_);
+  while (!dns_stop_) {
+    const uint32_t every = cfg_.dns_refresh_ms;  // fixed for the process (not reloaded)
+    if (dns_cv_.wait_for(lock, std::chrono::milliseconds(every), [this] { return dns_stop_; })) {
+      break;
+    }
+    lock.unlock();
+    refresh_dns();
+    lock.lock();
+  }
+}
+
+Status Router::apply(const RouterConfig& file, RouterConfig next) {
   // Listening address and thread count are fixed for the life of the process, and so is
   // whether each side speaks TLS; the certificate files are read again.
   next.listen_host = cfg_.listen_host;
@@ -97,44 +164,41 @@ Status Router::reload() {
   next.threads = cfg_.threads;
   next.metrics_host = cfg_.metrics_host;
   next.metrics_port = cfg_.metrics_port;
+  next.dns_refresh_ms = cfg_.dns_refresh_ms;
   if (next.tls != cfg_.tls || next.backend_tls != cfg_.backend_tls) {
-    reload_errors_.fetch_add(1);
     return Status(StatusCode::kInvalidArgument,
                   "tls: and backend_tls: cannot be turned on or off by a reload (restart)");
   }
   {
     net::TlsReloadable listen, backend;  // built aside: on error the running ones stay
     Status st = load_tls(next, listen, backend);
-    if (!st.is_ok()) {
-      reload_errors_.fetch_add(1);
-      return st;
-    }
+    if (!st.is_ok()) return st;
     if (next.tls) (void)listen_tls_.load(next.tls_options, true);
     if (next.backend_tls) (void)backend_tls_.load(next.backend_tls_options, false);
   }
   if (next.auth_file.empty() != cfg_.auth_file.empty()) {
-    reload_errors_.fetch_add(1);
     return Status(StatusCode::kInvalidArgument,
                   "auth_file cannot be turned on or off by a reload (restart)");
   }
   if (!next.auth_file.empty()) {
     Status st = auth_.load(next.auth_file);
-    if (!st.is_ok()) {
-      reload_errors_.fetch_add(1);
-      return st;
+    if (!st.is_ok()) return st;
+  }
+  for (const auto& sh : next.shards) {
+    if (sh.replicas.empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "shard " + sh.name + " would have no replica (its names resolve to nothing)");
     }
   }
   auto current = topology();
   auto topo = build_topology(next, current.get());
-  if (!topo.is_ok()) {
-    reload_errors_.fetch_add(1);
-    return topo.status();
-  }
+  if (!topo.is_ok()) return topo.status();
   {
     std::lock_guard<std::mutex> lock(topo_mu_);
     topo_ = topo.value();
   }
-  reloads_.fetch_add(1);
+  running_ = std::move(next);
+  file_cfg_ = file;
   for (auto& w : workers_) w->post_reload();
   return Status::ok();
 }
@@ -142,6 +206,12 @@ Status Router::reload() {
 int Router::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
 void Router::stop() {
+  {
+    std::lock_guard<std::mutex> lock(dns_mu_);
+    dns_stop_ = true;
+  }
+  dns_cv_.notify_all();
+  if (dns_thread_.joinable()) dns_thread_.join();
   metrics_.reset();  // no scrape reads the workers once they are gone
   for (auto& w : workers_) w->post_stop();
   for (auto& t : threads_) {
@@ -161,6 +231,9 @@ void Router::write_stats(ByteBuffer& out) const {
   info.tls_loaded_at = listen_tls_.loaded_at();
   info.reloads = reloads_.load();
   info.reload_errors = reload_errors_.load();
+  info.dns_refreshes = dns_refreshes_.load();
+  info.dns_changes = dns_changes_.load();
+  info.dns_failures = dns_failures_.load();
   router::write_stats(out, stats, info, *topology());
 }
 

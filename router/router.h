@@ -22,6 +22,7 @@
 #include "common/buffer.h"
 #include "common/net/auth.h"
 #include "router/config.h"
+#include "router/discovery.h"
 #include "router/topology.h"
 
 namespace cachetier::metrics {
@@ -47,6 +48,9 @@ class Router {
   int metrics_port() const;
   // Re-reads the config file; on success the new topology is used for new requests.
   Status reload();
+  // discover: names resolved again; a changed set of addresses is applied as a reload. The
+  // DNS thread calls it every dns_refresh_ms; true when the topology changed.
+  bool refresh_dns();
   // Worker 0's health checker: every node verified once (or its deadline): accept clients.
   void on_verified();
   // Stops accepting, closes connections, joins the workers.
@@ -68,8 +72,24 @@ class Router {
   void collect_metrics(metrics::MetricsSink& m) const;
 
  private:
-  RouterConfig cfg_;
+  // Applies `next` (the file's config, discover names expanded): the checks of a reload, then
+  // a new topology built on the current one. Holds apply_mu_.
+  Status apply(const RouterConfig& file, RouterConfig next);
+  void dns_loop();
+
+  RouterConfig cfg_;  // as started (discover names expanded); never changed after start()
+  // Guarded by apply_mu_: the config running now (the last reload or DNS change, expanded),
+  // and the file's as last read (what the DNS thread expands again).
+  RouterConfig running_;
+  RouterConfig file_cfg_;
   std::string config_path_;
+  std::mutex apply_mu_;  // reload() and the DNS thread, one at a time; guards discovery_
+  Discovery discovery_;
+  std::thread dns_thread_;
+  std::mutex dns_mu_;
+  std::condition_variable dns_cv_;
+  bool dns_stop_ = false;  // guarded by dns_mu_
+  std::atomic<uint64_t> dns_refreshes_{0}, dns_changes_{0}, dns_failures_{0};
   net::TlsReloadable listen_tls_, backend_tls_;
   net::AuthFile auth_;
   int port_ = 0;

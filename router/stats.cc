@@ -82,6 +82,9 @@ void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
   write_stat(b, "config_generation", topo.generation);
   write_stat(b, "reloads", info.reloads);
   write_stat(b, "reload_errors", info.reload_errors);
+  write_stat(b, "dns_refreshes", info.dns_refreshes);
+  write_stat(b, "dns_changes", info.dns_changes);
+  write_stat(b, "dns_failures", info.dns_failures);
   for (const Shard& sh : topo.shards) {
     std::string p = "shard:" + sh.name + ":";
     write_stat(b, p + "requests", sh.counters->requests.load());

@@ -54,6 +54,7 @@ struct RouterInfo {
   int64_t started_ms = 0;
   int threads = 0;
   uint64_t reloads = 0, reload_errors = 0;
+  uint64_t dns_refreshes = 0, dns_changes = 0, dns_failures = 0;  // discover: names
   bool tls = false;
   int64_t tls_loaded_at = 0;  // unix seconds
 };
