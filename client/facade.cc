@@ -3,12 +3,12 @@
 
 #include <algorithm>
 
+#include "client/resolve.h"
 #include "client/ring/key_split.h"
 #include "client/ring/replica_order.h"
 
 namespace cachetier::client {
 
-namespace {
 bool parse_address(const std::string& s, std::string& host, int& port) {
   size_t colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) return false;
@@ -23,12 +23,28 @@ bool parse_address(const std::string& s, std::string& host, int& port) {
   }
   return port > 0 && port <= 65535;
 }
-}  // namespace
 
 Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
   std::vector<ShardSpec> specs;
   for (const std::string& s : options.servers) specs.push_back({s, 1, {s}});
-  for (const ShardOptions& s : options.shards) specs.push_back({s.name, s.weight, s.replicas});
+  for (const ShardOptions& s : options.shards) {
+    ShardSpec spec{s.name, s.weight, s.replicas};
+    // discover: every address each name resolves to now is a replica (after the listed ones).
+    for (const std::string& name : s.discover) {
+      std::vector<std::string> found;
+      std::string why;
+      if (!resolve_all(name, found, why)) {
+        return Status(StatusCode::kInvalidArgument,
+                      "shard '" + s.name + "': discover '" + name + "' " + why);
+      }
+      for (const std::string& a : found) {
+        if (std::find(spec.replicas.begin(), spec.replicas.end(), a) == spec.replicas.end()) {
+          spec.replicas.push_back(a);
+        }
+      }
+    }
+    specs.push_back(std::move(spec));
+  }
   if (specs.empty()) return Status(StatusCode::kInvalidArgument, "no servers or shards given");
   for (const auto& s : specs) {
     if (s.replicas.empty()) {

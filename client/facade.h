@@ -16,7 +16,11 @@
 
 namespace cachetier::client {
 
-// Validates `options` and builds the ring (errors: no servers, a bad address, an empty shard).
+// "host:port" (IPv6 as [addr]:port) -> host, port; false when malformed.
+bool parse_address(const std::string& s, std::string& host, int& port);
+
+// Validates `options` and builds the ring (errors: no servers, a bad address, an empty shard,
+// a discover name that does not resolve; discover names are resolved here, blocking).
 Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options);
 // The TLS context of `options` (null when tls is off); errors name the file and the reason.
 Result<std::shared_ptr<net::TlsContext>> tls_from_options(const ClientOptions& options);

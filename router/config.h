@@ -9,6 +9,7 @@
 
 #include "cachetier/client.h"
 #include "client/connection.h"
+#include "client/resolve.h"
 #include "client/ring/ring.h"
 #include "common/net/tls.h"
 #include "common/status.h"
@@ -96,11 +97,6 @@ Result<RouterConfig> parse_config(const std::string& text, const std::string& na
 // on a loop thread). The error names each one that does not: "shards[0].replicas[1]:
 // 'x:11211' does not resolve: Name or service not known".
 Status check_names_resolve(const RouterConfig& cfg);
-
-// Every address `name` ("host:port") resolves to, as "a.b.c.d:port" / "[v6]:port", sorted and
-// without duplicates (getaddrinfo, blocking: never on a loop thread). False (and `why`) when it
-// does not resolve.
-bool resolve_all(const std::string& name, std::vector<std::string>& out, std::string& why);
 
 // The TLS contexts of `cfg` (tls: and backend_tls:), built from their files into `listen` and
 // `backend` (left alone where TLS is off). The error names the block and the file.

@@ -17,7 +17,7 @@ RouterConfig Discovery::expand(const RouterConfig& file, std::vector<std::string
     for (const std::string& name : file.discover[i]) {
       std::vector<std::string> found;
       std::string why;
-      if (resolve_all(name, found, why)) {
+      if (client::resolve_all(name, found, why)) {
         last_[name] = found;
       } else {
         ++failures;

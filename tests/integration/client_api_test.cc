@@ -146,7 +146,7 @@ TEST_CASE("client: reads keep succeeding with one replica of a shard killed",
       GENERATE(ReadPolicy::kPrimary, ReadPolicy::kRoundRobin, ReadPolicy::kLeastOutstanding);
   ServerProcess r1({"-t", "1"}), r2({"-t", "1"});
   ClientOptions opts;
-  opts.shards = {{"s0", 1, {addr(r1), addr(r2)}}};
+  opts.shards = {{"s0", 1, {addr(r1), addr(r2)}, {}}};
   opts.read_policy = policy;
   opts.timeout_ms = 5000;
   auto c = make_client(opts);
@@ -162,6 +162,31 @@ TEST_CASE("client: reads keep succeeding with one replica of a shard killed",
   CHECK(c->get("after").value()->value == "kill");
 }
 
+TEST_CASE("client: a shard's replicas from discover names", "[client][integration][dns]") {
+  ServerProcess srv({"-t", "1"});
+  ClientOptions opts;
+  opts.shards = {{"s0", 1, {}, {addr(srv)}}};  // a numeric name resolves to itself
+  auto c = make_client(opts);
+  REQUIRE(c->set("d", "v").is_ok());
+  CHECK(c->get("d").value()->value == "v");
+  // localhost: every address it has here (127.0.0.1, and ::1 where the hosts file says so) is
+  // a replica; the node listens on 127.0.0.1 only, so reads fail over and writes still land.
+  ClientOptions local;
+  local.shards = {{"s0", 1, {}, {"localhost:" + std::to_string(srv.port())}}};
+  local.timeout_ms = 2000;
+  auto l = make_client(local);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(l->set("l" + std::to_string(i), "x").is_ok());
+    CHECK(l->get("l" + std::to_string(i)).value()->value == "x");
+  }
+  ClientOptions bad;
+  bad.shards = {{"s0", 1, {}, {"no-such-host.invalid:11211"}}};
+  auto r = Client::create(bad);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("discover 'no-such-host.invalid:11211' does not resolve") !=
+        std::string::npos);
+}
+
 TEST_CASE("client: bad options are refused", "[client][errors]") {
   CHECK_FALSE(Client::create({}).is_ok());
   ClientOptions bad;
@@ -170,7 +195,7 @@ TEST_CASE("client: bad options are refused", "[client][errors]") {
   bad.servers = {"127.0.0.1:99999"};
   CHECK_FALSE(Client::create(bad).is_ok());
   ClientOptions empty_shard;
-  empty_shard.shards = {{"s", 1, {}}};
+  empty_shard.shards = {{"s", 1, {}, {}}};
   CHECK_FALSE(Client::create(empty_shard).is_ok());
   ClientOptions no_pool;
   no_pool.servers = {"127.0.0.1:1"};

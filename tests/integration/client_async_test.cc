@@ -99,7 +99,7 @@ TEST_CASE("async client: reads fail over to the live replica", "[client][integra
   uv_loop_t loop;
   uv_loop_init(&loop);
   ClientOptions opts;
-  opts.shards = {{"s0", 1, {addr(r1), addr(r2)}}};
+  opts.shards = {{"s0", 1, {addr(r1), addr(r2)}, {}}};
   opts.timeout_ms = 5000;
   auto c = std::move(AsyncClient::create(&loop, opts).value());
   int stored = 0, read_ok = 0;

@@ -46,7 +46,7 @@ TEST_CASE("router: keys land on the shard the client ring names", "[router][inte
   auto through = client_for(via_router);
 
   ClientOptions direct;
-  for (int i = 0; i < 3; ++i) direct.shards.push_back({names[i], 1, {addr(nodes[i]->port())}});
+  for (int i = 0; i < 3; ++i) direct.shards.push_back({names[i], 1, {addr(nodes[i]->port())}, {}});
   auto ring_client = client_for(direct);
 
   std::vector<client::ShardSpec> specs;

@@ -33,6 +33,10 @@ struct ShardOptions {
   std::string name;  // placement hashes names, not addresses
   uint32_t weight = 1;
   std::vector<std::string> replicas;  // "host:port"
+  // "host:port" names (a Kubernetes headless Service): every address each resolves to when the
+  // client is created is a replica, after `replicas`. Resolved once: a client that must follow
+  // a changing set of nodes goes through cacherouter (shards[].discover, re-resolved).
+  std::vector<std::string> discover;
 };
 
 // Which replica a read tries first: the first listed, each in turn, or the one with the fewest
