@@ -413,9 +413,11 @@ void Connection::on_read(ssize_t n) {
   } else {
     in_.commit(static_cast<size_t>(n));
   }
+  // One clock read per read, for the liveness stamp and every reply's latency in it.
+  if (opts_.heard_ms != nullptr || opts_.latency != nullptr) read_at_ = Clock::now();
   if (opts_.heard_ms != nullptr) {
     opts_.heard_ms->store(
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+        std::chrono::duration_cast<std::chrono::milliseconds>(read_at_.time_since_epoch())
             .count(),
         std::memory_order_relaxed);
   }
@@ -452,8 +454,9 @@ void Connection::complete(uint64_t id, Reply&& reply) {
   p.waiting = false;
   --waiting_;
   if (opts_.latency != nullptr) {
+    // Replies are completed from reads (on_read sets read_at_ first).
     auto sent = p.deadline - std::chrono::milliseconds(opts_.timeout_ms);
-    auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - sent);
+    auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(read_at_ - sent);
     opts_.latency->record(static_cast<uint64_t>(std::max<int64_t>(0, took.count())));
   }
   drop_answered();

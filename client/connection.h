@@ -246,6 +246,7 @@ class Connection {
   uint32_t backoff_ms_ = 0;
   uint64_t reconnects_ = 0;
   uint64_t resolve_failures_ = 0;
+  std::chrono::steady_clock::time_point read_at_{};  // the read being handled (on_read)
   bool ever_connected_ = false;
 };
 

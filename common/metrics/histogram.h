@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <ctime>
 
@@ -26,9 +27,24 @@ inline constexpr std::array<uint64_t, 20> kLatencyBoundsNs = {
     50'000,     100'000,    250'000,    500'000,     1'000'000,   2'500'000,    5'000'000,
     10'000'000, 25'000'000, 50'000'000, 100'000'000, 250'000'000, 1'000'000'000};
 
+namespace detail {
+// The first bucket a value of each bit width can fall into. Adjacent bounds are at least 2x
+// apart, so from there at most one more comparison finds the bucket.
+inline constexpr std::array<uint8_t, 65> kFirstBucket = [] {
+  std::array<uint8_t, 65> t{};
+  for (size_t width = 0; width <= 64; ++width) {
+    const uint64_t smallest = width == 0 ? 0 : uint64_t{1} << (width - 1);
+    size_t i = 0;
+    while (i < kLatencyBoundsNs.size() && smallest > kLatencyBoundsNs[i]) ++i;
+    t[width] = static_cast<uint8_t>(i);
+  }
+  return t;
+}();
+}  // namespace detail
+
 // The index of the bucket `ns` falls into (kLatencyBoundsNs.size() for +Inf).
 inline size_t latency_bucket(uint64_t ns) {
-  size_t i = 0;
+  size_t i = detail::kFirstBucket[static_cast<size_t>(std::bit_width(ns))];
   while (i < kLatencyBoundsNs.size() && ns > kLatencyBoundsNs[i]) ++i;
   return i;
 }
