@@ -14,9 +14,9 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	memcached libmemcached-tools python3 python3-pymemcache python3-msgpack \
 	clang clang-format clang-tidy libclang-rt-14-dev valgrind \
 	nutcracker nettle-dev redis-server iproute2 iptables libssl-dev openssl \
-	prometheus-cpp-dev prometheus
+	prometheus-cpp-dev prometheus python3-yaml
 
-.PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench format check-layers clean
+.PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench image format check-layers clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -64,6 +64,10 @@ demo: build
 
 # The side-by-side comparison (memcached, redis-server, nutcracker vs cacheserver, cacherouter);
 # BENCH_WRITE=1 appends the table to bench/RESULTS.md.
+# The container image (Dockerfile) with buildah, bases from debootstrap; root (scripts/build_image.sh).
+image:
+	$(SUDO) scripts/build_image.sh
+
 bench: build
 	/usr/bin/python3 bench/compare/compare_all.py $(if $(BENCH_WRITE),--write,)
 
