@@ -115,7 +115,7 @@ Status Router::reload() {
   if (Discovery::wanted(cfg.value())) dns_refreshes_.fetch_add(1);
   dns_failures_.fetch_add(errors.size());
   for (const std::string& e : errors) spdlog::warn("{}", e);
-  Status st = apply(cfg.value(), std::move(next));
+  Status st = apply(cfg.value(), std::move(next), /*read_files=*/true);
   if (!st.is_ok()) {
     reload_errors_.fetch_add(1);
     return st;
@@ -133,7 +133,7 @@ bool Router::refresh_dns() {
   for (const std::string& e : errors) spdlog::warn("{}", e);
   if (Discovery::same_replicas(next, running_)) return false;
   RouterConfig file = file_cfg_;
-  Status st = apply(file, std::move(next));
+  Status st = apply(file, std::move(next), /*read_files=*/false);
   if (!st.is_ok()) {
     spdlog::error("discovered addresses not applied: {}", st.message());
     return false;
@@ -156,7 +156,7 @@ void Router::dns_loop() {
   }
 }
 
-Status Router::apply(const RouterConfig& file, RouterConfig next) {
+Status Router::apply(const RouterConfig& file, RouterConfig next, bool read_files) {
   // Listening address and thread count are fixed for the life of the process, and so is
   // whether each side speaks TLS; the certificate files are read again.
   next.listen_host = cfg_.listen_host;
@@ -169,7 +169,7 @@ Status Router::apply(const RouterConfig& file, RouterConfig next) {
     return Status(StatusCode::kInvalidArgument,
                   "tls: and backend_tls: cannot be turned on or off by a reload (restart)");
   }
-  {
+  if (read_files) {
     net::TlsReloadable listen, backend;  // built aside: on error the running ones stay
     Status st = load_tls(next, listen, backend);
     if (!st.is_ok()) return st;
@@ -180,7 +180,7 @@ Status Router::apply(const RouterConfig& file, RouterConfig next) {
     return Status(StatusCode::kInvalidArgument,
                   "auth_file cannot be turned on or off by a reload (restart)");
   }
-  if (!next.auth_file.empty()) {
+  if (read_files && !next.auth_file.empty()) {
     Status st = auth_.load(next.auth_file);
     if (!st.is_ok()) return st;
   }

@@ -72,9 +72,10 @@ class Router {
   void collect_metrics(metrics::MetricsSink& m) const;
 
  private:
-  // Applies `next` (the file's config, discover names expanded): the checks of a reload, then
-  // a new topology built on the current one. Holds apply_mu_.
-  Status apply(const RouterConfig& file, RouterConfig next);
+  // Applies `next` (the file's config, discover names expanded): the checks of a reload, the
+  // TLS and auth files read again when `read_files` (a reload; not a DNS change), then a new
+  // topology built on the current one. The caller holds apply_mu_.
+  Status apply(const RouterConfig& file, RouterConfig next, bool read_files);
   void dns_loop();
 
   RouterConfig cfg_;  // as started (discover names expanded); never changed after start()

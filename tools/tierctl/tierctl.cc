@@ -136,11 +136,8 @@ class Conn {
     std::string line;
     while (read_line(line)) {
       if (line == "END") return true;
-      if (line.rfind("STAT ", 0) != 0) {
+      if (line.rfind("STAT ", 0) != 0) {  // OK (drain, undrain) or an error: nothing follows
         single = line;
-        if (line == "OK") {  // drain / undrain: "OK"; nothing follows
-          return true;
-        }
         return true;
       }
       const size_t sp = line.find(' ', 5);
