@@ -417,8 +417,7 @@ void Connection::on_read(ssize_t n) {
   if (opts_.heard_ms != nullptr || opts_.latency != nullptr) read_at_ = Clock::now();
   if (opts_.heard_ms != nullptr) {
     opts_.heard_ms->store(
-        std::chrono::duration_cast<std::chrono::milliseconds>(read_at_.time_since_epoch())
-            .count(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(read_at_.time_since_epoch()).count(),
         std::memory_order_relaxed);
   }
   if (opts_.protocol == Protocol::kMemcache) {

@@ -5,6 +5,7 @@
 
 #include "client/ring/replica_order.h"
 #include "protocol/memcache/server_codec.h"
+#include "router/stats.h"
 
 namespace cachetier::router {
 
@@ -88,21 +89,14 @@ void stats_nodes(const Topology& topo, ByteBuffer& out) {
   const int64_t now = now_ms();
   for (const Shard& s : topo.shards) {
     for (const auto& n : s.replicas) {
+      write_node_stats(out, s.name, *n);  // what `stats` says of it, then the admin view
       const std::string p = "node:" + n->addr() + ":";
-      write_stat(out, p + "shard", s.name);
-      write_stat(out, p + "state", state_name(n->state()));
       write_stat(out, p + "drained", n->drained() ? 1 : 0);
       write_stat(out, p + "warming", n->warming(now) ? 1 : 0);
       write_stat(out, p + "overflowed", n->overflowed() ? 1 : 0);
       write_stat(out, p + "readable", n->readable() ? 1 : 0);
-      write_stat(out, p + "requests", n->counters.requests.load());
-      write_stat(out, p + "errors", n->counters.errors.load());
-      write_stat(out, p + "timeouts", n->counters.timeouts.load());
-      write_stat(out, p + "failovers", n->counters.failovers.load());
       write_stat(out, p + "get_hits", n->get_hits());
       write_stat(out, p + "get_misses", n->get_misses());
-      write_stat(out, p + "missed_keys", static_cast<uint64_t>(n->missed_size()));
-      write_stat(out, p + "backfills", n->counters.backfills.load());
     }
   }
 }

@@ -1,9 +1,6 @@
 // cacherouter configuration: YAML -> RouterConfig with line-numbered errors.
 #include "router/config.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -431,30 +428,20 @@ Status load_tls(const RouterConfig& cfg, net::TlsReloadable& listen, net::TlsRel
 
 Status check_names_resolve(const RouterConfig& cfg) {
   std::string errors;
+  auto check = [&](size_t i, const char* field, size_t j, const std::string& name) {
+    std::vector<std::string> found;
+    std::string why;
+    if (client::resolve_all(name, found, why)) return;
+    if (!errors.empty()) errors += "; ";
+    errors += "shards[" + std::to_string(i) + "]." + field + "[" + std::to_string(j) + "]: '" +
+              name + "' " + why;
+  };
   for (size_t i = 0; i < cfg.shards.size(); ++i) {
     for (size_t j = 0; j < cfg.shards[i].replicas.size(); ++j) {
-      const std::string& addr = cfg.shards[i].replicas[j];
-      std::string host;
-      int port = 0;
-      if (!split_host_port(addr, host, port)) continue;  // parse_config refused it already
-      addrinfo hints{};
-      hints.ai_family = AF_UNSPEC;
-      hints.ai_socktype = SOCK_STREAM;
-      addrinfo* res = nullptr;
-      int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-      if (res != nullptr) freeaddrinfo(res);
-      if (rc == 0) continue;
-      if (!errors.empty()) errors += "; ";
-      errors += "shards[" + std::to_string(i) + "].replicas[" + std::to_string(j) + "]: '" + addr +
-                "' does not resolve: " + gai_strerror(rc);
+      check(i, "replicas", j, cfg.shards[i].replicas[j]);
     }
     for (size_t j = 0; i < cfg.discover.size() && j < cfg.discover[i].size(); ++j) {
-      std::vector<std::string> found;
-      std::string why;
-      if (client::resolve_all(cfg.discover[i][j], found, why)) continue;
-      if (!errors.empty()) errors += "; ";
-      errors += "shards[" + std::to_string(i) + "].discover[" + std::to_string(j) + "]: '" +
-                cfg.discover[i][j] + "' " + why;
+      check(i, "discover", j, cfg.discover[i][j]);
     }
   }
   if (errors.empty()) return Status::ok();

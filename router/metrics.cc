@@ -12,11 +12,8 @@
 namespace cachetier::router {
 
 void Router::collect_metrics(metrics::MetricsSink& m) const {
-  auto sum = [&](Counter WorkerStats::*field) {
-    uint64_t t = 0;
-    for (const auto& w : workers_) t += (w->stats().*field).load();
-    return static_cast<double>(t);
-  };
+  const std::vector<const WorkerStats*> stats = worker_stats();
+  auto sum = [&](Counter WorkerStats::*field) { return static_cast<double>(total(stats, field)); };
   auto num = [](uint64_t v) { return static_cast<double>(v); };
   const std::shared_ptr<const Topology> topo = topology();
   using S = WorkerStats;
@@ -34,32 +31,10 @@ void Router::collect_metrics(metrics::MetricsSink& m) const {
             "Client connections refused for max_connections.", sum(&S::rejected));
   m.gauge("cachetier_router_max_connections", "max_connections.", cfg_.max_connections);
 
-  static constexpr const char* kCmdHelp =
-      "Client requests by command and outcome (memcached_exporter's labels).";
-  struct HitMiss {
-    const char* command;
-    Counter S::*hits;
-    Counter S::*misses;
-  };
-  static const HitMiss kHitMiss[] = {
-      {"get", &S::get_hits, &S::get_misses},    {"delete", &S::delete_hits, &S::delete_misses},
-      {"incr", &S::incr_hits, &S::incr_misses}, {"decr", &S::decr_hits, &S::decr_misses},
-      {"cas", &S::cas_hits, &S::cas_misses},    {"touch", &S::touch_hits, &S::touch_misses},
-  };
-  for (const HitMiss& c : kHitMiss) {
-    m.counter("cachetier_router_commands_total", kCmdHelp, sum(c.hits),
-              {{"command", c.command}, {"status", "hit"}});
-    m.counter("cachetier_router_commands_total", kCmdHelp, sum(c.misses),
-              {{"command", c.command}, {"status", "miss"}});
-  }
-  m.counter("cachetier_router_commands_total", kCmdHelp, sum(&S::cas_badval),
-            {{"command", "cas"}, {"status", "badval"}});
-  m.counter("cachetier_router_commands_total", kCmdHelp, sum(&S::cmd_flush),
-            {{"command", "flush"}, {"status", "hit"}});
-  const double sets =
-      sum(&S::cmd_set) - sum(&S::cas_hits) - sum(&S::cas_misses) - sum(&S::cas_badval);
-  m.counter("cachetier_router_commands_total", kCmdHelp, sets > 0 ? sets : 0,
-            {{"command", "set"}, {"status", "hit"}});
+  metrics::command_metrics(
+      m, "cachetier_router_commands_total",
+      "Client requests by command and outcome (memcached_exporter's labels).",
+      metrics::command_counts<S>([&](Counter S::*f) { return total(stats, f); }));
   m.counter("cachetier_router_client_errors_total", "Requests answered with a protocol error.",
             sum(&S::client_errors));
   m.counter("cachetier_router_clients_paused_total",
@@ -77,7 +52,7 @@ void Router::collect_metrics(metrics::MetricsSink& m) const {
   static const char* const kFrontends[] = {"text", "native"};
   for (size_t f = 0; f < 2; ++f) {
     metrics::HistogramSnapshot h;
-    for (const auto& w : workers_) h.add(w->stats().client_latency[f]);
+    for (const WorkerStats* w : stats) h.add(w->client_latency[f]);
     m.histogram("cachetier_router_request_duration_seconds",
                 "Client requests, from the read that brought them to their reply being ready, "
                 "per front end (memcache text, native).",

@@ -32,19 +32,9 @@ Status Router::start() {
     if (!st.is_ok()) return st;
   }
   if (Discovery::wanted(file_cfg_)) {
-    std::vector<std::string> errors;
-    cfg_ = discovery_.expand(file_cfg_, errors);
-    dns_refreshes_.fetch_add(1);
-    dns_failures_.fetch_add(errors.size());
-    for (const std::string& e : errors) spdlog::warn("{}", e);
-    for (const auto& sh : cfg_.shards) {
-      if (sh.replicas.empty()) {
-        return Status(
-            StatusCode::kInvalidArgument,
-            "shard " + sh.name + " has no replica: " +
-                (errors.empty() ? std::string("its names resolve to nothing") : errors.front()));
-      }
-    }
+    cfg_ = expand(file_cfg_);
+    Status st = check_replicas(cfg_);
+    if (!st.is_ok()) return st;
   }
   running_ = cfg_;
   auto topo = build_topology(cfg_, nullptr);
@@ -110,12 +100,7 @@ Status Router::reload() {
     return cfg.status();
   }
   std::lock_guard<std::mutex> lock(apply_mu_);
-  std::vector<std::string> errors;
-  RouterConfig next = discovery_.expand(cfg.value(), errors);
-  if (Discovery::wanted(cfg.value())) dns_refreshes_.fetch_add(1);
-  dns_failures_.fetch_add(errors.size());
-  for (const std::string& e : errors) spdlog::warn("{}", e);
-  Status st = apply(cfg.value(), std::move(next), /*read_files=*/true);
+  Status st = apply(cfg.value(), expand(cfg.value()), /*read_files=*/true);
   if (!st.is_ok()) {
     reload_errors_.fetch_add(1);
     return st;
@@ -126,11 +111,7 @@ Status Router::reload() {
 
 bool Router::refresh_dns() {
   std::lock_guard<std::mutex> lock(apply_mu_);
-  std::vector<std::string> errors;
-  RouterConfig next = discovery_.expand(file_cfg_, errors);
-  dns_refreshes_.fetch_add(1);
-  dns_failures_.fetch_add(errors.size());
-  for (const std::string& e : errors) spdlog::warn("{}", e);
+  RouterConfig next = expand(file_cfg_);
   if (Discovery::same_replicas(next, running_)) return false;
   RouterConfig file = file_cfg_;
   Status st = apply(file, std::move(next), /*read_files=*/false);
@@ -141,6 +122,26 @@ bool Router::refresh_dns() {
   dns_changes_.fetch_add(1);
   spdlog::warn("discovered addresses changed: topology generation {}", topology()->generation);
   return true;
+}
+
+RouterConfig Router::expand(const RouterConfig& file) {
+  if (!Discovery::wanted(file)) return file;
+  std::vector<std::string> errors;
+  RouterConfig out = discovery_.expand(file, errors);
+  dns_refreshes_.fetch_add(1);
+  dns_failures_.fetch_add(errors.size());
+  for (const std::string& e : errors) spdlog::warn("{}", e);
+  return out;
+}
+
+Status Router::check_replicas(const RouterConfig& c) {
+  for (const auto& sh : c.shards) {
+    if (sh.replicas.empty()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "shard " + sh.name + " has no replica (its discover names resolve to nothing)");
+    }
+  }
+  return Status::ok();
 }
 
 void Router::dns_loop() {
@@ -184,12 +185,7 @@ Status Router::apply(const RouterConfig& file, RouterConfig next, bool read_file
     Status st = auth_.load(next.auth_file);
     if (!st.is_ok()) return st;
   }
-  for (const auto& sh : next.shards) {
-    if (sh.replicas.empty()) {
-      return Status(StatusCode::kInvalidArgument,
-                    "shard " + sh.name + " would have no replica (its names resolve to nothing)");
-    }
-  }
+  if (Status st = check_replicas(next); !st.is_ok()) return st;
   auto current = topology();
   auto topo = build_topology(next, current.get());
   if (!topo.is_ok()) return topo.status();
@@ -221,9 +217,14 @@ void Router::stop() {
   workers_.clear();
 }
 
-void Router::write_stats(ByteBuffer& out) const {
+std::vector<const WorkerStats*> Router::worker_stats() const {
   std::vector<const WorkerStats*> stats;
   for (const auto& w : workers_) stats.push_back(&w->stats());
+  return stats;
+}
+
+void Router::write_stats(ByteBuffer& out) const {
+  const std::vector<const WorkerStats*> stats = worker_stats();
   RouterInfo info;
   info.started_ms = started_ms_;
   info.threads = cfg_.threads;

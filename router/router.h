@@ -33,6 +33,7 @@ class MetricsEndpoint;
 namespace cachetier::router {
 
 class Worker;
+struct WorkerStats;
 
 class Router {
  public:
@@ -68,6 +69,8 @@ class Router {
   std::atomic<int64_t>& open_connections() { return open_connections_; }
   // `stats`: the workers' counters summed, then shards and nodes ("STAT" lines, no END).
   void write_stats(ByteBuffer& out) const;
+  // Every worker's counters (read from any thread: single-writer counters).
+  std::vector<const WorkerStats*> worker_stats() const;
   // One Prometheus scrape (router/metrics.cc), on the metrics endpoint's thread.
   void collect_metrics(metrics::MetricsSink& m) const;
 
@@ -77,6 +80,10 @@ class Router {
   // topology built on the current one. The caller holds apply_mu_.
   Status apply(const RouterConfig& file, RouterConfig next, bool read_files);
   void dns_loop();
+  // `file` with its discover names resolved (Discovery::expand), counted and logged. Called
+  // before the workers start, or under apply_mu_.
+  RouterConfig expand(const RouterConfig& file);
+  static Status check_replicas(const RouterConfig& c);
 
   RouterConfig cfg_;  // as started (discover names expanded); never changed after start()
   // Guarded by apply_mu_: the config running now (the last reload or DNS change, expanded),

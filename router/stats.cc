@@ -32,14 +32,33 @@ void count_arith(WorkerStats& s, bool incr, const client::Reply& r) {
   if (r.code == Status::kNotFound) (incr ? s.incr_misses : s.decr_misses).add();
 }
 
+uint64_t total(const std::vector<const WorkerStats*>& workers, Counter WorkerStats::*field) {
+  uint64_t t = 0;
+  for (const WorkerStats* w : workers) t += (w->*field).load();
+  return t;
+}
+
+void write_node_stats(ByteBuffer& b, const std::string& shard, const Node& n) {
+  using memcache::write_stat;
+  const std::string q = "node:" + n.addr() + ":";
+  write_stat(b, q + "shard", shard);
+  write_stat(b, q + "state", state_name(n.state()));
+  write_stat(b, q + "requests", n.counters.requests.load());
+  write_stat(b, q + "errors", n.counters.errors.load());
+  write_stat(b, q + "timeouts", n.counters.timeouts.load());
+  write_stat(b, q + "failovers", n.counters.failovers.load());
+  write_stat(b, q + "marked_down", n.counters.marked_down.load());
+  write_stat(b, q + "missed_keys", static_cast<uint64_t>(n.missed_size()));
+  write_stat(b, q + "repaired", n.counters.repaired.load());
+  write_stat(b, q + "backfills", n.counters.backfills.load());
+  write_stat(b, q + "flushed", n.counters.flushed.load());
+  write_stat(b, q + "resolve_failures", n.counters.resolve_failures.load());
+}
+
 void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
                  const RouterInfo& info, const Topology& topo) {
   using memcache::write_stat;
-  auto sum = [&](Counter WorkerStats::*field) {
-    uint64_t t = 0;
-    for (const WorkerStats* w : workers) t += (w->*field).load();
-    return t;
-  };
+  auto sum = [&](Counter WorkerStats::*field) { return total(workers, field); };
   const uint64_t opened = sum(&WorkerStats::opened), closed = sum(&WorkerStats::closed);
   write_stat(b, "pid", static_cast<uint64_t>(getpid()));
   write_stat(b, "uptime", static_cast<uint64_t>((now_ms() - info.started_ms) / 1000));
@@ -90,21 +109,7 @@ void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
     write_stat(b, p + "requests", sh.counters->requests.load());
     write_stat(b, p + "errors", sh.counters->errors.load());
     write_stat(b, p + "all_down", sh.counters->all_down.load());
-    for (const auto& n : sh.replicas) {
-      std::string q = "node:" + n->addr() + ":";
-      write_stat(b, q + "shard", sh.name);
-      write_stat(b, q + "state", state_name(n->state()));
-      write_stat(b, q + "requests", n->counters.requests.load());
-      write_stat(b, q + "errors", n->counters.errors.load());
-      write_stat(b, q + "timeouts", n->counters.timeouts.load());
-      write_stat(b, q + "failovers", n->counters.failovers.load());
-      write_stat(b, q + "marked_down", n->counters.marked_down.load());
-      write_stat(b, q + "missed_keys", static_cast<uint64_t>(n->missed_size()));
-      write_stat(b, q + "repaired", n->counters.repaired.load());
-      write_stat(b, q + "backfills", n->counters.backfills.load());
-      write_stat(b, q + "flushed", n->counters.flushed.load());
-      write_stat(b, q + "resolve_failures", n->counters.resolve_failures.load());
-    }
+    for (const auto& n : sh.replicas) write_node_stats(b, sh.name, *n);
   }
 }
 

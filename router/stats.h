@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -58,6 +59,12 @@ struct RouterInfo {
   bool tls = false;
   int64_t tls_loaded_at = 0;  // unix seconds
 };
+
+// `field` summed over `workers`.
+uint64_t total(const std::vector<const WorkerStats*>& workers, Counter WorkerStats::*field);
+
+// The "STAT node:ADDR:field value" lines of one node (stats and stats nodes).
+void write_node_stats(ByteBuffer& out, const std::string& shard, const Node& n);
 
 // "STAT name value" lines (no END) for the sum of `workers`, then per shard and node.
 void write_stats(ByteBuffer& out, const std::vector<const WorkerStats*>& workers,

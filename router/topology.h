@@ -109,9 +109,9 @@ class Node {
   size_t missed_size() const { return missed_count_.load(); }
 
   NodeCounters counters;
-  // Worker `w`'s counts of this node (written by that worker only).
-  NodeWorkerStats& worker_stats(int w) { return per_worker_[w % workers_]; }
-  const NodeWorkerStats& worker_stats(int w) const { return per_worker_[w % workers_]; }
+  // Worker `w`'s counts of this node, 0 <= w < workers() (written by that worker only).
+  NodeWorkerStats& worker_stats(int w) { return per_worker_[static_cast<size_t>(w)]; }
+  const NodeWorkerStats& worker_stats(int w) const { return per_worker_[static_cast<size_t>(w)]; }
   metrics::LatencyHistogram& backend_latency(int w) { return worker_stats(w).latency; }
   int workers() const { return workers_; }
   // The sums over the workers.

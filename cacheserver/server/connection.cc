@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "cacheserver/process/native_process.h"
 #include "cacheserver/server/server.h"
 #include "protocol/memcache/auth_codec.h"
@@ -76,11 +78,11 @@ size_t Connection::on_data(std::string_view data) {
   // that brought it to its reply being ready for the batch's one write.
   const uint64_t t0 = metrics::now_ns();
   size_t used = proto_ == Proto::kNative ? process_native(data) : process_memcache(data);
-  uint64_t took = 0;
+  std::optional<uint64_t> took;  // the second clock read, only if a request was answered
   for (size_t f = 0; f < process::kFamilies; ++f) {
     if (batch_[f] == 0) continue;
-    if (took == 0) took = metrics::now_ns() - t0 + 1;
-    worker_.latency(f).record(took, batch_[f]);
+    if (!took) took = metrics::now_ns() - t0;
+    worker_.latency(f).record(*took, batch_[f]);
     batch_[f] = 0;
   }
   return used;

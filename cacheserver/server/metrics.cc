@@ -21,11 +21,7 @@ double seconds(const timeval& tv) {
 }  // namespace
 
 void Server::collect_metrics(metrics::MetricsSink& m) {
-  auto sum = [&](Counter process::Counters::*field) {
-    uint64_t t = 0;
-    for (auto& w : workers_) t += (w->counters().*field).load();
-    return static_cast<double>(t);
-  };
+  auto sum = [&](Counter process::Counters::*field) { return static_cast<double>(total(field)); };
   uint64_t rd = 0, wr = 0;
   for (auto& w : workers_) {
     rd += w->bytes_read().load();
@@ -80,33 +76,10 @@ void Server::collect_metrics(metrics::MetricsSink& m) {
             "Total number of expired items whose memory was freed for reuse.",
             static_cast<double>(es.reclaimed));
 
-  static constexpr const char* kCmdHelp =
-      "Total number of all requests broken down by command (get, set, etc.) and status.";
-  struct HitMiss {
-    const char* command;
-    Counter P::*hits;
-    Counter P::*misses;
-  };
-  static const HitMiss kHitMiss[] = {
-      {"get", &P::get_hits, &P::get_misses},    {"delete", &P::delete_hits, &P::delete_misses},
-      {"incr", &P::incr_hits, &P::incr_misses}, {"decr", &P::decr_hits, &P::decr_misses},
-      {"cas", &P::cas_hits, &P::cas_misses},    {"touch", &P::touch_hits, &P::touch_misses},
-  };
-  for (const HitMiss& c : kHitMiss) {
-    m.counter("memcached_commands_total", kCmdHelp, sum(c.hits),
-              {{"command", c.command}, {"status", "hit"}});
-    m.counter("memcached_commands_total", kCmdHelp, sum(c.misses),
-              {{"command", c.command}, {"status", "miss"}});
-  }
-  m.counter("memcached_commands_total", kCmdHelp, sum(&P::cas_badval),
-            {{"command", "cas"}, {"status", "badval"}});
-  m.counter("memcached_commands_total", kCmdHelp, sum(&P::cmd_flush),
-            {{"command", "flush"}, {"status", "hit"}});
-  // As memcached_exporter counts it: cmd_set includes the cas commands, counted above.
-  const double sets =
-      sum(&P::cmd_set) - sum(&P::cas_hits) - sum(&P::cas_misses) - sum(&P::cas_badval);
-  m.counter("memcached_commands_total", kCmdHelp, sets > 0 ? sets : 0,
-            {{"command", "set"}, {"status", "hit"}});
+  metrics::command_metrics(
+      m, "memcached_commands_total",
+      "Total number of all requests broken down by command (get, set, etc.) and status.",
+      metrics::command_counts<P>([&](Counter P::*f) { return total(f); }));
 
   // cachetier's own.
   m.gauge("cachetier_memory_charged_bytes",

@@ -92,6 +92,8 @@ class Server final : public process::StatsSource {
   int run();
 
   bool write_stats(std::string_view arg, ByteBuffer& out) override;
+  // `field` summed over the workers (thread-safe: single-writer counters).
+  uint64_t total(Counter process::Counters::*field) const;
   // One Prometheus scrape (metrics.cc); called on the metrics endpoint's thread.
   void collect_metrics(metrics::MetricsSink& m);
   // Rebuilds the TLS context from its files (SIGHUP, refresh_certs); connections keep theirs.

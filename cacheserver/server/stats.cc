@@ -13,14 +13,16 @@
 
 namespace cachetier::server {
 
+uint64_t Server::total(Counter process::Counters::*field) const {
+  uint64_t t = 0;
+  for (const auto& w : workers_) t += (w->counters().*field).load();
+  return t;
+}
+
 bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
   using memcache::write_stat;
   if (arg.empty()) {
-    auto sum = [&](Counter process::Counters::*field) {
-      uint64_t t = 0;
-      for (auto& w : workers_) t += (w->counters().*field).load();
-      return t;
-    };
+    auto sum = [&](Counter process::Counters::*field) { return total(field); };
     uint64_t rd = 0, wr = 0;
     for (auto& w : workers_) {
       rd += w->bytes_read().load();

@@ -98,6 +98,26 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::start(const std::strin
 
 MetricsEndpoint::~MetricsEndpoint() = default;
 
+void command_metrics(MetricsSink& m, std::string_view name, std::string_view help,
+                     const CommandCounts& c) {
+  auto one = [&](const char* command, const char* status, uint64_t v) {
+    m.counter(name, help, static_cast<double>(v), {{"command", command}, {"status", status}});
+  };
+  const std::pair<const char*, std::pair<uint64_t, uint64_t>> hit_miss[] = {
+      {"get", {c.get_hits, c.get_misses}},    {"delete", {c.delete_hits, c.delete_misses}},
+      {"incr", {c.incr_hits, c.incr_misses}}, {"decr", {c.decr_hits, c.decr_misses}},
+      {"cas", {c.cas_hits, c.cas_misses}},    {"touch", {c.touch_hits, c.touch_misses}},
+  };
+  for (const auto& [command, hm] : hit_miss) {
+    one(command, "hit", hm.first);
+    one(command, "miss", hm.second);
+  }
+  one("cas", "badval", c.cas_badval);
+  one("flush", "hit", c.cmd_flush);
+  const uint64_t cas = c.cas_hits + c.cas_misses + c.cas_badval;
+  one("set", "hit", c.cmd_set > cas ? c.cmd_set - cas : 0);
+}
+
 void process_metrics(MetricsSink& m) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);

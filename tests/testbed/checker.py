@@ -125,6 +125,19 @@ class Client:
         return self._call(op)
 
 
+def until(fn, seconds=10.0):
+    """True once fn() is true (a ClientError counts as not yet), False after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if fn():
+                return True
+        except ClientError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
 def key_name(i):
     return b"ck:%d" % i
 

@@ -163,10 +163,15 @@ class Bed:
     def rename(self, host, name, to_host):
         """Points `name` at `to_host`'s address in `host`'s /etc/hosts (rewritten in place, so
         programs already running there see it on their next lookup)."""
+        self.set_name(host, name, [to_host])
+
+    def set_name(self, host, name, targets):
+        """`name` resolves, in `host`, to the addresses of every host in `targets` (one hosts
+        line each, as a headless Service's DNS name lists its pods); none: it is gone."""
         path = self.hosts_path(host)
         with open(path) as f:
             lines = [ln for ln in f.read().splitlines() if ln.split()[1:] != [name]]
-        lines.append("%s %s" % (self.addrs[to_host], name))
+        lines += ["%s %s" % (self.addrs[t], name) for t in targets]
         with open(path, "r+") as f:
             f.seek(0)
             f.write("\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checker import Client, ClientError  # noqa: E402
+from checker import Client, ClientError, until  # noqa: E402
 from netbed import Bed, wait_tcp  # noqa: E402
 
 SERVER = os.environ.get("CACHESERVER_BIN", "cacheserver")
@@ -23,31 +23,6 @@ KEYS = 500
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
-
-
-def set_name(bed, host, name, targets):
-    """`name` resolves, on `host`, to the addresses of `targets` (in place: running programs see
-    it on their next lookup). No targets: the name is gone."""
-    path = bed.hosts_path(host)
-    with open(path) as f:
-        lines = [ln for ln in f.read().splitlines() if ln.split()[1:] != [name]]
-    lines += ["%s %s" % (bed.addr(t), name) for t in targets]
-    with open(path, "r+") as f:
-        f.seek(0)
-        f.write("\n".join(lines) + "\n")
-        f.truncate()
-
-
-def until(fn, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if fn():
-                return True
-        except ClientError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 class Load:
@@ -92,7 +67,7 @@ def main():
                               "64"])
             for h in ("a", "b", "c"):
                 check(wait_tcp(bed, "r", bed.addr(h), NODE_PORT), "node %s up" % h)
-            set_name(bed, "r", "cache-s0", ["a", "b"])
+            bed.set_name("r", "cache-s0", ["a", "b"])
             router = bed.spawn("r", [ROUTER, "-c", cfg.name], name="router")
             check(wait_tcp(bed, "r", "127.0.0.1", RPORT), "router up: %s" % router.output())
             admin = Client(bed, "r", RPORT)
@@ -108,19 +83,19 @@ def main():
             load = Load(bed, 9.0)
             load.thread.start()
             time.sleep(1.0)
-            set_name(bed, "r", "cache-s0", ["a", "b", "c"])  # scale out
+            bed.set_name("r", "cache-s0", ["a", "b", "c"])  # scale out
             t0 = time.monotonic()
             check(until(lambda: nodes() == {"a", "b", "c"}), "c added: %s" % nodes())
             added_after = time.monotonic() - t0
             time.sleep(2.0)
             on_c = Client(bed, "r", NODE_PORT, addr=bed.addr("c"))
             warmed = sum(1 for i in range(KEYS) if on_c.get(b"k%d" % i) is not None)
-            set_name(bed, "r", "cache-s0", ["b", "c"])  # a removed
+            bed.set_name("r", "cache-s0", ["b", "c"])  # a removed
             t0 = time.monotonic()
             check(until(lambda: nodes() == {"b", "c"}), "a removed: %s" % nodes())
             removed_after = time.monotonic() - t0
             time.sleep(1.0)
-            set_name(bed, "r", "cache-s0", [])  # DNS outage: keep the last addresses
+            bed.set_name("r", "cache-s0", [])  # DNS outage: keep the last addresses
             failures = int(admin.stats()["dns_failures"])
             check(until(lambda: int(admin.stats()["dns_failures"]) > failures + 2),
                   "failures counted")

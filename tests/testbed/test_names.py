@@ -6,10 +6,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checker import Client, ClientError  # noqa: E402
+from checker import Client, until  # noqa: E402
 from netbed import Bed, wait_tcp  # noqa: E402
 
 SERVER = os.environ.get("CACHESERVER_BIN", "cacheserver")
@@ -28,18 +27,6 @@ def config(port, replicas):
             "shards:\n  - name: s0\n    replicas: [%s]\n" % (port, ", ".join(replicas)))
     f.close()
     return f.name
-
-
-def until(fn, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if fn():
-                return True
-        except ClientError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def main():
