@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -57,6 +58,7 @@ struct Conn {
   std::unique_ptr<WireProtocol> proto;
   std::deque<Pending> inflight;
   uint64_t next_id = 1;
+  unsigned credit = 0;  // --rate-limiting: requests it may still send in this interval
   bool writing = false, connected = false, done = false;
 };
 
@@ -124,6 +126,13 @@ class Worker {
           &timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->stop(); },
           static_cast<uint64_t>(o_.test_time) * 1000, 0);
     }
+    uv_timer_init(&loop_, &rate_timer_);
+    rate_timer_.data = this;
+    if (o_.rate_limit > 0) {
+      uint64_t ms = std::max<uint64_t>(1, (o_.rate_interval_us + 500) / 1000);
+      uv_timer_start(
+          &rate_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->refill(); }, ms, ms);
+    }
     uv_run(&loop_, UV_RUN_DEFAULT);
     finished_ = now_ns();
     uv_loop_close(&loop_);
@@ -163,6 +172,7 @@ class Worker {
       return;
     }
     c->connected = true;
+    c->credit = w->o_.rate_burst;
     if (w->tls_ctx_) {
       const std::string& host = w->o_.targets[c->server].first;
       c->tls = std::make_unique<cachetier::net::TlsSession>(
@@ -343,6 +353,10 @@ class Worker {
       size_t s = ring_ != nullptr ? ring_->shard_for(c->stash_key) : 0;
       Conn* conn = c->conns[s].get();
       if (!conn->connected || conn->inflight.size() >= static_cast<size_t>(o_.pipeline)) break;
+      if (o_.rate_limit > 0) {
+        if (conn->credit == 0) break;
+        --conn->credit;
+      }
       if (c->stash_get) {
         conn->proto->encode_get(conn->out, c->stash_key, conn->next_id++);
       } else {
@@ -364,6 +378,15 @@ class Worker {
         if (conn->inflight.empty()) close_conn(conn.get());
       }
     }
+  }
+
+  // --rate-limiting: a new interval; credit left over from the last one is dropped.
+  void refill() {
+    if (stopping_) return;
+    for (auto& c : clients_) {
+      for (auto& conn : c->conns) conn->credit = o_.rate_burst;
+    }
+    for (auto& c : clients_) fill(c.get());
   }
 
   void flush(Conn* c) {
@@ -413,6 +436,7 @@ class Worker {
     if (++finished_conns_ == total_conns_ &&
         !uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) {
       uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&rate_timer_), nullptr);
     }
   }
 
@@ -444,6 +468,7 @@ class Worker {
   int index_;
   uv_loop_t loop_{};
   uv_timer_t timer_{};
+  uv_timer_t rate_timer_{};  // --rate-limiting: one tick per interval for every connection
   std::vector<sockaddr_in> addrs_;
   std::vector<std::unique_ptr<Client>> clients_;
   size_t finished_conns_ = 0, total_conns_ = 0;

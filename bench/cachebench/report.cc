@@ -97,6 +97,9 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--pipeline", o.pipeline, "requests in flight per connection")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_option("--rate-limiting", o.rate_limit,
+                 "requests per second per connection (default: unlimited)")
+      ->check(CLI::Range(1u, 100'000'000u));
   app.add_option("--ratio", ratio, "set:get ratio")->capture_default_str();
   app.add_option("--key-pattern", pattern,
                  "set:get key pattern: R uniform, S sequential, P parallel sequential, "
@@ -150,6 +153,10 @@ int parse_options(int argc, char** argv, Options& o) {
   }
   o.sets = int(a);
   o.gets = int(b);
+  if (o.rate_limit > 0) {  // memtier's split: the burst rounded up, the interval to match
+    o.rate_burst = (o.rate_limit + 49) / 50;
+    o.rate_interval_us = 1'000'000 / (o.rate_limit / o.rate_burst);
+  }
   const std::string letters = "RSPGZ";
   if (pattern.size() != 3 || pattern[1] != ':' || letters.find(pattern[0]) == std::string::npos ||
       letters.find(pattern[2]) == std::string::npos) {
@@ -295,8 +302,9 @@ std::string json_report(const Options& o, const RunTotals& t) {
   all.merge(t.get_lat);
   j << "{\n  \"configuration\": {\"server\": \"" << o.server << "\", \"port\": " << o.port
     << ", \"protocol\": \"" << o.protocol << "\", \"threads\": " << o.threads
-    << ", \"clients\": " << o.clients << ", \"pipeline\": " << o.pipeline << ", \"ratio\": \""
-    << o.sets << ":" << o.gets << "\", \"key_pattern\": \"" << o.set_pattern << ":" << o.get_pattern
+    << ", \"clients\": " << o.clients << ", \"pipeline\": " << o.pipeline
+    << ", \"rate_limit\": " << o.rate_limit << ", \"ratio\": \"" << o.sets << ":" << o.gets
+    << "\", \"key_pattern\": \"" << o.set_pattern << ":" << o.get_pattern
     << "\", \"key_minimum\": " << o.keys.min << ", \"key_maximum\": " << o.keys.max
     << ", \"data_size\": " << o.data_max << ", \"test_time\": " << o.test_time
     << ", \"requests\": " << o.requests << ", \"run_count\": " << o.run_count

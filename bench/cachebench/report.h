@@ -23,6 +23,11 @@ struct Options {
   int threads = 4;
   int clients = 50;
   int pipeline = 1;
+  // --rate-limiting: requests per second per connection (memtier's flag); 0 = closed loop.
+  // As memtier does, the second is cut into at most 50 intervals: each connection may send
+  // rate_burst requests per interval of rate_interval_us, and unused credit is not carried.
+  unsigned rate_limit = 0, rate_burst = 0;
+  uint64_t rate_interval_us = 0;
   int sets = 1, gets = 10;
   char set_pattern = 'R', get_pattern = 'R';
   KeyPatternOptions keys;

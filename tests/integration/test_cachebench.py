@@ -158,6 +158,27 @@ def test_servers_shards_keys_with_the_client_ring():
         check(p.returncode == 2 and "host:port" in p.stderr, "a bad --servers address")
 
 
+def test_rate_limiting_offers_a_fixed_rate():
+    """--rate-limiting N: N requests per second per connection, as memtier splits it (a burst
+    of ceil(N/50) per interval); never more, and about that much on an idle server."""
+    with Server("-t", "1") as s:
+        p, data = bench(s.port, "-t", "2", "-c", "2", "--pipeline", "8", "--rate-limiting", "300",
+                        "--test-time", "3")
+        check(p.returncode == 0, p.stderr)
+        check(data["configuration"]["rate_limit"] == 300, "rate_limit in the JSON")
+        series = [x["Count"] for x in data["ALL STATS"]["Time-Serie"]]
+        offered = 4 * 300
+        print("rate-limited per-second counts %s, offered %d/s" % (series, offered))
+        # A second holds at most 51 intervals of 4 bursts of 6 (one tick may straddle).
+        check(all(n <= 4 * 6 * 51 for n in series), "never above the offered rate: %s" % series)
+        total = data["ALL STATS"]["Totals"]["Count"]
+        check(0.8 * 3 * offered <= total <= 3 * offered + 4 * 6,
+              "about the offered rate: %d in 3 s" % total)
+    for bad in (["--rate-limiting", "0"], ["--rate-limiting", "-5"]):
+        p = subprocess.run([BENCH, *bad], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and "rate-limiting" in p.stderr, "%s: %r" % (bad, p.stderr))
+
+
 def test_a_server_dying_mid_run_is_counted_not_fatal():
     port = free_port()
     s = Server("-t", "1", port=port)
@@ -187,4 +208,4 @@ if __name__ == "__main__":
     run([test_cacheserver_memcache_text_and_native, test_tls_against_cacheserver_and_memcached,
          test_stock_memcached, test_redis_server,
          test_files_patterns_and_flags, test_servers_shards_keys_with_the_client_ring,
-         test_a_server_dying_mid_run_is_counted_not_fatal])
+         test_rate_limiting_offers_a_fixed_rate, test_a_server_dying_mid_run_is_counted_not_fatal])
