@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cachetier/client.h"
+#include "client/dns_refresh.h"
 #include "client/facade.h"
 
 namespace cachetier {
@@ -20,14 +21,21 @@ using ReplyFn = std::function<void(Reply&&)>;
 struct AsyncClient::Impl {
   ClientOptions opts;
   std::unique_ptr<client::Ring> ring;
-  client::Pools conns;  // [shard][replica]
+  uv_loop_t* loop = nullptr;
+  std::shared_ptr<net::TlsContext> tls;
+  // [shard][replica]: replaced whole when a DNS change reaches a shard; a request keeps the
+  // replicas it started with (a pool that left is closed, and sends to it fail).
+  std::shared_ptr<const client::Pools> conns;
+  std::shared_ptr<client::DnsRefresh> dns;
   uint64_t rr = 0;
 
-  // A read: tries replicas in turn (from the policy's first) until one answers or the
+  // A read: tries replicas in read order (client::read_order) until one answers or the
   // deadline passes.
   struct ReadState {
     Call call;
-    size_t first = 0, tried = 0;
+    client::Replicas replicas;
+    uint8_t order[client::kMaxReplicas];
+    size_t n = 0, tried = 0;
     Clock::time_point deadline;
     Reply last;
     ReplyFn done;
@@ -35,25 +43,30 @@ struct AsyncClient::Impl {
   void read(size_t shard, Call call, ReplyFn done) {
     auto st = std::make_shared<ReadState>();
     st->call = std::move(call);
-    st->first = client::first_replica(conns[shard], opts.read_policy, rr++);
-    st->deadline = Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
+    st->replicas = (*conns)[shard];
+    Clock::time_point now = Clock::now();
+    st->n = client::read_order(st->replicas, opts.read_policy, rr++, now, st->order);
+    st->deadline = now + std::chrono::milliseconds(opts.timeout_ms);
     st->done = std::move(done);
     st->last.transport = Status(StatusCode::kIoError, "no replica answered");
-    try_next(shard, st);
+    try_next(st);
   }
-  void try_next(size_t shard, const std::shared_ptr<ReadState>& st) {
-    const auto& replicas = conns[shard];
-    while (st->tried < replicas.size() && Clock::now() < st->deadline) {
-      client::NodePool* pool = replicas[(st->first + st->tried++) % replicas.size()].get();
+  static Status send(client::NodePool& pool, const Call& call, ReplyFn done) {
+    if (pool.closed) return Status(StatusCode::kIoError, "the node left its shard");
+    return pool.pick()->send(call, std::move(done));
+  }
+  static void try_next(const std::shared_ptr<ReadState>& st) {
+    while (st->tried < st->n && Clock::now() < st->deadline) {
+      client::NodePool* pool = st->replicas[st->order[st->tried++]].get();
       pool->outstanding.fetch_add(1, std::memory_order_relaxed);
-      Status s = pool->pick()->send(st->call, [this, shard, st, pool](Reply&& r) {
+      Status s = send(*pool, st->call, [st, pool](Reply&& r) {
         pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
         if (r.transport.is_ok()) {
           st->done(std::move(r));
           return;
         }
         st->last = std::move(r);
-        try_next(shard, st);
+        try_next(st);
       });
       if (s.is_ok()) return;  // the callback continues the chain
       pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
@@ -71,7 +84,8 @@ struct AsyncClient::Impl {
   };
   void write(size_t shard, const Call& call, ReplyFn done) {
     auto st = std::make_shared<WriteState>();
-    size_t n = conns[shard].size();
+    const client::Replicas& replicas = (*conns)[shard];
+    size_t n = replicas.size();
     st->replies.resize(n);
     st->left = n;
     st->done = std::move(done);
@@ -87,8 +101,8 @@ struct AsyncClient::Impl {
       st->done(std::move(st->replies[0]));
     };
     for (size_t i = 0; i < n; ++i) {
-      Status s = conns[shard][i]->pick()->send(
-          call, [finish_one, i](Reply&& r) { finish_one(i, std::move(r)); });
+      Status s =
+          send(*replicas[i], call, [finish_one, i](Reply&& r) { finish_one(i, std::move(r)); });
       if (!s.is_ok()) {
         Reply r;
         r.transport = s;
@@ -96,26 +110,44 @@ struct AsyncClient::Impl {
       }
     }
   }
+
+  // A DNS change gave `shard` the replica list `next`.
+  void apply(size_t shard, const std::vector<std::string>& next) {
+    if (client::same_addresses((*conns)[shard], next)) return;
+    auto changed = std::make_shared<client::Pools>(*conns);
+    (*changed)[shard] = client::repool(loop, (*conns)[shard], next, opts, tls,
+                                       Clock::now() + std::chrono::milliseconds(opts.warmup_ms));
+    conns = std::move(changed);
+  }
 };
 
 Result<std::unique_ptr<AsyncClient>> AsyncClient::create(uv_loop_s* loop,
                                                          const ClientOptions& options) {
-  auto ring = client::ring_from_options(options);
+  client::Resolved resolved;
+  auto ring = client::ring_from_options(options, &resolved);
   if (!ring.is_ok()) return ring.status();
   auto tls = client::tls_from_options(options);
   if (!tls.is_ok()) return tls.status();
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->ring = std::move(ring.value());
-  impl->conns = client::connect_all(loop, *impl->ring, options, tls.value());
+  impl->loop = loop;
+  impl->tls = tls.value();
+  impl->conns = std::make_shared<const client::Pools>(
+      client::connect_all(loop, *impl->ring, options, impl->tls));
+  Impl* raw = impl.get();
+  impl->dns = client::DnsRefresh::start(
+      loop, options, *impl->ring, std::move(resolved),
+      [raw](size_t shard, const std::vector<std::string>& next) { raw->apply(shard, next); });
   return std::unique_ptr<AsyncClient>(new AsyncClient(std::move(impl)));
 }
 
 AsyncClient::AsyncClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 AsyncClient::~AsyncClient() {
-  for (auto& replicas : impl_->conns) {
-    for (auto& pool : replicas) pool->close_all();
+  if (impl_->dns) impl_->dns->stop();
+  for (const auto& replicas : *impl_->conns) {
+    for (const auto& pool : replicas) pool->close_all();
   }
 }
 
@@ -185,29 +217,32 @@ void AsyncClient::touch(std::string_view key, int64_t ttl, BoolCallback done) {
 // is copied to the others with a plain set (as Client::cas).
 void AsyncClient::cas(std::string_view key, std::string_view value, uint64_t token, int64_t ttl,
                       uint32_t flags, BoolCallback done) {
-  size_t shard = impl_->ring->shard_for(key);
+  // The compare goes to the first warm replica as listed (the one kPrimary reads).
+  client::Replicas replicas = (*impl_->conns)[impl_->ring->shard_for(key)];
+  uint8_t order[client::kMaxReplicas];
+  client::read_order(replicas, ReadPolicy::kPrimary, 0, Clock::now(), order);
+  size_t first = order[0];
   Call c = client::store_call(Op::kCas, key, value, ttl, flags);
   c.cas = token;
-  Impl* impl = impl_.get();
   auto copy = std::make_shared<Call>(client::store_call(Op::kSet, key, value, ttl, flags));
-  auto answer = [impl, shard, copy, done = std::move(done)](Reply&& r) {
+  auto answer = [replicas, first, copy, done = std::move(done)](Reply&& r) {
     if (!r.transport.is_ok()) return done(r.transport);
     if (r.code == native::Status::kExists || r.code == native::Status::kNotFound) {
       return done(false);
     }
     if (r.code != native::Status::kOk) return done(client::tier_error(r));
     // Copy to the other replicas; answer when they have (their failures do not undo the cas).
-    auto& replicas = impl->conns[shard];
     auto left = std::make_shared<size_t>(replicas.size() - 1);
     if (*left == 0) return done(true);
-    for (size_t i = 1; i < replicas.size(); ++i) {
+    for (size_t i = 0; i < replicas.size(); ++i) {
+      if (i == first) continue;
       auto one_done = [left, done](Reply&&) {
         if (--*left == 0) done(true);
       };
-      if (!replicas[i]->pick()->send(*copy, one_done).is_ok()) one_done(Reply{});
+      if (!Impl::send(*replicas[i], *copy, one_done).is_ok()) one_done(Reply{});
     }
   };
-  Status s = impl->conns[shard][0]->pick()->send(c, answer);
+  Status s = Impl::send(*replicas[first], c, answer);
   if (!s.is_ok()) {
     Reply r;
     r.transport = s;

@@ -7,6 +7,7 @@
 #include <future>
 #include <memory>
 
+#include "client/dns_refresh.h"
 #include "client/facade.h"
 #include "client/loop_thread.h"
 
@@ -23,21 +24,30 @@ using Clock = std::chrono::steady_clock;
 struct Client::Impl {
   ClientOptions opts;
   std::unique_ptr<client::Ring> ring;
+  std::shared_ptr<net::TlsContext> tls;
   client::LoopThread loop;
-  client::Pools conns;  // [shard][replica]; the Connections are touched on the loop only
+  // [shard][replica]: replaced whole on the loop when a DNS change reaches a shard; callers
+  // take a snapshot, and the pools they send through stay alive until their replies.
+  std::atomic<std::shared_ptr<const client::Pools>> pools;
+  std::shared_ptr<client::DnsRefresh> dns;  // loop thread only
   std::atomic<uint64_t> rr{0};
 
-  // Sends `call` on one connection from the loop thread; the future holds its reply.
-  std::shared_future<Reply> start(client::NodePool* pool, const Call& call) {
+  std::shared_ptr<const client::Pools> topology() const {
+    return pools.load(std::memory_order_acquire);
+  }
+
+  // Sends `call` on one connection of `pool` from the loop thread; the future holds its reply.
+  std::shared_future<Reply> start(const std::shared_ptr<client::NodePool>& pool, const Call& call) {
     auto p = std::make_shared<std::promise<Reply>>();
     std::shared_future<Reply> f = p->get_future().share();
     Connection* c = pool->pick();
     pool->outstanding.fetch_add(1, std::memory_order_relaxed);
     loop.post([c, pool, call, p] {
-      Status s = c->send(call, [pool, p](Reply&& r) {
-        pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
-        p->set_value(std::move(r));
-      });
+      Status s = pool->closed ? Status(StatusCode::kIoError, "the node left its shard")
+                              : c->send(call, [pool, p](Reply&& r) {
+                                  pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
+                                  p->set_value(std::move(r));
+                                });
       if (!s.is_ok()) {
         pool->outstanding.fetch_sub(1, std::memory_order_relaxed);
         Reply r;
@@ -57,22 +67,28 @@ struct Client::Impl {
     return Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
   }
 
-  // A read: one replica by policy, then the others, until one answers or time runs out.
-  // start_read() sends the first attempt; finish_read() waits and fails over.
+  // A read: the replicas in read order (client::read_order), until one answers or time runs
+  // out. start_read() sends the first attempt; finish_read() waits and fails over.
   struct ReadAttempt {
-    size_t shard, first;
+    std::shared_ptr<const client::Pools> topo;
+    size_t shard = 0, n = 0;
+    uint8_t order[client::kMaxReplicas];
     std::shared_future<Reply> f;
   };
   ReadAttempt start_read(size_t shard, const Call& call) {
-    size_t first = client::first_replica(conns[shard], opts.read_policy, rr++);
-    return {shard, first, start(conns[shard][first].get(), call)};
+    ReadAttempt a;
+    a.topo = topology();
+    a.shard = shard;
+    const client::Replicas& replicas = (*a.topo)[shard];
+    a.n = client::read_order(replicas, opts.read_policy, rr++, Clock::now(), a.order);
+    a.f = start(replicas[a.order[0]], call);
+    return a;
   }
   Reply finish_read(const ReadAttempt& a, const Call& call, Clock::time_point until) {
-    const auto& replicas = conns[a.shard];
-    size_t n = replicas.size();
+    const client::Replicas& replicas = (*a.topo)[a.shard];
     Reply last = wait(a.f, until);
-    for (size_t i = 1; i < n && !last.transport.is_ok() && Clock::now() < until; ++i) {
-      last = wait(start(replicas[(a.first + i) % n].get(), call), until);
+    for (size_t i = 1; i < a.n && !last.transport.is_ok() && Clock::now() < until; ++i) {
+      last = wait(start(replicas[a.order[i]], call), until);
     }
     return last;
   }
@@ -85,7 +101,8 @@ struct Client::Impl {
   // replica order (so the primary's when it is up).
   std::vector<std::shared_future<Reply>> start_write(size_t shard, const Call& call) {
     std::vector<std::shared_future<Reply>> fs;
-    for (auto& pool : conns[shard]) fs.push_back(start(pool.get(), call));
+    auto topo = topology();
+    for (const auto& pool : (*topo)[shard]) fs.push_back(start(pool, call));
     return fs;
   }
   static Reply finish_write(const std::vector<std::shared_future<Reply>>& fs,
@@ -106,22 +123,37 @@ struct Client::Impl {
     return finish_write(start_write(shard, call), until);
   }
 
+  // On the loop: a DNS change gave `shard` the replica list `next`.
+  void apply(size_t shard, const std::vector<std::string>& next) {
+    auto cur = topology();
+    if (client::same_addresses((*cur)[shard], next)) return;
+    auto changed = std::make_shared<client::Pools>(*cur);
+    (*changed)[shard] = client::repool(loop.loop(), (*cur)[shard], next, opts, tls,
+                                       Clock::now() + std::chrono::milliseconds(opts.warmup_ms));
+    pools.store(std::move(changed), std::memory_order_release);
+  }
+
   size_t shard_of(std::string_view key) const { return ring->shard_for(key); }
 };
 
 Result<std::unique_ptr<Client>> Client::create(const ClientOptions& options) {
-  auto ring = client::ring_from_options(options);
+  client::Resolved resolved;
+  auto ring = client::ring_from_options(options, &resolved);
   if (!ring.is_ok()) return ring.status();
   auto tls = client::tls_from_options(options);
   if (!tls.is_ok()) return tls.status();
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
   impl->ring = std::move(ring.value());
+  impl->tls = tls.value();
   std::promise<void> ready;
   Impl* raw = impl.get();
-  std::shared_ptr<net::TlsContext> ctx = tls.value();
-  raw->loop.post([raw, &ready, ctx] {
-    raw->conns = client::connect_all(raw->loop.loop(), *raw->ring, raw->opts, ctx);
+  raw->loop.post([raw, &ready, &resolved] {
+    raw->pools.store(std::make_shared<const client::Pools>(
+        client::connect_all(raw->loop.loop(), *raw->ring, raw->opts, raw->tls)));
+    raw->dns = client::DnsRefresh::start(
+        raw->loop.loop(), raw->opts, *raw->ring, std::move(resolved),
+        [raw](size_t shard, const std::vector<std::string>& next) { raw->apply(shard, next); });
     ready.set_value();
   });
   ready.get_future().get();
@@ -134,8 +166,9 @@ Client::~Client() {
   std::promise<void> closed;
   Impl* raw = impl_.get();
   raw->loop.post([raw, &closed] {
-    for (auto& replicas : raw->conns) {
-      for (auto& pool : replicas) pool->close_all();
+    if (raw->dns) raw->dns->stop();
+    for (const auto& replicas : *raw->topology()) {
+      for (const auto& pool : replicas) pool->close_all();
     }
     closed.set_value();
   });
@@ -173,17 +206,20 @@ Result<bool> Client::cas(std::string_view key, std::string_view value, uint64_t 
                          uint32_t flags) {
   // CAS tokens are per node: the compare happens on the first replica, and on success the
   // value is copied to the others with a plain set.
-  size_t shard = impl_->shard_of(key);
+  // The first is the first warm replica as listed (the one kPrimary reads).
+  const client::Replicas replicas = (*impl_->topology())[impl_->shard_of(key)];
+  uint8_t order[client::kMaxReplicas];
+  client::read_order(replicas, ReadPolicy::kPrimary, 0, Clock::now(), order);
   Call c = client::store_call(Op::kCas, key, value, ttl, flags);
   c.cas = token;
   auto until = impl_->deadline();
-  Reply r = Impl::wait(impl_->start(impl_->conns[shard][0].get(), c), until);
+  Reply r = Impl::wait(impl_->start(replicas[order[0]], c), until);
   if (!r.transport.is_ok()) return r.transport;
   if (r.code == native::Status::kExists || r.code == native::Status::kNotFound) return false;
   if (r.code != native::Status::kOk) return client::tier_error(r);
   Call copy = client::store_call(Op::kSet, key, value, ttl, flags);
-  for (size_t i = 1; i < impl_->conns[shard].size(); ++i) {
-    Impl::wait(impl_->start(impl_->conns[shard][i].get(), copy), until);
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (i != order[0]) Impl::wait(impl_->start(replicas[i], copy), until);
   }
   return true;
 }

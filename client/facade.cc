@@ -24,31 +24,42 @@ bool parse_address(const std::string& s, std::string& host, int& port) {
   return port > 0 && port <= 65535;
 }
 
-Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
+std::vector<std::string> shard_replicas(const ShardOptions& shard, const Resolved& resolved) {
+  std::vector<std::string> out = shard.replicas;
+  for (const std::string& name : shard.discover) {
+    auto it = resolved.find(name);
+    if (it == resolved.end()) continue;
+    for (const std::string& a : it->second) {
+      if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options, Resolved* resolved) {
   std::vector<ShardSpec> specs;
   for (const std::string& s : options.servers) specs.push_back({s, 1, {s}});
+  Resolved found;
   for (const ShardOptions& s : options.shards) {
-    ShardSpec spec{s.name, s.weight, s.replicas};
     // discover: every address each name resolves to now is a replica (after the listed ones).
     for (const std::string& name : s.discover) {
-      std::vector<std::string> found;
       std::string why;
-      if (!resolve_all(name, found, why)) {
+      if (!resolve_all(name, found[name], why)) {
         return Status(StatusCode::kInvalidArgument,
                       "shard '" + s.name + "': discover '" + name + "' " + why);
       }
-      for (const std::string& a : found) {
-        if (std::find(spec.replicas.begin(), spec.replicas.end(), a) == spec.replicas.end()) {
-          spec.replicas.push_back(a);
-        }
-      }
     }
-    specs.push_back(std::move(spec));
+    specs.push_back({s.name, s.weight, shard_replicas(s, found)});
   }
   if (specs.empty()) return Status(StatusCode::kInvalidArgument, "no servers or shards given");
   for (const auto& s : specs) {
     if (s.replicas.empty()) {
       return Status(StatusCode::kInvalidArgument, "shard '" + s.name + "' has no replicas");
+    }
+    if (s.replicas.size() > kMaxReplicas) {
+      return Status(StatusCode::kInvalidArgument,
+                    "shard '" + s.name + "' has " + std::to_string(s.replicas.size()) +
+                        " replicas (at most " + std::to_string(kMaxReplicas) + ")");
     }
     std::string host;
     int port;
@@ -70,6 +81,7 @@ Result<std::unique_ptr<Ring>> ring_from_options(const ClientOptions& options) {
   }
   auto ring = Ring::create(specs);
   if (!ring.is_ok()) return ring.status();
+  if (resolved != nullptr) *resolved = std::move(found);
   return std::make_unique<Ring>(std::move(ring.value()));
 }
 
@@ -84,31 +96,66 @@ Result<std::shared_ptr<net::TlsContext>> tls_from_options(const ClientOptions& o
   return net::TlsContext::make_client(t);
 }
 
+std::shared_ptr<NodePool> connect_node(uv_loop_t* loop, const std::string& address,
+                                       const ClientOptions& options,
+                                       const std::shared_ptr<net::TlsContext>& tls) {
+  ConnectionOptions co;
+  parse_address(address, co.host, co.port);
+  co.timeout_ms = options.timeout_ms;
+  co.max_in_flight = options.max_in_flight;
+  co.tls = tls;
+  co.tls_server_name = options.tls_server_name;
+  co.auth_user = options.auth_user;
+  co.auth_password = options.auth_password;
+  co.protocol =
+      options.protocol == cachetier::Protocol::kMemcache ? Protocol::kMemcache : Protocol::kNative;
+  auto pool = std::make_shared<NodePool>();
+  pool->address = address;
+  for (size_t k = 0; k < options.pool_size; ++k) {
+    pool->conns.push_back(Connection::create(loop, co));
+  }
+  return pool;
+}
+
 Pools connect_all(uv_loop_t* loop, const Ring& ring, const ClientOptions& options,
                   const std::shared_ptr<net::TlsContext>& tls) {
   Pools pools;
   for (size_t i = 0; i < ring.size(); ++i) {
-    std::vector<std::unique_ptr<NodePool>> replicas;
+    Replicas replicas;
     for (const std::string& addr : ring.shard(i).replicas) {
-      ConnectionOptions co;
-      parse_address(addr, co.host, co.port);
-      co.timeout_ms = options.timeout_ms;
-      co.max_in_flight = options.max_in_flight;
-      co.tls = tls;
-      co.tls_server_name = options.tls_server_name;
-      co.auth_user = options.auth_user;
-      co.auth_password = options.auth_password;
-      co.protocol = options.protocol == cachetier::Protocol::kMemcache ? Protocol::kMemcache
-                                                                       : Protocol::kNative;
-      auto pool = std::make_unique<NodePool>();
-      for (size_t k = 0; k < options.pool_size; ++k) {
-        pool->conns.push_back(Connection::create(loop, co));
-      }
-      replicas.push_back(std::move(pool));
+      replicas.push_back(connect_node(loop, addr, options, tls));
     }
     pools.push_back(std::move(replicas));
   }
   return pools;
+}
+
+bool same_addresses(const Replicas& replicas, const std::vector<std::string>& addresses) {
+  if (replicas.size() != addresses.size()) return false;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (replicas[i]->address != addresses[i]) return false;
+  }
+  return true;
+}
+
+Replicas repool(uv_loop_t* loop, const Replicas& old, const std::vector<std::string>& next,
+                const ClientOptions& options, const std::shared_ptr<net::TlsContext>& tls,
+                Clock::time_point warm_at) {
+  Replicas out;
+  for (const std::string& addr : next) {
+    auto it =
+        std::find_if(old.begin(), old.end(), [&](const auto& p) { return p->address == addr; });
+    if (it != old.end()) {
+      out.push_back(*it);
+      continue;
+    }
+    out.push_back(connect_node(loop, addr, options, tls));
+    out.back()->warm_at = warm_at;
+  }
+  for (const auto& p : old) {
+    if (std::find(next.begin(), next.end(), p->address) == next.end()) p->close_all();
+  }
+  return out;
 }
 
 Status tier_error(const Reply& r) {
@@ -206,15 +253,22 @@ Status multi_set_status(const Reply& r, const Call& call) {
   return Status::ok();
 }
 
-size_t first_replica(const std::vector<std::unique_ptr<NodePool>>& replicas, ReadPolicy policy,
-                     uint64_t rr) {
-  uint8_t order[64];
-  size_t n = std::min<size_t>(replicas.size(), sizeof(order));
-  for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint8_t>(i);
-  order_replicas(order, order + n, policy, rr, [&](uint8_t i) {
-    return replicas[i]->outstanding.load(std::memory_order_relaxed);
+size_t read_order(const Replicas& replicas, ReadPolicy policy, uint64_t rr, Clock::time_point now,
+                  uint8_t* order) {
+  size_t n = std::min(replicas.size(), kMaxReplicas), warm = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (replicas[i]->warm_at <= now) order[warm++] = static_cast<uint8_t>(i);
+  }
+  size_t cold = warm;
+  for (size_t i = 0; i < n; ++i) {
+    if (replicas[i]->warm_at > now) order[cold++] = static_cast<uint8_t>(i);
+  }
+  auto load = [&](uint8_t i) { return replicas[i]->outstanding.load(std::memory_order_relaxed); };
+  order_replicas(order, order + warm, policy, rr, load);
+  std::stable_sort(order + warm, order + n, [&](uint8_t x, uint8_t y) {
+    return replicas[x]->warm_at < replicas[y]->warm_at;
   });
-  return n == 0 ? 0 : order[0];
+  return n;
 }
 
 }  // namespace cachetier::client

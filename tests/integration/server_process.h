@@ -37,15 +37,19 @@ inline pid_t spawn_child(const char* file, std::vector<char*>& argv, int stdout_
 class ServerProcess {
  public:
   explicit ServerProcess(std::vector<std::string> args = {}) { start(std::move(args)); }
+  // On `host` (a loopback address) and `port` (0: ephemeral).
+  ServerProcess(std::vector<std::string> args, int port, const std::string& host) {
+    start(std::move(args), port, host);
+  }
   ~ServerProcess() { stop(); }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Starts with "-p PORT" (0 = ephemeral) followed by `args`.
-  void start(std::vector<std::string> args, int port = 0) {
+  // Starts with "-l HOST -p PORT" (0 = ephemeral) followed by `args`.
+  void start(std::vector<std::string> args, int port = 0, const std::string& host = "127.0.0.1") {
     const char* bin = std::getenv("CACHESERVER_BIN");
     if (bin == nullptr) throw std::runtime_error("CACHESERVER_BIN is not set");
-    std::vector<std::string> argv = {bin, "-l", "127.0.0.1", "-p", std::to_string(port)};
+    std::vector<std::string> argv = {bin, "-l", host, "-p", std::to_string(port)};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());

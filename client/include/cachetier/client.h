@@ -33,9 +33,9 @@ struct ShardOptions {
   std::string name;  // placement hashes names, not addresses
   uint32_t weight = 1;
   std::vector<std::string> replicas;  // "host:port"
-  // "host:port" names (a Kubernetes headless Service): every address each resolves to when the
-  // client is created is a replica, after `replicas`. Resolved once: a client that must follow
-  // a changing set of nodes goes through cacherouter (shards[].discover, re-resolved).
+  // "host:port" names (a Kubernetes headless Service): every address each resolves to is a
+  // replica, after `replicas`, sorted. create() fails if one does not resolve; after that they
+  // are re-resolved every ClientOptions::dns_refresh_ms, as cacherouter does (see there).
   std::vector<std::string> discover;
 };
 
@@ -52,6 +52,16 @@ struct ClientOptions {
   std::vector<std::string> servers;
   std::vector<ShardOptions> shards;
   uint32_t timeout_ms = 250;  // per request, including failover to other replicas
+  // ShardOptions::discover names are resolved again this often (0: only at create), in the
+  // background. A changed set of addresses is applied to the shard while requests go on: the
+  // connections of addresses that stay are kept; a removed address's connections close (a
+  // read under way there fails over); an added address is warming for warmup_ms, that is,
+  // writes reach it at once and reads try it only after the warm replicas (and after those
+  // that started warming before it). A name that stops
+  // resolving keeps the addresses it last gave. Placement hashes shard names, so a change
+  // moves no key to another shard.
+  uint32_t dns_refresh_ms = 5000;
+  uint32_t warmup_ms = 60000;
   ReadPolicy read_policy = ReadPolicy::kPrimary;
   Protocol protocol = Protocol::kNative;
   size_t max_in_flight = 16384;  // per node connection

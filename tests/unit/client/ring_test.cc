@@ -142,24 +142,47 @@ TEST_CASE("ring: bad configurations are refused", "[ring][errors]") {
   CHECK(r.status().message().find("weight 0") != std::string::npos);
 }
 
-TEST_CASE("client: read policies pick the first replica", "[client]") {
-  std::vector<std::unique_ptr<cachetier::client::NodePool>> replicas;
-  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<cachetier::client::NodePool>());
+TEST_CASE("client: read policies order the replicas, warming ones last", "[client]") {
   using cachetier::ReadPolicy;
-  using cachetier::client::first_replica;
-  CHECK(first_replica(replicas, ReadPolicy::kPrimary, 7) == 0);
-  CHECK(first_replica(replicas, ReadPolicy::kRoundRobin, 7) == 1);
-  CHECK(first_replica(replicas, ReadPolicy::kRoundRobin, 8) == 2);
-  // Least outstanding: the idlest replica; ties go in turn.
+  using cachetier::client::NodePool;
+  using Clock = cachetier::client::Clock;
+  cachetier::client::Replicas replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_shared<NodePool>());
+  const Clock::time_point now = Clock::now();
+  auto order = [&](ReadPolicy p, uint64_t rr) {
+    uint8_t o[cachetier::client::kMaxReplicas];
+    size_t n = cachetier::client::read_order(replicas, p, rr, now, o);
+    return std::vector<int>(o, o + n);
+  };
+  CHECK(order(ReadPolicy::kPrimary, 7) == std::vector<int>{0, 1, 2});
+  CHECK(order(ReadPolicy::kRoundRobin, 7) == std::vector<int>{1, 2, 0});
+  CHECK(order(ReadPolicy::kRoundRobin, 8) == std::vector<int>{2, 0, 1});
+  // Least outstanding: the idlest replica first; ties go in turn.
   replicas[0]->outstanding = 5;
   replicas[1]->outstanding = 2;
   replicas[2]->outstanding = 9;
-  for (uint64_t rr = 0; rr < 6; ++rr)
-    CHECK(first_replica(replicas, ReadPolicy::kLeastOutstanding, rr) == 1);
+  for (uint64_t rr = 0; rr < 6; ++rr) {
+    CHECK(order(ReadPolicy::kLeastOutstanding, rr) == std::vector<int>{1, 0, 2});
+  }
   replicas[1]->outstanding = 5;
-  CHECK(first_replica(replicas, ReadPolicy::kLeastOutstanding, 0) == 0);
-  CHECK(first_replica(replicas, ReadPolicy::kLeastOutstanding, 1) == 1);
-  std::vector<std::unique_ptr<cachetier::client::NodePool>> one;
-  one.push_back(std::make_unique<cachetier::client::NodePool>());
-  CHECK(first_replica(one, ReadPolicy::kLeastOutstanding, 3) == 0);
+  CHECK(order(ReadPolicy::kLeastOutstanding, 0).front() == 0);
+  CHECK(order(ReadPolicy::kLeastOutstanding, 1).front() == 1);
+  // A replica still warming (added by a DNS change) comes after the warm ones, whatever the
+  // policy, and takes its turn among them again once warm.
+  replicas[0]->outstanding = replicas[1]->outstanding = replicas[2]->outstanding = 0;
+  replicas[0]->warm_at = now + std::chrono::seconds(60);
+  CHECK(order(ReadPolicy::kPrimary, 0) == std::vector<int>{1, 2, 0});
+  CHECK(order(ReadPolicy::kRoundRobin, 1) == std::vector<int>{2, 1, 0});
+  CHECK(order(ReadPolicy::kLeastOutstanding, 0) == std::vector<int>{1, 2, 0});
+  // Among those warming, the one added first (the warmest) goes first.
+  replicas[1]->warm_at = now + std::chrono::seconds(30);
+  CHECK(order(ReadPolicy::kRoundRobin, 1) == std::vector<int>{2, 1, 0});
+  replicas[2]->warm_at = now + std::chrono::seconds(90);
+  CHECK(order(ReadPolicy::kRoundRobin, 1) == std::vector<int>{1, 0, 2});
+  replicas[0]->warm_at = replicas[1]->warm_at = replicas[2]->warm_at = now;
+  CHECK(order(ReadPolicy::kPrimary, 0) == std::vector<int>{0, 1, 2});
+  cachetier::client::Replicas one{std::make_shared<NodePool>()};
+  uint8_t o[cachetier::client::kMaxReplicas];
+  CHECK(cachetier::client::read_order(one, ReadPolicy::kLeastOutstanding, 3, now, o) == 1);
+  CHECK(o[0] == 0);
 }
