@@ -89,20 +89,28 @@ Status Backends::send_probe(const Node& n, const client::Call& call, client::Rep
 void Backends::adopt(const Topology& topo) {
   topo_ = &topo;
   std::unordered_set<std::string> wanted;
-  for (const Shard& s : topo.shards) {
-    for (const auto& n : s.replicas) {
-      wanted.insert(n->addr());
-      if (conns_.count(n->addr())) continue;
-      client::ConnectionOptions o = options_for(topo, n);
-      conns_[n->addr()] = client::Connection::create(loop_, o);
+  // The nodes of the topology, and in a migration window those of the one before it (moved
+  // keys are read from their previous owners).
+  std::vector<const std::vector<Shard>*> lists = {&topo.shards};
+  if (topo.migration != nullptr) lists.push_back(&topo.migration->from->shards);
+  for (const auto* shards : lists) {
+    for (const Shard& s : *shards) {
+      for (const auto& n : s.replicas) {
+        wanted.insert(n->addr());
+        if (conns_.count(n->addr())) continue;
+        client::ConnectionOptions o = options_for(topo, n);
+        conns_[n->addr()] = client::Connection::create(loop_, o);
+      }
     }
   }
   // The request path finds a connection by Node::id(); a node that left has none.
   by_id_.assign(by_id_.size(), nullptr);
-  for (const Shard& s : topo.shards) {
-    for (const auto& n : s.replicas) {
-      if (n->id() >= by_id_.size()) by_id_.resize(n->id() + 1, nullptr);
-      by_id_[n->id()] = conns_[n->addr()];
+  for (const auto* shards : lists) {
+    for (const Shard& s : *shards) {
+      for (const auto& n : s.replicas) {
+        if (n->id() >= by_id_.size()) by_id_.resize(n->id() + 1, nullptr);
+        by_id_[n->id()] = conns_[n->addr()];
+      }
     }
   }
   const uint64_t linger_ms = uint64_t{topo.config.timeout_ms} * 4 + 100;

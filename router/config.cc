@@ -133,6 +133,7 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
                                               "retry_ms",
                                               "retry_max_ms",
                                               "warmup_ms",
+                                              "migration_ms",
                                               "read_policy",
                                               "write_policy",
                                               "backend_protocol",
@@ -196,6 +197,9 @@ RouterConfig parse(const YAML::Node& root, const Reader& r) {
   if (c.retry_max_ms < c.retry_ms) c.retry_max_ms = c.retry_ms;
   if (root["warmup_ms"]) {
     c.warmup_ms = r.number<uint32_t>(root["warmup_ms"], "warmup_ms", 0, 86400000);
+  }
+  if (root["migration_ms"]) {
+    c.migration_ms = r.number<uint32_t>(root["migration_ms"], "migration_ms", 0, 86400000);
   }
   if (root["read_policy"]) {
     c.read_policy = r.choice<ReadPolicy>(root["read_policy"], "read_policy",

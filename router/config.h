@@ -32,6 +32,9 @@ struct RouterConfig {
   uint32_t retry_ms = 500;     // first probe of a down node; doubles up to retry_max_ms
   uint32_t retry_max_ms = 5000;
   uint32_t warmup_ms = 60000;  // after a node returns, its misses are retried on a sibling
+  // After a change of placement (a shard added or removed, a weight): for this long a key whose
+  // owner changed is read from its new and its previous owner (routes/migrate.h). 0: off.
+  uint32_t migration_ms = 300000;
   ReadPolicy read_policy = ReadPolicy::kRoundRobin;
   WritePolicy write_policy = WritePolicy::kAllSync;
   client::Protocol backend_protocol = client::Protocol::kNative;

@@ -70,6 +70,29 @@ void Router::collect_metrics(metrics::MetricsSink& m) const {
             "Changed sets of discovered addresses, applied as reloads.", num(dns_changes_.load()));
   m.counter("cachetier_router_dns_failures_total", "discover: names that did not resolve.",
             num(dns_failures_.load()));
+  {
+    const int64_t now = now_ms();
+    const Migration* mig = topo->migration.get();
+    const bool active = mig != nullptr && mig->active(now);
+    const MigrationCounters& mc = *topo->migration_counters;
+    m.gauge("cachetier_router_migration_active",
+            "1 while keys that changed owner in a ring change are migrated on read.",
+            active ? 1 : 0);
+    m.gauge("cachetier_router_migration_remaining_seconds", "Time left in the migration window.",
+            active ? double(mig->until_ms - now) / 1000 : 0);
+    m.gauge("cachetier_router_migration_moved_ratio",
+            "The share of keys whose owner changed in the migration under way.",
+            active ? mig->moved_share : 0);
+    m.counter("cachetier_router_migration_reads_total",
+              "Reads of keys whose owner changed, from both owners.", num(mc.reads.load()));
+    m.counter("cachetier_router_migration_old_owner_hits_total",
+              "Migrated reads answered by the previous owner.", num(mc.old_owner_hits.load()));
+    m.counter("cachetier_router_migration_backfills_total",
+              "Items copied from a previous owner into the new one.", num(mc.backfills.load()));
+    m.counter("cachetier_router_migration_invalidations_total",
+              "Versioned deletes sent to a previous owner after a change on the new one.",
+              num(mc.invalidations.load()));
+  }
 
   for (const Shard& sh : topo->shards) {
     const metrics::Labels sl = {{"shard", sh.name}};

@@ -157,6 +157,21 @@ void Router::dns_loop() {
   }
 }
 
+void Router::end_migration_if_due() {
+  auto current = topology();
+  if (current->migration == nullptr || current->migration->active(now_ms())) return;
+  std::unique_lock<std::mutex> lock(apply_mu_, std::try_to_lock);
+  if (!lock.owns_lock() || topology() != current) return;
+  auto topo = build_topology(running_, current);  // the window is over: no migration
+  if (!topo.is_ok()) return;
+  {
+    std::lock_guard<std::mutex> tl(topo_mu_);
+    topo_ = topo.value();
+  }
+  spdlog::info("migration window over: topology generation {}", topo.value()->generation);
+  for (auto& w : workers_) w->post_reload();
+}
+
 Status Router::apply(const RouterConfig& file, RouterConfig next, bool read_files) {
   // Listening address and thread count are fixed for the life of the process, and so is
   // whether each side speaks TLS; the certificate files are read again.
@@ -187,8 +202,20 @@ Status Router::apply(const RouterConfig& file, RouterConfig next, bool read_file
   }
   if (Status st = check_replicas(next); !st.is_ok()) return st;
   auto current = topology();
-  auto topo = build_topology(next, current.get());
+  auto topo = build_topology(next, current);
   if (!topo.is_ok()) return topo.status();
+  const Migration* mig = topo.value()->migration.get();
+  if (mig != nullptr && (current->migration == nullptr || current->migration->from != mig->from)) {
+    spdlog::warn(
+        "placement changed: {:.1f}% of keys have a new owner; for {} ms (migration_ms) each is "
+        "read from its new and its previous owner, and copied on a hit",
+        mig->moved_share * 100, next.migration_ms);
+    if (mig->moved_share > 0.5) {
+      spdlog::warn("most keys move: were shards renamed? (placement hashes shard names)");
+    }
+  } else if (mig == nullptr && placement_changed(*current, next)) {
+    spdlog::warn("placement changed with migration_ms: 0: the keys that moved miss");
+  }
   {
     std::lock_guard<std::mutex> lock(topo_mu_);
     topo_ = topo.value();

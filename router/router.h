@@ -54,6 +54,10 @@ class Router {
   bool refresh_dns();
   // Worker 0's health checker: every node verified once (or its deadline): accept clients.
   void on_verified();
+  // Worker 0's health tick: once the migration window of the running topology is over, a
+  // topology without it is published (connections to the nodes that left then close). Never
+  // blocks: when a reload holds the lock, the next tick tries again.
+  void end_migration_if_due();
   // Stops accepting, closes connections, joins the workers.
   void stop();
 

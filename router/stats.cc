@@ -104,6 +104,17 @@ void write_stats(ByteBuffer& b, const std::vector<const WorkerStats*>& workers,
   write_stat(b, "dns_refreshes", info.dns_refreshes);
   write_stat(b, "dns_changes", info.dns_changes);
   write_stat(b, "dns_failures", info.dns_failures);
+  const int64_t now = now_ms();
+  const Migration* mig = topo.migration.get();
+  const bool active = mig != nullptr && mig->active(now);
+  const MigrationCounters& mc = *topo.migration_counters;
+  write_stat(b, "migration:active", active ? 1 : 0);
+  write_stat(b, "migration:remaining_ms", active ? uint64_t(mig->until_ms - now) : 0);
+  write_stat(b, "migration:moved_permille", active ? uint64_t(mig->moved_share * 1000 + 0.5) : 0);
+  write_stat(b, "migration:reads", mc.reads.load());
+  write_stat(b, "migration:old_owner_hits", mc.old_owner_hits.load());
+  write_stat(b, "migration:backfills", mc.backfills.load());
+  write_stat(b, "migration:invalidations", mc.invalidations.load());
   for (const Shard& sh : topo.shards) {
     std::string p = "shard:" + sh.name + ":";
     write_stat(b, p + "requests", sh.counters->requests.load());

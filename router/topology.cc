@@ -1,5 +1,6 @@
 #include "router/topology.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <random>
@@ -136,8 +137,70 @@ void Node::unmiss(const std::string& key, uint64_t generation) {
   missed_count_.fetch_sub(1, std::memory_order_release);
 }
 
-Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
-                                                       const Topology* previous) {
+int Topology::moved_from(std::string_view key, size_t shard) const {
+  if (migration == nullptr || !migration->active(now_ms())) return -1;
+  const Topology& from = *migration->from;
+  const size_t old = from.ring.shard_for(key);
+  return migration->from_names[old] == shards[shard].name ? -1 : static_cast<int>(old);
+}
+
+bool placement_changed(const Topology& topo, const RouterConfig& cfg) {
+  const RouterConfig& was = topo.config;
+  if (was.hash != cfg.hash || was.vnodes != cfg.vnodes) return true;
+  auto placed = [](const RouterConfig& c) {
+    std::vector<std::pair<std::string, uint32_t>> v;
+    for (const auto& s : c.shards) v.emplace_back(s.name, s.weight);
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  return placed(was) != placed(cfg);
+}
+
+namespace {
+
+// The share of keys whose owner's name differs between `a` and `b`, from 20,000 sample keys.
+double moved_share(const Topology& a, const Topology& b) {
+  const int n = 20000;
+  int moved = 0;
+  for (int i = 0; i < n; ++i) {
+    std::string k = "migration-sample:" + std::to_string(i);
+    moved += a.shards[a.ring.shard_for(k)].name != b.shards[b.ring.shard_for(k)].name;
+  }
+  return double(moved) / n;
+}
+
+// The migration of `next` (built from `cfg`) away from `previous`, if any.
+std::shared_ptr<const Migration> migration_for(const RouterConfig& cfg, const Topology& next,
+                                               const std::shared_ptr<const Topology>& previous) {
+  if (previous == nullptr) return nullptr;
+  const int64_t now = now_ms();
+  const Migration* under_way = previous->migration != nullptr && previous->migration->active(now)
+                                   ? previous->migration.get()
+                                   : nullptr;
+  if (!placement_changed(*previous, cfg)) {
+    if (under_way == nullptr) return nullptr;
+    auto m = std::make_shared<Migration>(*under_way);  // same window, same counters
+    m->moved_share = moved_share(*m->from, next);
+    return m;
+  }
+  if (cfg.migration_ms == 0) return nullptr;
+  // A change during a window starts a new one, from the placement in use: keys that had not
+  // been read since the change before are not looked for on their owner before that.
+  auto from = std::make_shared<Topology>(*previous);
+  from->migration = nullptr;
+  auto m = std::make_shared<Migration>();
+  m->until_ms = now + cfg.migration_ms;
+  for (const Shard& s : from->shards) m->from_names.push_back(s.name);
+  m->counters = next.migration_counters;
+  m->from = std::move(from);
+  m->moved_share = moved_share(*m->from, next);
+  return m;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Topology>> build_topology(
+    const RouterConfig& cfg, const std::shared_ptr<const Topology>& previous) {
   auto ring = cfg.hash == HashKind::kKetamaMd5 ? ketama_ring(cfg.shards)
                                                : client::Ring::create(cfg.shards, cfg.vnodes);
   if (!ring.is_ok()) return ring.status();
@@ -149,7 +212,7 @@ Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
       for (const auto& n : s.replicas) old_nodes[n->addr()] = n;
     }
   }
-  auto topo = std::make_shared<Topology>(Topology{cfg, std::move(ring.value()), {}, 0});
+  auto topo = std::make_shared<Topology>(Topology{cfg, std::move(ring.value()), {}, 0, nullptr, nullptr});
   topo->generation = previous != nullptr ? previous->generation + 1 : 1;
   for (const auto& spec : cfg.shards) {
     Shard s;
@@ -181,6 +244,9 @@ Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
     }
     topo->shards.push_back(std::move(s));
   }
+  topo->migration_counters =
+      previous != nullptr ? previous->migration_counters : std::make_shared<MigrationCounters>();
+  topo->migration = migration_for(cfg, *topo, previous);
   return std::shared_ptr<const Topology>(std::move(topo));
 }
 

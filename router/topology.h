@@ -159,18 +159,51 @@ struct Shard {
   std::shared_ptr<ShardCounters> counters;
 };
 
+struct MigrationCounters {
+  std::atomic<uint64_t> reads{0};           // reads of a key whose owner changed
+  std::atomic<uint64_t> old_owner_hits{0};  // ... answered from the previous owner
+  std::atomic<uint64_t> backfills{0};       // ... and copied into the new owner
+  std::atomic<uint64_t> invalidations{0};   // versioned deletes sent to a previous owner
+};
+
+struct Migration;
+
 // Immutable once built (nodes' states change, the lists do not).
 struct Topology {
   RouterConfig config;
   client::Ring ring;
   std::vector<Shard> shards;
   uint64_t generation = 0;
+  // Set for migration_ms after a change of placement (routes/migrate.h).
+  std::shared_ptr<const Migration> migration;
+  // The migrations' counts, for the router's life (carried from topology to topology).
+  std::shared_ptr<MigrationCounters> migration_counters;
+
+  // During a migration window: the index, in migration->from, of the shard that owned `key`
+  // before the change, when that is not `shard` (its owner now); else -1.
+  int moved_from(std::string_view key, size_t shard) const;
+};
+
+// A change of placement (shards added or removed, a weight, the hash): the topology before it
+// is kept until `until_ms`, so that the keys that changed owner are read from their previous
+// owner while their new one fills (routes/migrate.h).
+struct Migration {
+  std::shared_ptr<const Topology> from;  // the topology before the change (no migration of its own)
+  int64_t until_ms = 0;                  // now_ms() when the window ends
+  std::vector<std::string> from_names;   // from's shard names, by index
+  double moved_share = 0;                // the share of keys whose owner changed (sampled)
+  std::shared_ptr<MigrationCounters> counters;  // the topology's migration_counters
+  bool active(int64_t now) const { return now < until_ms; }
 };
 
 // Builds a topology; nodes and shard counters whose address / name appear in `previous` are
-// reused.
-Result<std::shared_ptr<const Topology>> build_topology(const RouterConfig& cfg,
-                                                       const Topology* previous);
+// reused. When the placement changed (and config.migration_ms > 0), the new topology migrates
+// from `previous`; when it did not, a migration under way carries over.
+Result<std::shared_ptr<const Topology>> build_topology(
+    const RouterConfig& cfg, const std::shared_ptr<const Topology>& previous);
+
+// Whether `cfg` places keys differently from `topo` (shard names or weights, hash, vnodes).
+bool placement_changed(const Topology& topo, const RouterConfig& cfg);
 
 // Versions for writes: a hybrid logical clock, (ms since epoch << 20 | counter << 8 | router
 // id), so each router's versions increase and two routers never issue the same one.

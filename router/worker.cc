@@ -75,6 +75,7 @@ void Worker::init() {
         [](uv_timer_t* t) {
           auto* w = static_cast<Worker*>(t->data);
           w->health_->tick(w->topo_);
+          if (w->topo_->migration != nullptr) w->router_.end_migration_if_due();
         },
         tick, tick);
   }

@@ -58,6 +58,19 @@ void route_broadcast(RouteEnv& env, const Topology& topo, Call call, Done done) 
       acc->shard_of.push_back(si);
     }
   }
+  // In a migration window, the nodes of shards that were removed still serve moved keys:
+  // they are flushed too (each such shard its own group).
+  if (topo.migration != nullptr && topo.migration->active(now_ms())) {
+    const Topology& from = *topo.migration->from;
+    for (size_t si = 0; si < from.shards.size(); ++si) {
+      for (const auto& n : from.shards[si].replicas) {
+        if (std::find(acc->nodes.begin(), acc->nodes.end(), n) != acc->nodes.end()) continue;
+        if (n->writable()) targets.push_back(acc->nodes.size());
+        acc->nodes.push_back(n);
+        acc->shard_of.push_back(topo.shards.size() + si);
+      }
+    }
+  }
   acc->applied.assign(acc->nodes.size(), false);
   acc->left = targets.size();
   if (targets.empty()) return acc->done(failed_reply("no live node"));

@@ -3,6 +3,7 @@
 
 #include "router/health.h"
 #include "router/hints.h"
+#include "router/routes/migrate.h"
 #include "router/routes/write.h"
 
 namespace cachetier::router {
@@ -37,6 +38,20 @@ void release(RouteEnv& env, const std::string& key) {
 }  // namespace
 
 void route_cas(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done) {
+  if (topo.migration != nullptr) {
+    if (int old = migrating_change(topo, shard, call); old >= 0) {
+      RouteEnv* e = &env;
+      const Topology* t = &topo;
+      auto change = [e, t, shard](Call c, Done d) {
+        route_cas_direct(*e, *t, shard, std::move(c), std::move(d));
+      };
+      return route_migrated_change(env, topo, shard, old, std::move(call), change, std::move(done));
+    }
+  }
+  route_cas_direct(env, topo, shard, std::move(call), std::move(done));
+}
+
+void route_cas_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done) {
   const Shard& s = topo.shards[shard];
   s.counters->requests.fetch_add(1, std::memory_order_relaxed);
   size_t first = s.replicas.size();

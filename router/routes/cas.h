@@ -16,7 +16,9 @@
 
 namespace cachetier::router {
 
+// During a migration window a moved key is pulled into its new owner first (routes/migrate.h).
 void route_cas(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done);
+void route_cas_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done);
 
 // A change from a front end: route_cas when it compares a CAS, else route_write.
 inline void route_change(RouteEnv& env, const Topology& topo, size_t shard, Call call,

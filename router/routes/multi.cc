@@ -5,8 +5,63 @@
 
 namespace cachetier::router {
 
+namespace {
+
+// A multi-get with a moved key in a migration window: every key is read as a get (the read
+// route then reads a moved key from both of its owners), and the answers are merged in order.
+void multi_get_each(RouteEnv& env, const Topology& topo, std::span<const std::string_view> keys,
+                    ReadOptions opts, Done done) {
+  struct Merge {
+    std::vector<std::optional<Reply>> got;
+    size_t left = 0;
+    Done done;
+  };
+  auto m = std::make_shared<Merge>();
+  m->got.resize(keys.size());
+  m->left = keys.size();
+  m->done = std::move(done);
+  const bool miss_when_down = topo.config.all_down == AllDown::kMiss;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Call c;
+    c.op = native::Op::kGets;  // (gets: the CAS comes back, as in a multi-get's values)
+    c.key.assign(keys[i]);
+    route_read(env, topo, topo.ring.shard_for(keys[i]), std::move(c), opts,
+               [m, i, miss_when_down](Reply&& r) {
+                 m->got[i] = std::move(r);
+                 if (--m->left > 0) return;
+                 Reply out;
+                 out.values.reserve(m->got.size());
+                 for (auto& g : m->got) {
+                   if (!g->transport.is_ok() && !miss_when_down) return m->done(std::move(*g));
+                   if (g->transport.is_ok() && g->code != native::Status::kOk &&
+                       g->code != native::Status::kNotFound) {
+                     return m->done(std::move(*g));
+                   }
+                   if (!g->transport.is_ok() || g->code != native::Status::kOk) {
+                     out.values.emplace_back();
+                     continue;
+                   }
+                   char* p = out.hold(g->value.size());
+                   std::copy(g->value.begin(), g->value.end(), p);
+                   out.values.push_back(
+                       Reply::Value{std::string_view(p, g->value.size()), g->flags, g->cas});
+                 }
+                 m->done(std::move(out));
+               });
+  }
+}
+
+}  // namespace
+
 void route_multi_get(RouteEnv& env, const Topology& topo, std::span<const std::string_view> keys,
                      ReadOptions opts, Done done) {
+  if (topo.migration != nullptr) {
+    for (std::string_view k : keys) {
+      if (topo.moved_from(k, topo.ring.shard_for(k)) >= 0) {
+        return multi_get_each(env, topo, keys, opts, std::move(done));
+      }
+    }
+  }
   client::KeySplit split = client::split_keys(topo.ring, keys);
   struct Merge {
     std::vector<std::pair<uint32_t, uint32_t>> where;

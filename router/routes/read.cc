@@ -3,6 +3,7 @@
 
 #include "client/ring/replica_order.h"
 #include "router/health.h"
+#include "router/routes/migrate.h"
 #include "router/routes/write.h"
 
 namespace cachetier::router {
@@ -17,21 +18,10 @@ void finish(RouteEnv& env, ReadCtx* ctx, Reply&& r) {
   done(std::move(r));
 }
 
-// Copies a hit into the cold replicas that missed it, without clobbering a newer write: with
-// the hit's version and CAS on native nodes, as an add on memcache ones.
+// Copies a hit into the cold replicas that missed it (backfill_call).
 void backfill(RouteEnv& env, const ReadCtx& ctx, const Reply& hit) {
   const Shard& s = ctx.topo->shards[ctx.shard];
-  const bool native_backend = ctx.topo->config.backend_protocol == client::Protocol::kNative;
-  Call c;
-  c.op = native_backend ? native::Op::kSet : native::Op::kAdd;
-  c.key = ctx.call.key;
-  c.value = hit.value;
-  c.flags = hit.flags;
-  c.ttl = hit.ttl;
-  if (native_backend) {
-    c.version = hit.version != 0 ? hit.version : 1;
-    c.new_cas = hit.cas;
-  }
+  const Call c = backfill_call(*ctx.topo, ctx.call.key, hit);
   for (uint8_t k = 0; k < ctx.n_cold; ++k) {
     Node& n = *s.replicas[ctx.cold[k]];
     n.counters.backfills.fetch_add(1, std::memory_order_relaxed);
@@ -91,8 +81,33 @@ void attempt(RouteEnv& env, ReadCtx* ctx) {
 
 }  // namespace
 
+Call backfill_call(const Topology& topo, const std::string& key, const Reply& hit) {
+  const bool native_backend = topo.config.backend_protocol == client::Protocol::kNative;
+  Call c;
+  c.op = native_backend ? native::Op::kSet : native::Op::kAdd;
+  c.key = key;
+  c.value = hit.value;
+  c.flags = hit.flags;
+  c.ttl = hit.ttl;
+  if (native_backend) {
+    c.version = hit.version != 0 ? hit.version : 1;
+    c.new_cas = hit.cas;
+  }
+  return c;
+}
+
 void route_read(RouteEnv& env, const Topology& topo, size_t shard, Call call, ReadOptions opts,
                 Done done) {
+  if (topo.migration != nullptr) {
+    if (int old = migrating_read(topo, shard, call); old >= 0) {
+      return route_migrated_read(env, topo, shard, old, std::move(call), opts, std::move(done));
+    }
+  }
+  route_read_direct(env, topo, shard, std::move(call), opts, std::move(done));
+}
+
+void route_read_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call,
+                       ReadOptions opts, Done done) {
   if (topo.config.read_verify && !opts.primary &&
       (call.op == native::Op::kGet || call.op == native::Op::kGets) && call.options == 0 &&
       !call.has_vivify && !call.has_recache) {

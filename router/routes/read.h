@@ -19,7 +19,16 @@ struct ReadOptions {
   bool primary = false;  // ask the shard's primary first (leases, item meta, per-node CAS)
 };
 
+// During a migration window a moved key is read from its new and its previous owner
+// (routes/migrate.h).
 void route_read(RouteEnv& env, const Topology& topo, size_t shard, Call call, ReadOptions opts,
                 Done done);
+// A hit's copy for a node that lacks it, without clobbering a newer write: a set with the hit's
+// version, CAS and remaining TTL on native nodes, an add on memcache ones.
+Call backfill_call(const Topology& topo, const std::string& key, const Reply& hit);
+
+// route_read without the migration step (routes/migrate.cc reads each owner with it).
+void route_read_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call,
+                       ReadOptions opts, Done done);
 
 }  // namespace cachetier::router

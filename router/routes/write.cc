@@ -3,6 +3,7 @@
 
 #include "router/health.h"
 #include "router/hints.h"
+#include "router/routes/migrate.h"
 
 namespace cachetier::router {
 
@@ -241,6 +242,21 @@ void on_leg_reply(RouteEnv& env, FanoutLeg* leg, Reply&& r) {
 
 void route_write(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,
                  FanoutOptions opts) {
+  if (topo.migration != nullptr) {
+    if (int old = migrating_change(topo, shard, call); old >= 0) {
+      RouteEnv* e = &env;
+      const Topology* t = &topo;
+      auto change = [e, t, shard, opts](Call c, Done d) {
+        fan_out(*e, *t, shard, std::move(c), std::move(d), opts, true);
+      };
+      return route_migrated_change(env, topo, shard, old, std::move(call), change, std::move(done));
+    }
+  }
+  fan_out(env, topo, shard, std::move(call), std::move(done), opts, true);
+}
+
+void route_write_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,
+                        FanoutOptions opts) {
   fan_out(env, topo, shard, std::move(call), std::move(done), opts, true);
 }
 

@@ -30,8 +30,13 @@ struct FanoutOptions {
   bool newest = false;
 };
 
+// During a migration window a moved key's change also invalidates its previous owner
+// (routes/migrate.h).
 void route_write(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,
                  FanoutOptions opts = {});
+// route_write without the migration step.
+void route_write_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,
+                        FanoutOptions opts = {});
 void route_read_all(RouteEnv& env, const Topology& topo, size_t shard, Call call, Done done,
                     FanoutOptions opts = {});
 

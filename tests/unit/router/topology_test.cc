@@ -1,5 +1,6 @@
 // cacherouter's shared state: a node's missed keys (with generations, so a repair never forgets
-// a newer miss), marking down, the version clock, and config errors naming line and field.
+// a newer miss), marking down, the version clock, config errors naming line and field, and the
+// migration window a change of placement opens.
 #include "router/topology.h"
 
 #include <catch2/catch.hpp>
@@ -112,4 +113,65 @@ TEST_CASE("router: config errors name the line and the field", "[router]") {
   CHECK(ok.value().all_down == AllDown::kError);
   CHECK(ok.value().shards[0].weight == 2);
   CHECK(ok.value().shards[0].replicas.size() == 2);
+}
+
+namespace {
+std::shared_ptr<const Topology> topo_of(const std::string& yaml,
+                                        const std::shared_ptr<const Topology>& previous) {
+  auto cfg = parse_config(yaml, "t.yaml");
+  REQUIRE(cfg.is_ok());
+  auto t = build_topology(cfg.value(), previous);
+  REQUIRE(t.is_ok());
+  return t.value();
+}
+std::string shards_yaml(int n, const std::string& extra = "", int first_weight = 1) {
+  std::string y = extra + "shards:\n";
+  for (int i = 0; i < n; ++i) {
+    y += "  - name: s" + std::to_string(i) + "\n";
+    if (i == 0) y += "    weight: " + std::to_string(first_weight) + "\n";
+    y += "    replicas: [127.0.0.1:" + std::to_string(7000 + i) + "]\n";
+  }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("router: a change of placement opens a migration window", "[router][migration]") {
+  auto three = topo_of(shards_yaml(3), nullptr);
+  CHECK(three->migration == nullptr);
+  auto four = topo_of(shards_yaml(4), three);
+  REQUIRE(four->migration != nullptr);
+  CHECK(four->migration->active(now_ms()));
+  CHECK(four->migration->moved_share > 0.20);
+  CHECK(four->migration->moved_share < 0.30);
+  // moved_from names the previous owner exactly for the keys that moved (all to s3).
+  int moved = 0;
+  for (int i = 0; i < 4000; ++i) {
+    std::string k = "key:" + std::to_string(i);
+    size_t now = four->ring.shard_for(k);
+    int old = four->moved_from(k, now);
+    size_t before = three->ring.shard_for(k);
+    if (three->shards[before].name == four->shards[now].name) {
+      CHECK(old == -1);
+    } else {
+      ++moved;
+      CHECK(old == static_cast<int>(before));
+      CHECK(four->shards[now].name == "s3");
+    }
+  }
+  CHECK(moved > 800);
+  CHECK(moved < 1200);
+  // A change of replicas only (a DNS change) keeps the window and its previous ring.
+  std::string four_moved_replica = shards_yaml(4);
+  four_moved_replica.replace(four_moved_replica.find("7001"), 4, "7101");
+  auto same = topo_of(four_moved_replica, four);
+  REQUIRE(same->migration != nullptr);
+  CHECK(same->migration->from == four->migration->from);
+  CHECK(same->migration->until_ms == four->migration->until_ms);
+  CHECK(same->migration_counters == three->migration_counters);
+  // A weight is a change of placement too; migration_ms: 0 turns the window off.
+  CHECK(placement_changed(*three, parse_config(shards_yaml(3, "", 2), "t.yaml").value()));
+  CHECK_FALSE(placement_changed(*three, parse_config(shards_yaml(3), "t.yaml").value()));
+  auto off = topo_of(shards_yaml(4, "migration_ms: 0\n"), three);
+  CHECK(off->migration == nullptr);
+  CHECK(off->moved_from("key:1", off->ring.shard_for("key:1")) == -1);
 }
