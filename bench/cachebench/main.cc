@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "bench/cachebench/keys.h"
 #include "bench/cachebench/proto.h"
 #include "bench/cachebench/report.h"
+#include "bench/cachebench/scenario.h"
 #include "client/ring/ring.h"
 #include "common/buffer.h"
 
@@ -281,14 +284,24 @@ class Worker {
     return totals_.series[s];
   }
 
+  // --scenario: the totals of the phase the run is in.
+  PhaseTotals* phase_now() {
+    if (o_.phase == nullptr) return nullptr;
+    size_t p = static_cast<size_t>(o_.phase->load(std::memory_order_relaxed));
+    if (totals_.phases.size() <= p) totals_.phases.resize(p + 1);
+    return &totals_.phases[p];
+  }
+
   void count_error() {
     ++totals_.errors;
     second_at(now_ns()).errors++;
+    if (PhaseTotals* ph = phase_now()) ++ph->errors;
   }
 
   void on_data(Conn* c) {
     uint64_t t = now_ns();
     Second& sec = second_at(t);
+    PhaseTotals* ph = phase_now();
     while (!c->in.empty()) {
       if (c->inflight.empty()) {
         count_error();  // a reply nobody asked for
@@ -307,6 +320,7 @@ class Worker {
       if (d.kind == ReplyKind::kError) {
         ++totals_.errors;
         ++sec.errors;
+        if (ph != nullptr) ++ph->errors;
         if (totals_.error_samples.size() < 5) {
           std::string e(d.error);
           while (!e.empty() && (e.back() == '\n' || e.back() == '\r')) e.pop_back();
@@ -330,6 +344,12 @@ class Worker {
       }
       ++sec.ops;
       sec.lat.record(lat);
+      if (ph != nullptr) {
+        ++ph->requests;
+        ph->lat.record(lat);
+        if (p.is_get && d.kind == ReplyKind::kHit) ++ph->hits;
+        if (p.is_get && d.kind == ReplyKind::kMiss) ++ph->misses;
+      }
       ops_.store(ops_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       c->inflight.pop_front();
     }
@@ -485,8 +505,77 @@ class Worker {
   std::atomic<uint64_t> ops_{0};
 };
 
+// --scenario: runs the events at their times while the workers load, moving the phase on at
+// each; records each phase's bounds and the router's failovers at each boundary.
+class ScenarioRunner {
+ public:
+  ScenarioRunner(const Options& o, Scenario& s, std::atomic<int>& phase, uint64_t start)
+      : o_(o), s_(s), phase_(phase), start_(start) {
+    PhaseInfo first;
+    first.label = "start";
+    first.failovers = failovers();
+    info_.push_back(first);
+    thread_ = std::thread([this] { run(); });
+  }
+  // Once the load is over: the last phase ends now; events not reached are left out.
+  std::vector<PhaseInfo> finish() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    info_.back().to = double(now_ns() - start_) / 1e9;
+    int64_t f = failovers();
+    for (size_t i = 0; i < info_.size(); ++i) {
+      int64_t next = i + 1 < info_.size() ? info_[i + 1].failovers : f;
+      info_[i].failovers = info_[i].failovers >= 0 && next >= 0 ? next - info_[i].failovers : -1;
+    }
+    return info_;
+  }
+
+ private:
+  int64_t failovers() const {
+    if (o_.router_stats.empty()) return -1;
+    auto colon = o_.router_stats.rfind(':');
+    auto st = router_stats(o_.router_stats.substr(0, colon),
+                           std::stoi(o_.router_stats.substr(colon + 1)));
+    return st.empty() ? -1 : int64_t(failovers_in(st));
+  }
+  void run() {
+    for (const ScenarioEvent& e : s_.events()) {
+      auto when = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(start_)) +
+                  std::chrono::milliseconds(int64_t(e.at * 1000));
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        if (cv_.wait_until(l, when, [this] { return done_; })) return;
+      }
+      PhaseInfo p;
+      p.label = e.label;
+      p.from = double(now_ns() - start_) / 1e9;
+      p.failovers = failovers();
+      p.what = s_.run(e);
+      std::printf("[%6.2fs] %s\n", p.from, p.what.c_str());
+      std::fflush(stdout);
+      info_.back().to = p.from;
+      info_.push_back(p);
+      phase_.store(static_cast<int>(info_.size() - 1), std::memory_order_relaxed);
+    }
+  }
+  const Options& o_;
+  Scenario& s_;
+  std::atomic<int>& phase_;
+  uint64_t start_;
+  std::vector<PhaseInfo> info_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 // One run: threads, the live progress line on a terminal, merged totals.
-RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int run) {
+RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int run,
+                   Scenario* scenario, std::atomic<int>* phase) {
   uint64_t seed = o.randomize ? std::random_device{}() : 0x9e3779b97f4a7c15ull;
   std::vector<std::unique_ptr<Worker>> workers;
   uint64_t start = now_ns();
@@ -495,6 +584,8 @@ RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int ru
     workers.back()->set_start(start, seed + uint64_t(i) * 104729);
   }
   std::atomic<int> running{o.threads};
+  std::unique_ptr<ScenarioRunner> timeline;
+  if (scenario != nullptr) timeline = std::make_unique<ScenarioRunner>(o, *scenario, *phase, start);
   std::vector<std::thread> threads;
   for (auto& w : workers) {
     threads.emplace_back([&w, &running] {
@@ -522,6 +613,7 @@ RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int ru
   for (auto& t : threads) t.join();
   if (tty) std::fprintf(stderr, "\n");
   RunTotals all;
+  if (timeline) all.phase_info = timeline->finish();
   uint64_t end = start;
   for (auto& w : workers) {
     all.merge(w->totals());
@@ -569,8 +661,26 @@ int main(int argc, char** argv) {
     }
     o.tls_ctx = ctx.value();
   }
+  Scenario scenario;
+  std::atomic<int> phase{0};
+  if (!o.scenario_file.empty()) {
+    std::string err;
+    if (!scenario.load(o.scenario_file, err)) {
+      std::fprintf(stderr, "cachebench: --scenario %s\n", err.c_str());
+      return 2;
+    }
+    if (!scenario.start_processes(err)) {
+      std::fprintf(stderr, "cachebench: --scenario: %s\n", err.c_str());
+      scenario.stop_processes();
+      return 2;
+    }
+    o.phase = &phase;
+  }
   print_header(o);
   std::vector<RunTotals> runs;
-  for (int r = 1; r <= o.run_count; ++r) runs.push_back(run_once(o, ring.get(), r));
+  for (int r = 1; r <= o.run_count; ++r) {
+    runs.push_back(run_once(o, ring.get(), r, o.phase ? &scenario : nullptr, &phase));
+  }
+  scenario.stop_processes();
   return report(o, runs);
 }

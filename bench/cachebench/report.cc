@@ -46,6 +46,23 @@ std::string pkey(double p) { return fmt("p%.2f", p); }
 
 double ms(double ns) { return ns / 1e6; }
 
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void RunTotals::merge(const RunTotals& o) {
@@ -65,6 +82,15 @@ void RunTotals::merge(const RunTotals& o) {
     series[i].errors += o.series[i].errors;
     series[i].lat.merge(o.series[i].lat);
   }
+  if (phases.size() < o.phases.size()) phases.resize(o.phases.size());
+  for (size_t i = 0; i < o.phases.size(); ++i) {
+    phases[i].requests += o.phases[i].requests;
+    phases[i].errors += o.phases[i].errors;
+    phases[i].hits += o.phases[i].hits;
+    phases[i].misses += o.phases[i].misses;
+    phases[i].lat.merge(o.phases[i].lat);
+  }
+  if (phase_info.empty()) phase_info = o.phase_info;
   seconds = std::max(seconds, o.seconds);
   for (const auto& e : o.error_samples) {
     if (error_samples.size() < 5) error_samples.push_back(e);
@@ -133,6 +159,10 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--cacert", o.tls_cacert, "TLS: CA to verify the server against");
   app.add_flag("--tls-skip-verify", o.tls_skip_verify, "TLS: do not verify the server");
   app.add_option("--sni", o.tls_sni, "TLS: server name sent and checked");
+  app.add_option("--scenario", o.scenario_file,
+                 "a YAML timeline of kill/stop/cont/restart/reload/exec during the run");
+  app.add_option("--router-stats", o.router_stats,
+                 "HOST:PORT of a cacherouter: failovers per scenario phase from its stats");
   app.add_option("--csv", o.csv_out, "the per-second series as CSV");
   app.add_option("--report", o.html_out, "a self-contained HTML report with charts");
   try {
@@ -211,6 +241,19 @@ int parse_options(int argc, char** argv, Options& o) {
     }
   }
   if (o.test_time == 0 && o.requests == 0) o.test_time = 10;
+  if (!o.scenario_file.empty() && o.run_count > 1) {
+    return bad("--scenario runs once: not with --run-count");
+  }
+  if (!o.router_stats.empty()) {
+    auto colon = o.router_stats.rfind(':');
+    long long port = 0;
+    try {
+      port = colon == std::string::npos ? 0 : std::stoll(o.router_stats.substr(colon + 1));
+    } catch (const std::exception&) {
+      port = 0;
+    }
+    if (port < 1 || port > 65535) return bad("bad --router-stats '" + o.router_stats + "'");
+  }
   if (servers.empty()) {
     o.targets.emplace_back(o.server, o.port);
   } else {
@@ -323,8 +366,62 @@ std::string json_report(const Options& o, const RunTotals& t) {
       << ", \"p50.00\": " << fmt("%.5f", ms(double(s.lat.percentile(50))))
       << ", \"p99.00\": " << fmt("%.5f", ms(double(s.lat.percentile(99)))) << "}";
   }
-  j << "]\n  }\n}\n";
+  j << "]\n  }";
+  if (!t.phase_info.empty()) {
+    j << ",\n  \"Phases\": [";
+    for (size_t i = 0; i < t.phase_info.size(); ++i) {
+      const PhaseInfo& pi = t.phase_info[i];
+      static const PhaseTotals kNone;
+      const PhaseTotals& pt = i < t.phases.size() ? t.phases[i] : kNone;
+      const uint64_t looked = pt.hits + pt.misses;
+      j << (i ? ",\n    " : "\n    ") << "{\"Phase\": \"" << json_escape(pi.label)
+        << "\", \"Event\": \"" << json_escape(pi.what) << "\", \"From\": " << fmt("%.3f", pi.from)
+        << ", \"To\": " << fmt("%.3f", pi.to) << ", \"Requests\": " << pt.requests
+        << ", \"Errors\": " << pt.errors << ", \"Hits\": " << pt.hits
+        << ", \"Misses\": " << pt.misses << ", \"Hit Ratio\": "
+        << (looked ? fmt("%.4f", double(pt.hits) / double(looked)) : std::string("null"));
+      for (double p : o.percentiles) {
+        j << ", \"" << pkey(p) << "\": " << fmt("%.5f", ms(double(pt.lat.percentile(p))));
+      }
+      j << ", \"Failovers\": "
+        << (pi.failovers >= 0 ? std::to_string(pi.failovers) : std::string("null")) << "}";
+    }
+    j << "\n  ]";
+  }
+  j << "\n}\n";
   return j.str();
+}
+
+std::string phase_table(const Options& o, const RunTotals& t) {
+  if (t.phase_info.empty()) return "";
+  std::ostringstream out;
+  std::string head = fmt("%-28s", "Phase") + fmt("%9s", "From(s)") + fmt("%9s", "To(s)") +
+                     fmt("%12s", "Requests") + fmt("%9s", "Errors") + fmt("%9s", "Hit %");
+  for (double p : o.percentiles) head += fmt("%12s", (pname(p) + " ms").c_str());
+  head += fmt("%11s", "Failovers");
+  out << "AVAILABILITY BY PHASE\n"
+      << std::string(head.size(), '=') << "\n"
+      << head << "\n"
+      << std::string(head.size(), '-') << "\n";
+  for (size_t i = 0; i < t.phase_info.size(); ++i) {
+    const PhaseInfo& pi = t.phase_info[i];
+    static const PhaseTotals kNone;
+    const PhaseTotals& pt = i < t.phases.size() ? t.phases[i] : kNone;
+    std::string label = pi.label.size() > 27 ? pi.label.substr(0, 27) : pi.label;
+    std::string r = fmt("%-28s", label.c_str()) + fmt("%9.2f", pi.from) + fmt("%9.2f", pi.to) +
+                    fmt("%12.0f", double(pt.requests)) + fmt("%9.0f", double(pt.errors));
+    const uint64_t looked = pt.hits + pt.misses;
+    r += looked ? fmt("%9.2f", 100.0 * double(pt.hits) / double(looked)) : fmt("%9s", "-");
+    for (double p : o.percentiles) {
+      r += pt.requests ? fmt("%12.3f", ms(double(pt.lat.percentile(p)))) : fmt("%12s", "-");
+    }
+    r += pi.failovers >= 0 ? fmt("%11.0f", double(pi.failovers)) : fmt("%11s", "-");
+    out << r << "\n";
+  }
+  for (const PhaseInfo& pi : t.phase_info) {
+    if (!pi.what.empty()) out << fmt("  %7.2fs  ", pi.from) << pi.what << "\n";
+  }
+  return out.str();
 }
 
 std::string csv_series(const RunTotals& t) {
@@ -412,6 +509,7 @@ int report(const Options& o, const std::vector<RunTotals>& runs) {
     std::printf("\n%d         Threads\n%d        Connections per thread\n%.0f        Seconds\n\n",
                 o.threads, o.clients, runs[i].seconds);
     std::printf("\n%s", all_stats_table(o, runs[i]).c_str());
+    if (!runs[i].phase_info.empty()) std::printf("\n%s", phase_table(o, runs[i]).c_str());
     agg.merge(runs[i]);
   }
   if (runs.size() > 1) {

@@ -2,6 +2,7 @@
 // JSON file, plus the per-second series as CSV and as a self-contained HTML page.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,6 +46,10 @@ struct Options {
   bool tls = false, tls_skip_verify = false;
   std::string tls_cert, tls_key, tls_cacert, tls_sni;
   std::shared_ptr<cachetier::net::TlsContext> tls_ctx;
+  // --scenario FILE (scenario.h) and --router-stats HOST:PORT (failovers per phase).
+  std::string scenario_file, router_stats;
+  // During a run with a scenario: the phase the load is in (the scenario thread advances it).
+  const std::atomic<int>* phase = nullptr;
 };
 
 // Parses argv. Returns -1 to go on, else the exit code (0 for --help, 2 for a bad flag).
@@ -55,10 +60,25 @@ struct Second {
   BasicLatencyHistogram<4> lat;
 };
 
+// What the load saw in one phase of a scenario (between two events).
+struct PhaseTotals {
+  uint64_t requests = 0, errors = 0, hits = 0, misses = 0;
+  LatencyHistogram lat;
+};
+// A phase's bounds and what started it, from the scenario thread.
+struct PhaseInfo {
+  std::string label;        // "start", then each event's label
+  std::string what;         // what the event did ("kill -KILL node1 (pid 42)")
+  double from = 0, to = 0;  // seconds from the start of the run
+  int64_t failovers = -1;   // from --router-stats; -1: not known
+};
+
 struct RunTotals {
   uint64_t sets = 0, gets = 0, hits = 0, misses = 0, errors = 0, bytes = 0;
   LatencyHistogram set_lat, get_lat;
   std::vector<Second> series;
+  std::vector<PhaseTotals> phases;  // with --scenario: by phase
+  std::vector<PhaseInfo> phase_info;
   std::vector<std::string> error_samples;  // the first few error replies, as received
   double seconds = 0;
   void merge(const RunTotals& o);
@@ -73,5 +93,7 @@ std::string all_stats_table(const Options& o, const RunTotals& t);
 std::string json_report(const Options& o, const RunTotals& t);
 std::string csv_series(const RunTotals& t);
 std::string html_report(const Options& o, const RunTotals& t);
+// The availability table of a scenario run (empty without one).
+std::string phase_table(const Options& o, const RunTotals& t);
 
 }  // namespace cachetier::bench

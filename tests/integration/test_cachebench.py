@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Server, check, free_port, run, wait_port
+from harness import BIN, Server, check, free_port, run, wait_port
 
 BENCH = os.environ.get("CACHEBENCH_BIN", "cachebench")
 
@@ -179,6 +179,76 @@ def test_rate_limiting_offers_a_fixed_rate():
         check(p.returncode == 2 and "rate-limiting" in p.stderr, "%s: %r" % (bad, p.stderr))
 
 
+def test_scenario_timeline():
+    """--scenario: kill, restart, stop, cont, reload (after writing the config) and exec at their
+    times, with a phase each in the report (text and JSON), failovers read from the router;
+    processes given by command are cachebench's own and gone after the run."""
+    from harness import Router, router_config
+    n1, n2 = Server("-t", "1"), Server("-t", "1")
+    extra_port = free_port()
+    tmp = tempfile.mkdtemp()
+    r = Router(router_config([[n1, n2]]))
+    try:
+        marker = os.path.join(tmp, "exec-ran")
+        scenario = os.path.join(tmp, "scenario.yaml")
+        with open(scenario, "w") as f:
+            f.write("\n".join([
+                "processes:",
+                "  n1: {pid: %d, restart: \"%s -p %d -l 127.0.0.1 -t 1\"}" % (n1.pid, BIN, n1.port),
+                "  router: {pid: %d}" % r.pid,
+                "  extra: {command: \"%s -p %d -l 127.0.0.1 -t 1\"}" % (BIN, extra_port),
+                "events:",
+                "  - {at: 1.0, kill: n1}",
+                "  - {at: 2.0, restart: n1, label: n1 back}",
+                "  - {at: 2.5, stop: extra}",
+                "  - {at: 3.0, cont: extra}",
+                "  - {at: 3.5, reload: router, write: %s, content: \"%s\"}" % (
+                    r.config.name, router_config([[n1, n2]], timeout_ms=900).replace(
+                        "\n", "\\n")),
+                "  - {at: 4.0, exec: \"touch %s\"}" % marker]) + "\n")
+        p, data = bench(r.port, "-t", "1", "-c", "2", "--ratio", "1:4", "--key-maximum", "500",
+                        "--test-time", "5", "--scenario", scenario, "--router-stats",
+                        "127.0.0.1:%d" % r.port)
+        check(p.returncode == 0, "exit %d: %s %s" % (p.returncode, p.stdout[-2000:], p.stderr))
+        check("AVAILABILITY BY PHASE" in p.stdout, "the phase table: %s" % p.stdout[-3000:])
+        phases = data["Phases"]
+        labels = [x["Phase"] for x in phases]
+        check(labels == ["start", "kill n1", "n1 back", "stop extra", "cont extra",
+                         "reload router", "exec touch %s" % marker], "phases: %s" % labels)
+        check(all(x["Requests"] > 0 and x["Errors"] == 0 for x in phases),
+              "load in every phase, no errors: %s" % phases)
+        check(all(x["Failovers"] is not None for x in phases), "failovers read from the router")
+        check(abs(phases[1]["From"] - 1.0) < 0.5 and abs(phases[6]["From"] - 4.0) < 0.5,
+              "events at their times: %s" % [(x["Phase"], x["From"]) for x in phases])
+        check("kill -KILL n1 (pid %d)" % n1.pid in phases[1]["Event"], phases[1]["Event"])
+        check(os.path.exists(marker), "exec ran")
+        check(int(r.stats()["reloads"]) == 1, "the router reloaded")
+        check("timeout_ms: 900" in open(r.config.name).read(), "the config was written")
+        check("restart n1 (pid " in phases[2]["Event"], phases[2]["Event"])
+        # What cachebench started (extra, and n1 again) it stopped after the run.
+        check(not wait_port(extra_port, timeout=0.5) and not wait_port(n1.port, timeout=0.5),
+              "cachebench stopped what it started")
+        for bad, why in (("events: [{at: 1, kill: nobody}]\n", "unknown process 'nobody'"),
+                         ("events: [{kill: x}]\n", "expected a mapping with at:"),
+                         ("processes: {x: {pid: 1}}\nevents: [{at: 1, kill: x, signal: BOOM}]\n",
+                          "one of KILL, TERM, INT, HUP"),
+                         ("processes: {x: {pid: 1}}\nevents: [{at: 1, restart: x}]\n",
+                          "no command to restart"),
+                         ("nonsense: 1\n", "unknown key")):
+            with open(scenario, "w") as f:
+                f.write(bad)
+            q = subprocess.run([BENCH, "--scenario", scenario, "--test-time", "1"],
+                               capture_output=True, text=True, timeout=30)
+            check(q.returncode == 2 and why in q.stderr, "%r: %d %r" % (bad, q.returncode,
+                                                                       q.stderr))
+    finally:
+        r.stop()
+        for n in (n1, n2):
+            if n.proc.poll() is None:
+                n.stop()
+        shutil.rmtree(tmp)
+
+
 def test_a_server_dying_mid_run_is_counted_not_fatal():
     port = free_port()
     s = Server("-t", "1", port=port)
@@ -208,4 +278,4 @@ if __name__ == "__main__":
     run([test_cacheserver_memcache_text_and_native, test_tls_against_cacheserver_and_memcached,
          test_stock_memcached, test_redis_server,
          test_files_patterns_and_flags, test_servers_shards_keys_with_the_client_ring,
-         test_rate_limiting_offers_a_fixed_rate, test_a_server_dying_mid_run_is_counted_not_fatal])
+         test_rate_limiting_offers_a_fixed_rate, test_scenario_timeline, test_a_server_dying_mid_run_is_counted_not_fatal])
