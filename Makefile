@@ -1,6 +1,7 @@
 # cachetier: the two commands of the README, plus their parts.
 #   make demo   deps + build + a local tier (3 shards x 2 replicas + router) under load, a node
-#               killed and restarted, an availability summary (scripts/tier.py)
+#               killed and restarted and a shard added on a cachebench --scenario timeline,
+#               availability per phase (scripts/tier.py)
 #   make test   deps + release, ASan+UBSan and TSan builds + every test in each, then each
 #               libFuzzer target for FUZZ_SECONDS
 SHELL := /bin/bash

@@ -130,6 +130,68 @@ def test_without_migration_the_moved_keys_miss():
           "the moved keys miss without migration: %s" % per_second)
 
 
+def test_tier_script_adds_and_removes_a_shard():
+    """scripts/tier add-shard / remove-shard on a `tier start`ed tier: the router migrates,
+    every key stays readable, `stop` ends every recorded process."""
+    import shutil
+    from harness import Conn
+    import socket
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, CACHETIER_TIER_DIR=tempfile.mkdtemp(prefix="tier-test-"),
+               CACHETIER_BUILD=os.path.dirname(os.path.dirname(os.environ.get(
+                   "CACHESERVER_BIN", "build/release/cacheserver/cacheserver"))))
+    state = os.path.join(env["CACHETIER_TIER_DIR"], "tier.json")
+
+    def tier(*args):
+        p = subprocess.run(["/usr/bin/python3", os.path.join(root, "scripts", "tier.py"), *args],
+                           env=env, capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0, "tier %s: %s %s" % (args, p.stdout, p.stderr))
+        return p.stdout
+
+    tier("start")
+    try:
+        rec = json.load(open(state))
+        port = rec["router_port"]
+
+        def conn():
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            return Conn(s)
+
+        c = conn()
+        for i in range(300):
+            c.send(b"set t%d 0 0 2\r\nv%d\r\n" % (i, i % 10))
+            check(c.line() == b"STORED", "stored")
+
+        def all_there():
+            for i in range(300):
+                c.send(b"get t%d\r\n" % i)
+                if c.line() != b"VALUE t%d 0 2" % i:
+                    return False
+                c.line()
+                c.line()
+            return True
+
+        out = tier("add-shard")
+        check("added shard s3" in out, out)
+        time.sleep(0.5)
+        check(all_there(), "every key readable after add-shard")
+        out = tier("remove-shard")
+        check("shard s3 out of the ring" in out, out)
+        time.sleep(0.5)
+        check(all_there(), "every key readable after remove-shard")
+        status = tier("status")
+        check("out of the ring (migrating)" in status and "migration:active" in status, status)
+        c.close()
+    finally:
+        pids = list(json.load(open(state))["pids"].values()) if os.path.exists(state) else []
+        tier("stop")
+        shutil.rmtree(env["CACHETIER_TIER_DIR"], ignore_errors=True)
+    check(len(pids) == 9, "9 processes recorded: %s" % pids)
+    for pid in pids:
+        check(not os.path.exists("/proc/%d" % pid) or
+              open("/proc/%d/stat" % pid).read().split()[2] == "Z", "pid %d stopped" % pid)
+
+
 if __name__ == "__main__":
     run([test_scale_out_3_to_4, test_scale_in_4_to_3, test_weight_change,
-         test_without_migration_the_moved_keys_miss])
+         test_without_migration_the_moved_keys_miss, test_tier_script_adds_and_removes_a_shard])
