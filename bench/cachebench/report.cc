@@ -46,13 +46,15 @@ std::string pkey(double p) { return fmt("p%.2f", p); }
 
 double ms(double ns) { return ns / 1e6; }
 
+}  // namespace
+
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
+    } else if (c == '<' || static_cast<unsigned char>(c) < 0x20) {
       char b[8];
       std::snprintf(b, sizeof b, "\\u%04x", c);
       out += b;
@@ -62,8 +64,6 @@ std::string json_escape(const std::string& s) {
   }
   return out;
 }
-
-}  // namespace
 
 void RunTotals::merge(const RunTotals& o) {
   sets += o.sets;
@@ -371,8 +371,7 @@ std::string json_report(const Options& o, const RunTotals& t) {
     j << ",\n  \"Phases\": [";
     for (size_t i = 0; i < t.phase_info.size(); ++i) {
       const PhaseInfo& pi = t.phase_info[i];
-      static const PhaseTotals kNone;
-      const PhaseTotals& pt = i < t.phases.size() ? t.phases[i] : kNone;
+      const PhaseTotals& pt = t.phase(i);
       const uint64_t looked = pt.hits + pt.misses;
       j << (i ? ",\n    " : "\n    ") << "{\"Phase\": \"" << json_escape(pi.label)
         << "\", \"Event\": \"" << json_escape(pi.what) << "\", \"From\": " << fmt("%.3f", pi.from)
@@ -405,8 +404,7 @@ std::string phase_table(const Options& o, const RunTotals& t) {
       << std::string(head.size(), '-') << "\n";
   for (size_t i = 0; i < t.phase_info.size(); ++i) {
     const PhaseInfo& pi = t.phase_info[i];
-    static const PhaseTotals kNone;
-    const PhaseTotals& pt = i < t.phases.size() ? t.phases[i] : kNone;
+    const PhaseTotals& pt = t.phase(i);
     std::string label = pi.label.size() > 27 ? pi.label.substr(0, 27) : pi.label;
     std::string r = fmt("%-28s", label.c_str()) + fmt("%9.2f", pi.from) + fmt("%9.2f", pi.to) +
                     fmt("%12.0f", double(pt.requests)) + fmt("%9.0f", double(pt.errors));
@@ -434,72 +432,6 @@ std::string csv_series(const RunTotals& t) {
       << fmt("%.5f", ms(double(s.lat.percentile(99)))) << "\n";
   }
   return c.str();
-}
-
-namespace {
-
-// A line chart as inline SVG: one polyline per series, y from 0 to the largest value.
-std::string svg_chart(const std::string& title, const std::vector<std::string>& names,
-                      const std::vector<std::vector<double>>& series, const char* unit) {
-  const double w = 760, h = 220, pad = 40;
-  double ymax = 0;
-  size_t n = 0;
-  for (const auto& s : series) {
-    for (double v : s) ymax = std::max(ymax, v);
-    n = std::max(n, s.size());
-  }
-  if (ymax <= 0) ymax = 1;
-  const char* colors[] = {"#1f77b4", "#2ca02c", "#d62728", "#ff7f0e"};
-  std::ostringstream o;
-  o << "<h2>" << title << "</h2>\n<svg width=\"" << w << "\" height=\"" << h + 30
-    << "\" xmlns=\"http://www.w3.org/2000/svg\" style=\"font:12px sans-serif\">\n";
-  o << "<line x1=\"" << pad << "\" y1=\"" << h << "\" x2=\"" << w << "\" y2=\"" << h
-    << "\" stroke=\"#888\"/><line x1=\"" << pad << "\" y1=\"10\" x2=\"" << pad << "\" y2=\"" << h
-    << "\" stroke=\"#888\"/>\n";
-  o << "<text x=\"2\" y=\"16\">" << fmt("%.4g", ymax) << " " << unit << "</text><text x=\"2\" y=\""
-    << h << "\">0</text><text x=\"" << w - 60 << "\" y=\"" << h + 16 << "\">" << n << " s</text>\n";
-  for (size_t k = 0; k < series.size(); ++k) {
-    o << "<polyline fill=\"none\" stroke=\"" << colors[k % 4]
-      << "\" stroke-width=\"1.5\" points=\"";
-    for (size_t i = 0; i < series[k].size(); ++i) {
-      double x = pad + (n > 1 ? double(i) / double(n - 1) : 0) * (w - pad - 10);
-      double y = h - series[k][i] / ymax * (h - 20);
-      o << fmt("%.1f", x) << "," << fmt("%.1f", y) << " ";
-    }
-    o << "\"/>\n<text x=\"" << pad + 10 + 140 * double(k) << "\" y=\"" << h + 28 << "\" fill=\""
-      << colors[k % 4] << "\">" << names[k] << "</text>\n";
-  }
-  o << "</svg>\n";
-  return o.str();
-}
-
-}  // namespace
-
-std::string html_report(const Options& o, const RunTotals& t) {
-  std::vector<double> ops, p50, p99, hits, misses, errors;
-  for (const Second& s : t.series) {
-    ops.push_back(double(s.ops));
-    p50.push_back(ms(double(s.lat.percentile(50))));
-    p99.push_back(ms(double(s.lat.percentile(99))));
-    hits.push_back(double(s.hits));
-    misses.push_back(double(s.misses));
-    errors.push_back(double(s.errors));
-  }
-  std::ostringstream h;
-  h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cachebench report</title>"
-       "<style>body{font-family:sans-serif;margin:24px}pre{background:#f4f4f4;padding:8px}"
-       "</style></head><body>\n<h1>cachebench report</h1>\n<p>"
-    << o.protocol << " to " << o.server << ":" << o.port << ", " << o.threads << " threads x "
-    << o.clients << " connections, pipeline " << o.pipeline << ", ratio " << o.sets << ":" << o.gets
-    << ", key pattern " << o.set_pattern << ":" << o.get_pattern << ", keys " << o.keys.min << ".."
-    << o.keys.max << ", " << fmt("%.1f", t.seconds) << " s</p>\n<pre>" << all_stats_table(o, t)
-    << "</pre>\n";
-  h << svg_chart("Throughput", {"ops/s"}, {ops}, "ops/s");
-  h << svg_chart("Latency", {"p50", "p99"}, {p50, p99}, "ms");
-  h << svg_chart("Gets: hits and misses per second", {"hits", "misses"}, {hits, misses}, "/s");
-  h << svg_chart("Errors per second", {"errors"}, {errors}, "/s");
-  h << "</body></html>\n";
-  return h.str();
 }
 
 int report(const Options& o, const std::vector<RunTotals>& runs) {

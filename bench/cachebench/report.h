@@ -82,6 +82,11 @@ struct RunTotals {
   std::vector<std::string> error_samples;  // the first few error replies, as received
   double seconds = 0;
   void merge(const RunTotals& o);
+  // Phase i's totals (empty when the load saw nothing in it).
+  const PhaseTotals& phase(size_t i) const {
+    static const PhaseTotals kNone;
+    return i < phases.size() ? phases[i] : kNone;
+  }
 };
 
 void print_header(const Options& o);
@@ -93,6 +98,9 @@ std::string all_stats_table(const Options& o, const RunTotals& t);
 std::string json_report(const Options& o, const RunTotals& t);
 std::string csv_series(const RunTotals& t);
 std::string html_report(const Options& o, const RunTotals& t);
+// `s` for inside a JSON (or JavaScript) string: quotes, backslashes, control characters and
+// '<' (so that it is safe in an HTML <script>) escaped.
+std::string json_escape(const std::string& s);
 // The availability table of a scenario run (empty without one).
 std::string phase_table(const Options& o, const RunTotals& t);
 

@@ -202,7 +202,8 @@ TEST_CASE("cachebench report: memtier's JSON keys, CSV and HTML", "[bench]") {
   CHECK(csv.find("\n1,400,0,0,2,") != std::string::npos);
   std::string html = html_report(o, t);
   CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
-  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("new uPlot(") != std::string::npos);          // the charts' script, inlined
+  CHECK(html.find("var uPlot=function") != std::string::npos);  // uPlot itself
   CHECK(html.find("ALL STATS") != std::string::npos);
   CHECK(html.find("</html>") != std::string::npos);
 }
