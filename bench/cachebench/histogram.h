@@ -22,6 +22,7 @@ class BasicLatencyHistogram {
     ++total_;
     sum_ += ns;
     if (ns > max_) max_ = ns;
+    if (ns < min_) min_ = ns;
   }
   template <int S>
   void merge(const BasicLatencyHistogram<S>& o) {
@@ -30,6 +31,7 @@ class BasicLatencyHistogram {
     total_ += o.total_;
     sum_ += o.sum_;
     if (o.max_ > max_) max_ = o.max_;
+    if (o.min_ < min_) min_ = o.min_;
   }
   uint64_t count() const { return total_; }
   double mean_ns() const { return total_ ? double(sum_) / double(total_) : 0; }
@@ -46,6 +48,8 @@ class BasicLatencyHistogram {
     return max_;
   }
   uint64_t max() const { return max_; }
+  uint64_t min() const { return total_ ? min_ : 0; }
+  uint64_t sum_ns() const { return sum_; }
 
   static int index(uint64_t v) {
     if (v < (uint64_t{1} << kSubBits)) return static_cast<int>(v);
@@ -65,7 +69,7 @@ class BasicLatencyHistogram {
   template <int>
   friend class BasicLatencyHistogram;
   std::array<uint64_t, kBuckets> counts_{};
-  uint64_t total_ = 0, sum_ = 0, max_ = 0;
+  uint64_t total_ = 0, sum_ = 0, max_ = 0, min_ = UINT64_MAX;
 };
 
 using LatencyHistogram = BasicLatencyHistogram<7>;

@@ -42,6 +42,7 @@ uint64_t now_ns() {
 struct Pending {
   bool is_get;
   uint64_t start;
+  uint64_t tx;  // the request's bytes
 };
 
 class Worker;
@@ -344,6 +345,13 @@ class Worker {
       }
       ++sec.ops;
       sec.lat.record(lat);
+      TypeSecond& ts = p.is_get ? sec.get : sec.set;
+      ++ts.count;
+      ts.rx += d.consumed;
+      ts.tx += p.tx;
+      ts.lat.record(lat);
+      (p.is_get ? totals_.get_rx : totals_.set_rx) += d.consumed;
+      (p.is_get ? totals_.get_tx : totals_.set_tx) += p.tx;
       if (ph != nullptr) {
         ++ph->requests;
         ph->lat.record(lat);
@@ -377,6 +385,7 @@ class Worker {
         if (conn->credit == 0) break;
         --conn->credit;
       }
+      const size_t before = conn->out.size();
       if (c->stash_get) {
         conn->proto->encode_get(conn->out, c->stash_key, conn->next_id++);
       } else {
@@ -389,7 +398,7 @@ class Worker {
         conn->proto->encode_set(conn->out, c->stash_key, std::string_view(value_).substr(0, n), ttl,
                                 conn->next_id++);
       }
-      conn->inflight.push_back({c->stash_get, now_ns()});
+      conn->inflight.push_back({c->stash_get, now_ns(), conn->out.size() - before});
       c->has_stash = false;
     }
     for (auto& conn : c->conns) flush(conn.get());
@@ -577,6 +586,10 @@ class ScenarioRunner {
 RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int run,
                    Scenario* scenario, std::atomic<int>* phase) {
   uint64_t seed = o.randomize ? std::random_device{}() : 0x9e3779b97f4a7c15ull;
+  const uint64_t start_unix_ms =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   std::vector<std::unique_ptr<Worker>> workers;
   uint64_t start = now_ns();
   for (int i = 0; i < o.threads; ++i) {
@@ -614,6 +627,7 @@ RunTotals run_once(const Options& o, const cachetier::client::Ring* ring, int ru
   if (tty) std::fprintf(stderr, "\n");
   RunTotals all;
   if (timeline) all.phase_info = timeline->finish();
+  all.start_unix_ms = start_unix_ms;
   uint64_t end = start;
   for (auto& w : workers) {
     all.merge(w->totals());

@@ -81,7 +81,20 @@ void RunTotals::merge(const RunTotals& o) {
     series[i].misses += o.series[i].misses;
     series[i].errors += o.series[i].errors;
     series[i].lat.merge(o.series[i].lat);
+    for (auto part : {&Second::set, &Second::get}) {
+      TypeSecond& a = series[i].*part;
+      const TypeSecond& b = o.series[i].*part;
+      a.count += b.count;
+      a.rx += b.rx;
+      a.tx += b.tx;
+      a.lat.merge(b.lat);
+    }
   }
+  set_rx += o.set_rx;
+  set_tx += o.set_tx;
+  get_rx += o.get_rx;
+  get_tx += o.get_tx;
+  if (start_unix_ms == 0) start_unix_ms = o.start_unix_ms;
   if (phases.size() < o.phases.size()) phases.resize(o.phases.size());
   for (size_t i = 0; i < o.phases.size(); ++i) {
     phases[i].requests += o.phases[i].requests;
@@ -277,9 +290,11 @@ int parse_options(int argc, char** argv, Options& o) {
 }
 
 void print_header(const Options& o) {
-  std::printf("Writing results to stdout\n");
-  std::printf("[RUN #1] Preparing benchmark client...\n[RUN #1] Launching threads now...\n");
-  std::fflush(stdout);
+  (void)o;
+  // On stderr, as memtier: stdout holds the report alone.
+  std::fprintf(stderr, "Writing results to stdout\n");
+  std::fprintf(stderr,
+               "[RUN #1] Preparing benchmark client...\n[RUN #1] Launching threads now...\n");
 }
 
 std::string all_stats_table(const Options& o, const RunTotals& t) {
@@ -293,8 +308,11 @@ std::string all_stats_table(const Options& o, const RunTotals& t) {
     head += b;
   }
   head += fmt("%13s", "KB/sec");
-  std::string rule(head.size(), '=');
-  out << "ALL STATS\n" << rule << "\n" << head << " \n" << std::string(head.size(), '-') << "\n";
+  // (memtier's columns each end in a space: its rules are one longer than the titles.)
+  out << "ALL STATS\n"
+      << std::string(head.size() + 1, '=') << "\n"
+      << head << " \n"
+      << std::string(head.size() + 1, '-') << "\n";
   auto row = [&](const char* name, uint64_t count, double hits, double misses,
                  const LatencyHistogram& h, double kb, bool has_hits) {
     std::string r = fmt("%-8s", name) + fmt("%12.2f", double(count) / secs);
@@ -308,56 +326,117 @@ std::string all_stats_table(const Options& o, const RunTotals& t) {
   LatencyHistogram all;
   all.merge(t.set_lat);
   all.merge(t.get_lat);
-  double kb = double(t.bytes) / 1024 / secs;
-  row("Sets", t.sets, 0, 0, t.set_lat, -1, false);
-  row("Gets", t.gets, double(t.hits), double(t.misses), t.get_lat, -1, true);
+  auto kb = [&](uint64_t rx, uint64_t tx) { return double(rx + tx) / 1024 / secs; };
+  row("Sets", t.sets, 0, 0, t.set_lat, kb(t.set_rx, t.set_tx), false);
+  row("Gets", t.gets, double(t.hits), double(t.misses), t.get_lat, kb(t.get_rx, t.get_tx), true);
   std::string waits = fmt("%-8s", "Waits") + fmt("%12.2f", 0.0) + fmt("%13s", "---") +
                       fmt("%13s", "---") + fmt("%16s", "---");
   for (size_t i = 0; i < o.percentiles.size(); ++i) waits += fmt("%16s", "---");
   waits += fmt("%13s", "---");
   out << waits << " \n";
-  row("Totals", t.sets + t.gets, double(t.hits), double(t.misses), all, kb, true);
-  out << "Errors: " << t.errors << "\n";
+  row("Totals", t.sets + t.gets, double(t.hits), double(t.misses), all,
+      kb(t.set_rx + t.get_rx, t.set_tx + t.get_tx), true);
+  if (t.errors > 0) out << "Errors: " << t.errors << "\n";  // (beyond memtier)
   return out.str();
 }
 
 std::string json_report(const Options& o, const RunTotals& t) {
   std::ostringstream j;
   double secs = t.seconds > 0 ? t.seconds : 1;
+  // One request type as memtier writes it ("Sets", "Gets", "Waits", "Totals"), with its
+  // per-second "Time-Serie"; `part` picks the type's share of each second (null: both).
   auto section = [&](const char* name, uint64_t count, uint64_t hits, uint64_t misses,
-                     const LatencyHistogram& h, double kb, bool last) {
+                     const LatencyHistogram& h, uint64_t rx, uint64_t tx, TypeSecond Second::*part,
+                     bool with_series) {
+    const double kb_rx = double(rx) / 1024 / secs, kb_tx = double(tx) / 1024 / secs;
     j << "    \"" << name << "\": {\"Count\": " << count
       << ", \"Ops/sec\": " << fmt("%.2f", double(count) / secs)
-      << ", \"Hits/sec\": " << fmt("%.2f", hits / secs)
-      << ", \"Misses/sec\": " << fmt("%.2f", misses / secs)
+      << ", \"Hits/sec\": " << fmt("%.2f", double(hits) / secs)
+      << ", \"Misses/sec\": " << fmt("%.2f", double(misses) / secs)
+      << ", \"Connection Errors/sec\": 0.00, \"Connection Errors\": 0"
       << ", \"Latency\": " << fmt("%.5f", ms(h.mean_ns()))
       << ", \"Average Latency\": " << fmt("%.5f", ms(h.mean_ns()))
+      << ", \"Accumulated Latency\": " << fmt("%.0f", ms(double(h.sum_ns())))
+      << ", \"Min Latency\": " << fmt("%.5f", ms(double(h.min())))
       << ", \"Max Latency\": " << fmt("%.5f", ms(double(h.max())))
-      << ", \"KB/sec\": " << fmt("%.2f", kb) << ", \"Percentile Latencies\": {";
+      << ", \"KB/sec\": " << fmt("%.2f", kb_rx + kb_tx)
+      << ", \"KB/sec RX/TX\": " << fmt("%.2f", kb_rx + kb_tx)
+      << ", \"KB/sec RX\": " << fmt("%.2f", kb_rx) << ", \"KB/sec TX\": " << fmt("%.2f", kb_tx)
+      << ",\n      \"Time-Serie\": {";
+    for (size_t i = 0; with_series && i < t.series.size(); ++i) {
+      TypeSecond ts;
+      const bool waits = name[0] == 'W';  // (always empty: cachebench sends no WAIT)
+      if (part != nullptr) {
+        ts = t.series[i].*part;
+      } else if (!waits) {
+        for (auto q : {&Second::set, &Second::get}) {
+          const TypeSecond& x = t.series[i].*q;
+          ts.count += x.count;
+          ts.rx += x.rx;
+          ts.tx += x.tx;
+          ts.lat.merge(x.lat);
+        }
+      }
+      j << (i ? ", " : "") << "\"" << i << "\": {\"Bytes RX\": " << ts.rx
+        << ", \"Bytes TX\": " << ts.tx << ", \"Count\": " << ts.count;
+      if (ts.count == 0) {  // as memtier: no latency for a second without a reply
+        j << "}";
+        continue;
+      }
+      j << ", \"Average Latency\": " << fmt("%.5f", ms(ts.lat.mean_ns()))
+        << ", \"Accumulated Latency\": " << fmt("%.0f", ms(double(ts.lat.sum_ns())))
+        << ", \"Min Latency\": " << fmt("%.5f", ms(double(ts.lat.min())))
+        << ", \"Max Latency\": " << fmt("%.5f", ms(double(ts.lat.max())));
+      for (double p : o.percentiles) {
+        j << ", \"" << pkey(p) << "\": " << fmt("%.5f", ms(double(ts.lat.percentile(p))));
+      }
+      j << "}";
+    }
+    j << "},\n      \"Percentile Latencies\": {";
     for (size_t i = 0; i < o.percentiles.size(); ++i) {
       j << (i ? ", " : "") << "\"" << pkey(o.percentiles[i])
         << "\": " << fmt("%.5f", ms(double(h.percentile(o.percentiles[i]))));
     }
-    j << "}}" << (last ? "" : ",") << "\n";
+    j << "}},\n";
   };
-  LatencyHistogram all;
+  LatencyHistogram all, none;
   all.merge(t.set_lat);
   all.merge(t.get_lat);
-  j << "{\n  \"configuration\": {\"server\": \"" << o.server << "\", \"port\": " << o.port
-    << ", \"protocol\": \"" << o.protocol << "\", \"threads\": " << o.threads
-    << ", \"clients\": " << o.clients << ", \"pipeline\": " << o.pipeline
-    << ", \"rate_limit\": " << o.rate_limit << ", \"ratio\": \"" << o.sets << ":" << o.gets
-    << "\", \"key_pattern\": \"" << o.set_pattern << ":" << o.get_pattern
+  auto opt = [](const std::string& v) { return v.empty() ? "null" : "\"" + json_escape(v) + "\""; };
+  const bool by_requests = o.requests > 0;
+  j << "{\n  \"configuration\": {\"server\": \"" << json_escape(o.server)
+    << "\", \"port\": " << o.port << ", \"protocol\": \"" << o.protocol << "\", \"tls\": \""
+    << (o.tls ? "true" : "false") << "\", \"cert\": " << opt(o.tls_cert)
+    << ", \"key\": " << opt(o.tls_key) << ", \"cacert\": " << opt(o.tls_cacert)
+    << ", \"tls_skip_verify\": \"" << (o.tls_skip_verify ? "true" : "false")
+    << "\", \"sni\": " << opt(o.tls_sni) << ", \"out_file\": null, \"run_count\": " << o.run_count
+    << ", \"requests\": " << o.requests << ", \"rate_limit\": " << o.rate_limit
+    << ", \"clients\": " << o.clients << ", \"threads\": " << o.threads
+    << ", \"test_time\": " << o.test_time << ", \"ratio\": \"" << o.sets << ":" << o.gets
+    << "\", \"pipeline\": " << o.pipeline << ", \"data_size\": " << o.data_max
+    << ", \"data_size_range\": \"" << (o.data_min == o.data_max ? 0 : o.data_min) << ":"
+    << (o.data_min == o.data_max ? 0 : o.data_max) << "\", \"expiry_range\": \"" << o.expiry_min
+    << ":" << o.expiry_max << "\", \"key_prefix\": \"" << json_escape(o.key_prefix)
     << "\", \"key_minimum\": " << o.keys.min << ", \"key_maximum\": " << o.keys.max
-    << ", \"data_size\": " << o.data_max << ", \"test_time\": " << o.test_time
-    << ", \"requests\": " << o.requests << ", \"run_count\": " << o.run_count
-    << "},\n  \"ALL STATS\": {\n";
-  section("Sets", t.sets, 0, 0, t.set_lat, 0, false);
-  section("Gets", t.gets, t.hits, t.misses, t.get_lat, 0, false);
-  j << "    \"Waits\": {\"Count\": 0, \"Ops/sec\": 0.00},\n";
-  section("Totals", t.sets + t.gets, t.hits, t.misses, all, double(t.bytes) / 1024 / secs, false);
-  j << "    \"Runtime\": {\"Total duration\": " << fmt("%.0f", secs * 1000)
-    << ", \"Time unit\": \"MILLISECONDS\"},\n";
+    << ", \"key_pattern\": \"" << o.set_pattern << ":" << o.get_pattern
+    << "\", \"key_stddev\": " << fmt("%.1f", o.keys.stddev)
+    << ", \"key_median\": " << fmt("%.1f", o.keys.median)
+    << ", \"key_zipf_exp\": " << fmt("%.1f", o.keys.zipf_exp) << "},\n";
+  j << "  \"run information\": {\"Threads\": " << o.threads
+    << ", \"Connections per thread\": " << o.clients << ", \""
+    << (by_requests ? "Requests per client" : "Seconds")
+    << "\": " << (by_requests ? o.requests : uint64_t(o.test_time))
+    << ", \"Format version\": 2},\n  \"ALL STATS\": {\n";
+  section("Sets", t.sets, 0, 0, t.set_lat, t.set_rx, t.set_tx, &Second::set, true);
+  section("Gets", t.gets, t.hits, t.misses, t.get_lat, t.get_rx, t.get_tx, &Second::get, true);
+  section("Waits", 0, 0, 0, none, 0, 0, nullptr, true);
+  section("Totals", t.sets + t.gets, t.hits, t.misses, all, t.set_rx + t.get_rx,
+          t.set_tx + t.get_tx, nullptr, true);
+  const uint64_t dur = static_cast<uint64_t>(secs * 1000 + 0.5);
+  j << "    \"Runtime\": {\"Start time\": " << t.start_unix_ms
+    << ", \"Finish time\": " << t.start_unix_ms + dur << ", \"Total duration\": " << dur
+    << ", \"Time unit\": \"MILLISECONDS\", \"Interrupted\": \"false\"},\n";
+  // Beyond memtier: the errors, and a per-second series with hits, misses and errors.
   j << "    \"Errors\": " << t.errors << ",\n    \"Time-Serie\": [";
   for (size_t i = 0; i < t.series.size(); ++i) {
     const Second& s = t.series[i];
@@ -438,9 +517,15 @@ int report(const Options& o, const std::vector<RunTotals>& runs) {
   RunTotals agg;
   for (size_t i = 0; i < runs.size(); ++i) {
     if (runs.size() > 1) std::printf("\n[RUN #%zu RESULTS]\n", i + 1);
-    std::printf("\n%d         Threads\n%d        Connections per thread\n%.0f        Seconds\n\n",
-                o.threads, o.clients, runs[i].seconds);
-    std::printf("\n%s", all_stats_table(o, runs[i]).c_str());
+    // memtier's run information, then its table.
+    if (o.requests > 0) {
+      std::printf("%-9d Threads\n%-9d Connections per thread\n%-9llu Requests per client\n",
+                  o.threads, o.clients, static_cast<unsigned long long>(o.requests));
+    } else {
+      std::printf("%-9d Threads\n%-9d Connections per thread\n%-9d Seconds\n", o.threads, o.clients,
+                  o.test_time);
+    }
+    std::printf("\n\n%s", all_stats_table(o, runs[i]).c_str());
     if (!runs[i].phase_info.empty()) std::printf("\n%s", phase_table(o, runs[i]).c_str());
     agg.merge(runs[i]);
   }

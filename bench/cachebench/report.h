@@ -55,9 +55,16 @@ struct Options {
 // Parses argv. Returns -1 to go on, else the exit code (0 for --help, 2 for a bad flag).
 int parse_options(int argc, char** argv, Options& o);
 
+// One request type's share of a second (memtier's per-type Time-Serie).
+struct TypeSecond {
+  uint64_t count = 0, rx = 0, tx = 0;  // replies, and their bytes received / sent
+  BasicLatencyHistogram<4> lat;
+};
+
 struct Second {
   uint64_t ops = 0, hits = 0, misses = 0, errors = 0;
   BasicLatencyHistogram<4> lat;
+  TypeSecond set, get;
 };
 
 // What the load saw in one phase of a scenario (between two events).
@@ -75,6 +82,9 @@ struct PhaseInfo {
 
 struct RunTotals {
   uint64_t sets = 0, gets = 0, hits = 0, misses = 0, errors = 0, bytes = 0;
+  // Plain-text bytes of the requests answered, per type: received (replies), sent (requests).
+  uint64_t set_rx = 0, set_tx = 0, get_rx = 0, get_tx = 0;
+  uint64_t start_unix_ms = 0;  // when the run started (memtier's "Start time")
   LatencyHistogram set_lat, get_lat;
   std::vector<Second> series;
   std::vector<PhaseTotals> phases;  // with --scenario: by phase

@@ -135,6 +135,10 @@ RunTotals sample_run() {
   t.misses = 100;
   t.errors = 2;
   t.bytes = 1024 * 10;
+  t.set_rx = 1024;
+  t.set_tx = 1024;
+  t.get_rx = 1024 * 6;
+  t.get_tx = 1024 * 2;
   t.seconds = 2.0;
   for (int i = 1; i <= 100; ++i) t.set_lat.record(uint64_t(i) * 10000);  // 0.01..1 ms
   for (int i = 1; i <= 900; ++i) t.get_lat.record(uint64_t(i) * 1000);   // 0.001..0.9 ms
@@ -185,7 +189,11 @@ TEST_CASE("cachebench report: memtier's JSON keys, CSV and HTML", "[bench]") {
        {"\"ALL STATS\"", "\"Sets\"", "\"Gets\"", "\"Waits\"", "\"Totals\"", "\"Ops/sec\": 500.00",
         "\"Count\": 1000", "\"Hits/sec\": 400.00", "\"Misses/sec\": 50.00", "\"Latency\"",
         "\"KB/sec\": 5.00", "\"Percentile Latencies\": {\"p50.00\"", "\"p99.90\"", "\"Errors\": 2",
-        "\"Time-Serie\"", "\"configuration\""}) {
+        "\"Time-Serie\"", "\"configuration\"", "\"run information\": {\"Threads\": 4",
+        "\"Connection Errors\": 0", "\"KB/sec RX/TX\": 5.00", "\"KB/sec RX\": 3.50",
+        "\"KB/sec TX\": 1.50", "\"Accumulated Latency\"", "\"Min Latency\"",
+        "\"Start time\"", "\"Finish time\"", "\"Interrupted\": \"false\"",
+        "\"Time-Serie\": {\"0\": {\"Bytes RX\""}) {
     INFO(key);
     CHECK(j.find(key) != std::string::npos);
   }
