@@ -162,7 +162,7 @@ def rate_check(memtier, rounds, rate):
     return ok
 
 
-def redis_check(memtier, rounds):
+def redis_check(memtier, rounds, threads=1):
     redis = shutil.which("redis-server")
     port = free_port()
     srv = start([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -172,7 +172,7 @@ def redis_check(memtier, rounds):
         timed([BENCH, "-s", "127.0.0.1", "-p", str(port), "-P", "redis", "-t", "1", "-c", "4",
                "--pipeline", "16", "--ratio", "1:0", "--key-pattern", "P:P", "--key-minimum", "1",
                "--key-maximum", "100000", "-n", "allkeys"])
-        flags = ["-s", "127.0.0.1", "-p", str(port), "-P", "redis", "-t", "1", "-c", "50",
+        flags = ["-s", "127.0.0.1", "-p", str(port), "-P", "redis", "-t", str(threads), "-c", "50",
                  "--pipeline", "16", "--ratio", "1:10", "--key-minimum", "1", "--key-maximum",
                  "100000", "--test-time", "6", "--hide-histogram"]
         for r in range(rounds):
@@ -184,7 +184,8 @@ def redis_check(memtier, rounds):
                 rows.append((r, name, ops, cpu / count * 1e6, hits))
     finally:
         stop(srv)
-    print("== redis: redis-server 7.0, 50 connections, pipeline 16, 1:10, 100k keys prefilled")
+    print("== redis: redis-server 7.0, %d thread(s) x 50 connections, pipeline 16, 1:10, 100k "
+          "keys prefilled" % threads)
     print("   round tool          ops/s   client CPU us/op   hits/s")
     for r, name, ops, cpu, hits in rows:
         print("   %5d %-10s %9.0f %12.3f %12.0f" % (r, name, ops, cpu, hits))
@@ -205,6 +206,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rate", type=int, default=5000, help="requests/s per connection")
     ap.add_argument("--only", choices=["format", "rate", "redis"])
+    ap.add_argument("--redis-threads", type=int, default=1,
+                    help="client threads for the redis comparison (memtier's default is 4)")
     args = ap.parse_args()
     results = {}
     if args.only in (None, "format"):
@@ -212,7 +215,7 @@ def main():
     if args.only in (None, "rate"):
         results["rate"] = rate_check(args.memtier, args.rounds, args.rate)
     if args.only in (None, "redis"):
-        results["redis"] = redis_check(args.memtier, args.rounds)
+        results["redis"] = redis_check(args.memtier, args.rounds, args.redis_threads)
     print("== %s" % ", ".join("%s %s" % (k, "ok" if v else "NOT MET") for k, v in results.items()))
     return 0 if all(results.values()) else 1
 

@@ -96,18 +96,12 @@ Call backfill_call(const Topology& topo, const std::string& key, const Reply& hi
   return c;
 }
 
-void route_read(RouteEnv& env, const Topology& topo, size_t shard, Call call, ReadOptions opts,
-                Done done) {
-  if (topo.migration != nullptr) {
-    if (int old = migrating_read(topo, shard, call); old >= 0) {
-      return route_migrated_read(env, topo, shard, old, std::move(call), opts, std::move(done));
-    }
-  }
-  route_read_direct(env, topo, shard, std::move(call), opts, std::move(done));
-}
+namespace {
 
-void route_read_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call,
-                       ReadOptions opts, Done done) {
+// The read route's body. `call` and `done` are moved from (by reference: the request path
+// makes no extra copy or move of them on the way in).
+void read_here(RouteEnv& env, const Topology& topo, size_t shard, Call& call, ReadOptions opts,
+               Done& done) {
   if (topo.config.read_verify && !opts.primary &&
       (call.op == native::Op::kGet || call.op == native::Op::kGets) && call.options == 0 &&
       !call.has_vivify && !call.has_recache) {
@@ -138,6 +132,23 @@ void route_read_direct(RouteEnv& env, const Topology& topo, size_t shard, Call c
                            [&](uint8_t i) { return env.backends.outstanding(*s.replicas[i]); });
   }
   attempt(env, ctx);
+}
+
+}  // namespace
+
+void route_read(RouteEnv& env, const Topology& topo, size_t shard, Call call, ReadOptions opts,
+                Done done) {
+  if (topo.migration != nullptr) {
+    if (int old = migrating_read(topo, shard, call); old >= 0) {
+      return route_migrated_read(env, topo, shard, old, std::move(call), opts, std::move(done));
+    }
+  }
+  read_here(env, topo, shard, call, opts, done);
+}
+
+void route_read_direct(RouteEnv& env, const Topology& topo, size_t shard, Call call,
+                       ReadOptions opts, Done done) {
+  read_here(env, topo, shard, call, opts, done);
 }
 
 }  // namespace cachetier::router
