@@ -33,7 +33,8 @@ struct AsyncClient::Impl {
   // deadline passes.
   struct ReadState {
     Call call;
-    client::Replicas replicas;
+    std::shared_ptr<const client::Pools> topo;  // the pools the read started with
+    size_t shard = 0;
     uint8_t order[client::kMaxReplicas];
     size_t n = 0, tried = 0;
     Clock::time_point deadline;
@@ -43,9 +44,10 @@ struct AsyncClient::Impl {
   void read(size_t shard, Call call, ReplyFn done) {
     auto st = std::make_shared<ReadState>();
     st->call = std::move(call);
-    st->replicas = (*conns)[shard];
+    st->topo = conns;
+    st->shard = shard;
     Clock::time_point now = Clock::now();
-    st->n = client::read_order(st->replicas, opts.read_policy, rr++, now, st->order);
+    st->n = client::read_order((*conns)[shard], opts.read_policy, rr++, now, st->order);
     st->deadline = now + std::chrono::milliseconds(opts.timeout_ms);
     st->done = std::move(done);
     st->last.transport = Status(StatusCode::kIoError, "no replica answered");
@@ -57,7 +59,7 @@ struct AsyncClient::Impl {
   }
   static void try_next(const std::shared_ptr<ReadState>& st) {
     while (st->tried < st->n && Clock::now() < st->deadline) {
-      client::NodePool* pool = st->replicas[st->order[st->tried++]].get();
+      client::NodePool* pool = (*st->topo)[st->shard][st->order[st->tried++]].get();
       pool->outstanding.fetch_add(1, std::memory_order_relaxed);
       Status s = send(*pool, st->call, [st, pool](Reply&& r) {
         pool->outstanding.fetch_sub(1, std::memory_order_relaxed);

@@ -63,9 +63,8 @@ struct Client::Impl {
     r.transport = Status(StatusCode::kInternal, "timeout");
     return r;
   }
-  Clock::time_point deadline() const {
-    return Clock::now() + std::chrono::milliseconds(opts.timeout_ms);
-  }
+  std::chrono::milliseconds timeout() const { return std::chrono::milliseconds(opts.timeout_ms); }
+  Clock::time_point deadline() const { return Clock::now() + timeout(); }
 
   // A read: the replicas in read order (client::read_order), until one answers or time runs
   // out. start_read() sends the first attempt; finish_read() waits and fails over.
@@ -75,12 +74,13 @@ struct Client::Impl {
     uint8_t order[client::kMaxReplicas];
     std::shared_future<Reply> f;
   };
-  ReadAttempt start_read(size_t shard, const Call& call) {
+  // `now`: the clock read the caller's deadline came from.
+  ReadAttempt start_read(size_t shard, const Call& call, Clock::time_point now) {
     ReadAttempt a;
     a.topo = topology();
     a.shard = shard;
     const client::Replicas& replicas = (*a.topo)[shard];
-    a.n = client::read_order(replicas, opts.read_policy, rr++, Clock::now(), a.order);
+    a.n = client::read_order(replicas, opts.read_policy, rr++, now, a.order);
     a.f = start(replicas[a.order[0]], call);
     return a;
   }
@@ -93,8 +93,8 @@ struct Client::Impl {
     return last;
   }
   Reply read(size_t shard, const Call& call) {
-    auto until = deadline();
-    return finish_read(start_read(shard, call), call, until);
+    const auto now = Clock::now();
+    return finish_read(start_read(shard, call, now), call, now + timeout());
   }
 
   // A write: every replica, in parallel; the answer of the first replica that answered, in
@@ -207,7 +207,8 @@ Result<bool> Client::cas(std::string_view key, std::string_view value, uint64_t 
   // CAS tokens are per node: the compare happens on the first replica, and on success the
   // value is copied to the others with a plain set.
   // The first is the first warm replica as listed (the one kPrimary reads).
-  const client::Replicas replicas = (*impl_->topology())[impl_->shard_of(key)];
+  const auto topo = impl_->topology();
+  const client::Replicas& replicas = (*topo)[impl_->shard_of(key)];
   uint8_t order[client::kMaxReplicas];
   client::read_order(replicas, ReadPolicy::kPrimary, 0, Clock::now(), order);
   Call c = client::store_call(Op::kCas, key, value, ttl, flags);
@@ -250,9 +251,10 @@ Result<bool> Client::touch(std::string_view key, int64_t ttl) {
 // One multi_get per shard, all shards at once; each fails over on its own.
 Result<std::map<std::string, Item>> Client::get_multi(const std::vector<std::string>& keys) {
   auto calls = client::multi_get_calls(*impl_->ring, keys);
-  auto until = impl_->deadline();
+  const auto now = Clock::now();
+  const auto until = now + impl_->timeout();
   std::vector<Impl::ReadAttempt> attempts;
-  for (const auto& [shard, call] : calls) attempts.push_back(impl_->start_read(shard, call));
+  for (const auto& [shard, call] : calls) attempts.push_back(impl_->start_read(shard, call, now));
   std::map<std::string, Item> out;
   Status first_error;
   size_t i = 0;

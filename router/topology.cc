@@ -212,7 +212,8 @@ Result<std::shared_ptr<const Topology>> build_topology(
       for (const auto& n : s.replicas) old_nodes[n->addr()] = n;
     }
   }
-  auto topo = std::make_shared<Topology>(Topology{cfg, std::move(ring.value()), {}, 0, nullptr, nullptr});
+  auto topo =
+      std::make_shared<Topology>(Topology{cfg, std::move(ring.value()), {}, 0, nullptr, nullptr});
   topo->generation = previous != nullptr ? previous->generation + 1 : 1;
   for (const auto& spec : cfg.shards) {
     Shard s;

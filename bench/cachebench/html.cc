@@ -61,11 +61,12 @@ size_t whole_seconds(const RunTotals& t) {
   return n;
 }
 
+// One chart series: f(second, its requests of both types, index) per whole second.
 template <class F>
-std::string series(const RunTotals& t, F&& f) {
+std::string series(const RunTotals& t, const std::vector<TypeSecond>& all, F&& f) {
   std::string out = "[";
   const size_t n = whole_seconds(t);
-  for (size_t i = 0; i < n; ++i) out += (i ? "," : "") + num(f(t.series[i], i));
+  for (size_t i = 0; i < n; ++i) out += (i ? "," : "") + num(f(t.series[i], all[i], i));
   return out + "]";
 }
 
@@ -161,18 +162,22 @@ std::string html_report(const Options& o, const RunTotals& t) {
     h << "</table>\n";
   }
   h << "<div id=\"charts\"></div>\n<h2>ALL STATS</h2>\n<pre>" << html_escape(all_stats_table(o, t))
-    << "</pre>\n<script>\nconst REPORT = {t: "
-    << series(t, [](const Second&, size_t i) { return double(i) + 0.5; })
-    << ",\n ops: " << series(t, [](const Second& s, size_t) { return double(s.ops); })
+    << "</pre>\n<script>\nconst REPORT = {t: ";
+  std::vector<TypeSecond> all;
+  for (const Second& s : t.series) all.push_back(s.all());
+  using A = const TypeSecond&;
+  h << series(t, all, [](const Second&, A, size_t i) { return double(i) + 0.5; })
+    << ",\n ops: " << series(t, all, [](const Second&, A a, size_t) { return double(a.count); })
     << ",\n p50: "
-    << series(t, [](const Second& s, size_t) { return double(s.lat.percentile(50)) / 1e6; })
+    << series(t, all, [](const Second&, A a, size_t) { return double(a.lat.percentile(50)) / 1e6; })
     << ",\n p99: "
-    << series(t, [](const Second& s, size_t) { return double(s.lat.percentile(99)) / 1e6; })
+    << series(t, all, [](const Second&, A a, size_t) { return double(a.lat.percentile(99)) / 1e6; })
     << ",\n p999: "
-    << series(t, [](const Second& s, size_t) { return double(s.lat.percentile(99.9)) / 1e6; })
-    << ",\n hits: " << series(t, [](const Second& s, size_t) { return double(s.hits); })
-    << ",\n misses: " << series(t, [](const Second& s, size_t) { return double(s.misses); })
-    << ",\n errors: " << series(t, [](const Second& s, size_t) { return double(s.errors); })
+    << series(t, all,
+              [](const Second&, A a, size_t) { return double(a.lat.percentile(99.9)) / 1e6; })
+    << ",\n hits: " << series(t, all, [](const Second& s, A, size_t) { return double(s.hits); })
+    << ",\n misses: " << series(t, all, [](const Second& s, A, size_t) { return double(s.misses); })
+    << ",\n errors: " << series(t, all, [](const Second& s, A, size_t) { return double(s.errors); })
     << ",\n events: [";
   for (size_t i = 1; i < t.phase_info.size(); ++i) {
     h << (i > 1 ? ", " : "") << "{t: " << num(t.phase_info[i].from)

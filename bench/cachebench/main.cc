@@ -343,8 +343,6 @@ class Worker {
         ++totals_.sets;
         totals_.set_lat.record(lat);
       }
-      ++sec.ops;
-      sec.lat.record(lat);
       TypeSecond& ts = p.is_get ? sec.get : sec.set;
       ++ts.count;
       ts.rx += d.consumed;

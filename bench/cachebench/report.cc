@@ -75,34 +75,14 @@ void RunTotals::merge(const RunTotals& o) {
   set_lat.merge(o.set_lat);
   get_lat.merge(o.get_lat);
   if (series.size() < o.series.size()) series.resize(o.series.size());
-  for (size_t i = 0; i < o.series.size(); ++i) {
-    series[i].ops += o.series[i].ops;
-    series[i].hits += o.series[i].hits;
-    series[i].misses += o.series[i].misses;
-    series[i].errors += o.series[i].errors;
-    series[i].lat.merge(o.series[i].lat);
-    for (auto part : {&Second::set, &Second::get}) {
-      TypeSecond& a = series[i].*part;
-      const TypeSecond& b = o.series[i].*part;
-      a.count += b.count;
-      a.rx += b.rx;
-      a.tx += b.tx;
-      a.lat.merge(b.lat);
-    }
-  }
+  for (size_t i = 0; i < o.series.size(); ++i) series[i].merge(o.series[i]);
   set_rx += o.set_rx;
   set_tx += o.set_tx;
   get_rx += o.get_rx;
   get_tx += o.get_tx;
   if (start_unix_ms == 0) start_unix_ms = o.start_unix_ms;
   if (phases.size() < o.phases.size()) phases.resize(o.phases.size());
-  for (size_t i = 0; i < o.phases.size(); ++i) {
-    phases[i].requests += o.phases[i].requests;
-    phases[i].errors += o.phases[i].errors;
-    phases[i].hits += o.phases[i].hits;
-    phases[i].misses += o.phases[i].misses;
-    phases[i].lat.merge(o.phases[i].lat);
-  }
+  for (size_t i = 0; i < o.phases.size(); ++i) phases[i].merge(o.phases[i]);
   if (phase_info.empty()) phase_info = o.phase_info;
   seconds = std::max(seconds, o.seconds);
   for (const auto& e : o.error_samples) {
@@ -364,19 +344,10 @@ std::string json_report(const Options& o, const RunTotals& t) {
       << ", \"KB/sec RX\": " << fmt("%.2f", kb_rx) << ", \"KB/sec TX\": " << fmt("%.2f", kb_tx)
       << ",\n      \"Time-Serie\": {";
     for (size_t i = 0; with_series && i < t.series.size(); ++i) {
-      TypeSecond ts;
       const bool waits = name[0] == 'W';  // (always empty: cachebench sends no WAIT)
-      if (part != nullptr) {
-        ts = t.series[i].*part;
-      } else if (!waits) {
-        for (auto q : {&Second::set, &Second::get}) {
-          const TypeSecond& x = t.series[i].*q;
-          ts.count += x.count;
-          ts.rx += x.rx;
-          ts.tx += x.tx;
-          ts.lat.merge(x.lat);
-        }
-      }
+      const TypeSecond ts = part != nullptr ? t.series[i].*part
+                            : waits         ? TypeSecond{}
+                                            : t.series[i].all();
       j << (i ? ", " : "") << "\"" << i << "\": {\"Bytes RX\": " << ts.rx
         << ", \"Bytes TX\": " << ts.tx << ", \"Count\": " << ts.count;
       if (ts.count == 0) {  // as memtier: no latency for a second without a reply
@@ -440,10 +411,11 @@ std::string json_report(const Options& o, const RunTotals& t) {
   j << "    \"Errors\": " << t.errors << ",\n    \"Time-Serie\": [";
   for (size_t i = 0; i < t.series.size(); ++i) {
     const Second& s = t.series[i];
-    j << (i ? ", " : "") << "{\"second\": " << i << ", \"Count\": " << s.ops
+    const TypeSecond all = s.all();
+    j << (i ? ", " : "") << "{\"second\": " << i << ", \"Count\": " << all.count
       << ", \"Hits\": " << s.hits << ", \"Misses\": " << s.misses << ", \"Errors\": " << s.errors
-      << ", \"p50.00\": " << fmt("%.5f", ms(double(s.lat.percentile(50))))
-      << ", \"p99.00\": " << fmt("%.5f", ms(double(s.lat.percentile(99)))) << "}";
+      << ", \"p50.00\": " << fmt("%.5f", ms(double(all.lat.percentile(50))))
+      << ", \"p99.00\": " << fmt("%.5f", ms(double(all.lat.percentile(99)))) << "}";
   }
   j << "]\n  }";
   if (!t.phase_info.empty()) {
@@ -506,9 +478,10 @@ std::string csv_series(const RunTotals& t) {
   c << "second,ops,hits,misses,errors,p50_ms,p99_ms\n";
   for (size_t i = 0; i < t.series.size(); ++i) {
     const Second& s = t.series[i];
-    c << i << "," << s.ops << "," << s.hits << "," << s.misses << "," << s.errors << ","
-      << fmt("%.5f", ms(double(s.lat.percentile(50)))) << ","
-      << fmt("%.5f", ms(double(s.lat.percentile(99)))) << "\n";
+    const TypeSecond all = s.all();
+    c << i << "," << all.count << "," << s.hits << "," << s.misses << "," << s.errors << ","
+      << fmt("%.5f", ms(double(all.lat.percentile(50)))) << ","
+      << fmt("%.5f", ms(double(all.lat.percentile(99)))) << "\n";
   }
   return c.str();
 }

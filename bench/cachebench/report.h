@@ -59,18 +59,42 @@ int parse_options(int argc, char** argv, Options& o);
 struct TypeSecond {
   uint64_t count = 0, rx = 0, tx = 0;  // replies, and their bytes received / sent
   BasicLatencyHistogram<4> lat;
+  void merge(const TypeSecond& o) {
+    count += o.count;
+    rx += o.rx;
+    tx += o.tx;
+    lat.merge(o.lat);
+  }
 };
 
 struct Second {
-  uint64_t ops = 0, hits = 0, misses = 0, errors = 0;
-  BasicLatencyHistogram<4> lat;
+  uint64_t hits = 0, misses = 0, errors = 0;
   TypeSecond set, get;
+  TypeSecond all() const {  // both types: the second's requests and their latency
+    TypeSecond t = set;
+    t.merge(get);
+    return t;
+  }
+  void merge(const Second& o) {
+    hits += o.hits;
+    misses += o.misses;
+    errors += o.errors;
+    set.merge(o.set);
+    get.merge(o.get);
+  }
 };
 
 // What the load saw in one phase of a scenario (between two events).
 struct PhaseTotals {
   uint64_t requests = 0, errors = 0, hits = 0, misses = 0;
   LatencyHistogram lat;
+  void merge(const PhaseTotals& o) {
+    requests += o.requests;
+    errors += o.errors;
+    hits += o.hits;
+    misses += o.misses;
+    lat.merge(o.lat);
+  }
 };
 // A phase's bounds and what started it, from the scenario thread.
 struct PhaseInfo {

@@ -143,12 +143,12 @@ RunTotals sample_run() {
   for (int i = 1; i <= 100; ++i) t.set_lat.record(uint64_t(i) * 10000);  // 0.01..1 ms
   for (int i = 1; i <= 900; ++i) t.get_lat.record(uint64_t(i) * 1000);   // 0.001..0.9 ms
   t.series.resize(2);
-  t.series[0].ops = 600;
+  t.series[0].get.count = 600;
   t.series[0].hits = 500;
-  t.series[0].lat.record(200000);
-  t.series[1].ops = 400;
+  t.series[0].get.lat.record(200000);
+  t.series[1].set.count = 400;
   t.series[1].errors = 2;
-  t.series[1].lat.record(400000);
+  t.series[1].set.lat.record(400000);
   return t;
 }
 }  // namespace
@@ -185,15 +185,33 @@ TEST_CASE("cachebench report: memtier's JSON keys, CSV and HTML", "[bench]") {
   Options o;
   RunTotals t = sample_run();
   std::string j = json_report(o, t);
-  for (const char* key :
-       {"\"ALL STATS\"", "\"Sets\"", "\"Gets\"", "\"Waits\"", "\"Totals\"", "\"Ops/sec\": 500.00",
-        "\"Count\": 1000", "\"Hits/sec\": 400.00", "\"Misses/sec\": 50.00", "\"Latency\"",
-        "\"KB/sec\": 5.00", "\"Percentile Latencies\": {\"p50.00\"", "\"p99.90\"", "\"Errors\": 2",
-        "\"Time-Serie\"", "\"configuration\"", "\"run information\": {\"Threads\": 4",
-        "\"Connection Errors\": 0", "\"KB/sec RX/TX\": 5.00", "\"KB/sec RX\": 3.50",
-        "\"KB/sec TX\": 1.50", "\"Accumulated Latency\"", "\"Min Latency\"",
-        "\"Start time\"", "\"Finish time\"", "\"Interrupted\": \"false\"",
-        "\"Time-Serie\": {\"0\": {\"Bytes RX\""}) {
+  for (const char* key : {"\"ALL STATS\"",
+                          "\"Sets\"",
+                          "\"Gets\"",
+                          "\"Waits\"",
+                          "\"Totals\"",
+                          "\"Ops/sec\": 500.00",
+                          "\"Count\": 1000",
+                          "\"Hits/sec\": 400.00",
+                          "\"Misses/sec\": 50.00",
+                          "\"Latency\"",
+                          "\"KB/sec\": 5.00",
+                          "\"Percentile Latencies\": {\"p50.00\"",
+                          "\"p99.90\"",
+                          "\"Errors\": 2",
+                          "\"Time-Serie\"",
+                          "\"configuration\"",
+                          "\"run information\": {\"Threads\": 4",
+                          "\"Connection Errors\": 0",
+                          "\"KB/sec RX/TX\": 5.00",
+                          "\"KB/sec RX\": 3.50",
+                          "\"KB/sec TX\": 1.50",
+                          "\"Accumulated Latency\"",
+                          "\"Min Latency\"",
+                          "\"Start time\"",
+                          "\"Finish time\"",
+                          "\"Interrupted\": \"false\"",
+                          "\"Time-Serie\": {\"0\": {\"Bytes RX\""}) {
     INFO(key);
     CHECK(j.find(key) != std::string::npos);
   }
