@@ -15,7 +15,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
 	memcached libmemcached-tools python3 python3-pymemcache python3-msgpack \
 	clang clang-format clang-tidy libclang-rt-14-dev valgrind \
 	nutcracker nettle-dev redis-server iproute2 iptables libssl-dev openssl \
-	prometheus-cpp-dev prometheus python3-yaml chromium
+	prometheus-cpp-dev prometheus python3-yaml chromium \
+	redis-tools python3-redis
 
 .PHONY: deps build build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz demo bench image format check-layers clean
 

@@ -25,6 +25,8 @@ Connection::Connection(Worker& w, Proto p, bool tls)
            w.server().config().max_frame,
            w.server().config().flush_enabled} {
   stream_.count_into(&w.bytes_read(), &w.bytes_written());
+  ctx_.max_item_size = w.server().config().max_item_size;
+  ctx_.debug_clock = w.server().config().debug_clock;
   accepted_ms_ = uv_now(w.loop());
   tls_ = tls;
   authenticated_ = !w.server().auth_required();
@@ -71,13 +73,17 @@ size_t Connection::on_data(std::string_view data) {
   worker_.note_activity();
   last_read_ms_.store(uv_now(worker_.loop()), std::memory_order_relaxed);
   if (proto_ == Proto::kDetect) {
-    proto_ = net::sniff(static_cast<uint8_t>(data[0])) == net::Protocol::kNative ? Proto::kNative
-                                                                                 : Proto::kMemcache;
+    proto_ = data[0] == '*' ? Proto::kResp
+             : net::sniff(static_cast<uint8_t>(data[0])) == net::Protocol::kNative
+                 ? Proto::kNative
+                 : Proto::kMemcache;
   }
   // One clock read before and one after the batch: each request's latency is from the read
   // that brought it to its reply being ready for the batch's one write.
   const uint64_t t0 = metrics::now_ns();
-  size_t used = proto_ == Proto::kNative ? process_native(data) : process_memcache(data);
+  size_t used = proto_ == Proto::kNative ? process_native(data)
+                : proto_ == Proto::kResp ? process_resp(data)
+                                         : process_memcache(data);
   std::optional<uint64_t> took;  // the second clock read, only if a request was answered
   for (size_t f = 0; f < process::kFamilies; ++f) {
     if (batch_[f] == 0) continue;
@@ -219,6 +225,77 @@ size_t Connection::process_native(std::string_view data) {
       case native::DecodeStatus::kFatal:
         // No request id to answer: the stream cannot be trusted any more.
         spdlog::debug("closing a native connection: {}", r.message);
+        stop_reading_for_good();
+        return data.size();
+    }
+  }
+  return pos;
+}
+
+void Connection::start_resp() {
+  resp_ = std::make_unique<Resp>();
+  resp_->session.id = worker_.server().next_client_id();
+  resp_->session.authenticated = authenticated_;
+  resp_->decoder.limits().unauthenticated = !authenticated_;
+}
+
+bool Connection::auth_required() const { return worker_.server().auth_required(); }
+
+bool Connection::check_auth(std::string_view user, std::string_view password) {
+  if (worker_.server().auth().check(user, password)) {
+    authenticated_ = true;
+    resp_->decoder.limits().unauthenticated = false;
+    return true;
+  }
+  auth_failed();
+  return false;
+}
+
+std::string Connection::client_info() const {
+  const uint64_t now = uv_now(worker_.loop());
+  // Redis's fields, in its order; the buffer and memory ones this node does not keep are 0.
+  return fmt::format(
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
+      "multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
+      "tot-mem=0 events=r cmd=client|info user=default redir=-1 resp={} lib-name={} lib-ver={}",
+      resp_->session.id, peer_text_, local_text_, fd_, resp_->session.name,
+      (now - accepted_ms_) / 1000, (now - last_read_ms()) / 1000, resp_->session.resp3 ? 3 : 2,
+      resp_->session.lib_name, resp_->session.lib_ver);
+}
+
+int Connection::listen_port() const { return worker_.server().main_port(); }
+
+size_t Connection::process_resp(std::string_view data) {
+  if (!resp_) start_resp();
+  ByteBuffer& out = stream_.output();
+  size_t pos = 0;
+  while (pos < data.size() && !close_after_write_ && !output_backed_up()) {
+    resp::DecodeResult r = resp_->decoder.feed(data.substr(pos), resp_->cmd);
+    switch (r.status) {
+      case resp::DecodeStatus::kComplete: {
+        pos += r.consumed;
+        ++batch_[static_cast<size_t>(process::family_of_resp(resp_->cmd.argv[0]))];
+        const bool was = resp_->session.authenticated;
+        if (process::handle_resp(resp_->cmd, ctx_, resp_->session, *this, out) !=
+            process::Action::kContinue) {
+          stop_reading_for_good();  // QUIT
+        }
+        if (resp_->session.authenticated != was) {
+          // AUTH, HELLO AUTH or RESET changed it.
+          authenticated_ = resp_->session.authenticated;
+          resp_->decoder.limits().unauthenticated = !authenticated_;
+        }
+        break;
+      }
+      case resp::DecodeStatus::kEmpty:
+        pos += r.consumed;
+        break;
+      case resp::DecodeStatus::kNeedMore:
+        stream_.set_need(r.need);
+        return pos;
+      case resp::DecodeStatus::kFatal:
+        spdlog::debug("closing a RESP connection: {}", r.error.substr(0, r.error.size() - 2));
+        out.append(r.error);
         stop_reading_for_good();
         return data.size();
     }

@@ -14,14 +14,16 @@
 #include <string_view>
 
 #include "cacheserver/process/process.h"
+#include "cacheserver/process/resp_process.h"
 #include "cacheserver/server/worker.h"
 #include "common/net/stream.h"
 #include "protocol/memcache/server_codec.h"
 #include "protocol/native/native.h"
+#include "protocol/resp/resp.h"
 
 namespace cachetier::server {
 
-class Connection final : public net::Stream::Handler {
+class Connection final : public net::Stream::Handler, public process::RespPeer {
  public:
   Connection(Worker& w, Proto p, bool tls);
   net::Stream& stream() { return stream_; }
@@ -63,6 +65,13 @@ class Connection final : public net::Stream::Handler {
   // A refused attempt (already answered): count, log the peer, close after auth_max_failures.
   void auth_failed();
   size_t process_native(std::string_view data);
+  // RESP (resp_process.h): made when the connection turns RESP.
+  size_t process_resp(std::string_view data);
+  void start_resp();
+  bool auth_required() const override;
+  bool check_auth(std::string_view user, std::string_view password) override;
+  std::string client_info() const override;
+  int listen_port() const override;
   // True (and reading paused) when the unsent output has reached the high-water mark.
   bool output_backed_up();
   void stop_reading_for_good();
@@ -74,6 +83,12 @@ class Connection final : public net::Stream::Handler {
   memcache::Request req_;
   std::unique_ptr<native::RequestDecoder> ndecoder_;  // made when the connection turns native
   native::Request nreq_;
+  struct Resp {
+    resp::RequestDecoder decoder;
+    resp::Command cmd;
+    process::RespSession session;
+  };
+  std::unique_ptr<Resp> resp_;
   process::Context ctx_;
   bool backed_up_ = false;          // reading stopped for backpressure
   bool close_after_write_ = false;  // quit or a fatal error: parse nothing more

@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
                  "SIGHUP)");
   bool no_flush = false;
   app.add_flag("-F,--disable-flush-all", no_flush, "refuse flush_all");
+  bool debug_clock = false;
+  app.add_flag("--debug-clock", debug_clock,
+               "for tests: RESP's DEBUG ADVANCE-CLOCK <seconds> moves this node's clock forward");
   app.add_option("-o,--extended", extended,
                  "comma-separated KEY=VALUE options: ssl_chain_cert, ssl_key, ssl_ca_cert, "
                  "ssl_verify_mode (0-3), ssl_min_version (tlsv1.2, tlsv1.3), ssl_ciphers, "
@@ -84,6 +87,10 @@ int main(int argc, char** argv) {
   app.add_option("--native-port", cfg.native_port,
                  "also listen here for the native protocol only (0 = ephemeral); the main port "
                  "serves both, chosen by each connection's first byte")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--resp-port", cfg.resp_port,
+                 "also listen here for RESP (the Redis protocol) only, inline commands too (0 = "
+                 "ephemeral); the main port serves RESP to a connection whose first byte is '*'")
       ->check(CLI::Range(0, 65535));
   app.add_option("--max-frame", max_frame,
                  "largest native protocol frame (k/m suffixes; default 2 x -I + 64k)");
@@ -196,11 +203,14 @@ int main(int argc, char** argv) {
   // are plenty and keep RSS from drifting.
   mallopt(M_ARENA_MAX, 2);
 
-  cachetier::SystemClock clock;
+  cachetier::SystemClock system_clock;
+  cachetier::OffsetClock debug;
+  if (debug_clock) cfg.debug_clock = &debug;
   cachetier::engine::LruEngineConfig ecfg;
   ecfg.memory_limit = cfg.memory_limit;
   ecfg.max_item_size = cfg.max_item_size;
-  cachetier::engine::LruEngine engine(ecfg, clock);
+  cachetier::engine::LruEngine engine(
+      ecfg, debug_clock ? static_cast<const cachetier::Clock&>(debug) : system_clock);
   engine.start_reclaimer();
   cachetier::server::Server server(cfg, engine);
   return server.run();

@@ -238,6 +238,15 @@ int Server::run() {
     if (l.fd < 0) return 1;
     listeners_.push_back(l);
   }
+  if (config_.resp_port >= 0) {
+    Listening l;
+    l.host = addrs[0].host;
+    l.proto = Proto::kResp;
+    l.tls = config_.tls && !addrs[0].notls;
+    l.fd = open_listener(l.host, config_.resp_port, &l.port);
+    if (l.fd < 0) return 1;
+    listeners_.push_back(l);
+  }
   started_at_ = engine_.clock().now();
   for (int i = 0; i < config_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this));
@@ -296,6 +305,7 @@ int Server::run() {
       continue;
     }
     notes += l.proto == Proto::kNative ? ", native port " + std::to_string(l.port)
+             : l.proto == Proto::kResp ? ", resp port " + std::to_string(l.port)
                                        : ", also " + where(l);
     if (l.tls) notes += " TLS";
   }

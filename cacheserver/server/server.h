@@ -49,6 +49,7 @@ struct ServerConfig {
   std::vector<ListenAddr> listen_addrs;
   int port = 11211;      // 0 = ephemeral; the chosen port is printed on stdout
   int native_port = -1;  // >= 0: also a native-only listener (0 = ephemeral)
+  int resp_port = -1;    // >= 0: also a RESP-only listener (inline commands too)
   int threads = 4;
   int conn_limit = 1024;
   size_t memory_limit = 64u << 20;
@@ -71,12 +72,15 @@ struct ServerConfig {
   // Prometheus's GET /metrics (metrics.cc). -1: off.
   int metrics_port = -1;
   std::string metrics_listen;
+  // --debug-clock: the engine's clock, which RESP's DEBUG ADVANCE-CLOCK moves (tests only).
+  OffsetClock* debug_clock = nullptr;
 };
 
 class Worker;
 
 // Which protocol a connection speaks: decided by its listener, or by its first byte.
-enum class Proto : uint8_t { kDetect, kMemcache, kNative };
+// kDetect: memcache text, native (magic byte) or RESP ('*') by the first byte.
+enum class Proto : uint8_t { kDetect, kMemcache, kNative, kResp };
 
 class Server final : public process::StatsSource {
  public:
@@ -108,6 +112,9 @@ class Server final : public process::StatsSource {
   void connection_closed() { curr_connections_.fetch_sub(1, std::memory_order_relaxed); }
   const ServerConfig& config() const { return config_; }
   engine::Engine& engine() { return engine_; }
+  // The first listener's port (INFO's tcp_port), and a new RESP client id (CLIENT ID).
+  int main_port() const { return listeners_.empty() ? 0 : listeners_[0].port; }
+  uint64_t next_client_id() { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
   std::atomic<int>& verbosity() { return verbosity_; }
 
  private:
@@ -133,6 +140,7 @@ class Server final : public process::StatsSource {
   size_t next_worker_ = 0;
   int64_t started_at_ = 0;
   std::atomic<int> verbosity_{0};
+  std::atomic<uint64_t> next_client_id_{1};
   std::atomic<uint64_t> curr_connections_{0};
   std::atomic<uint64_t> total_connections_{0};
   std::atomic<uint64_t> rejected_connections_{0};

@@ -94,12 +94,14 @@ bool Server::write_stats(std::string_view arg, ByteBuffer& out) {
   if (arg == "settings") {
     write_stat(out, "maxbytes", static_cast<uint64_t>(config_.memory_limit));
     write_stat(out, "maxconns", static_cast<uint64_t>(config_.conn_limit));
-    uint64_t native_port = 0;
+    uint64_t native_port = 0, resp_port = 0;
     for (const Listening& l : listeners_) {
       if (l.proto == Proto::kNative) native_port = static_cast<uint64_t>(l.port);
+      if (l.proto == Proto::kResp) resp_port = static_cast<uint64_t>(l.port);
     }
     write_stat(out, "tcpport", static_cast<uint64_t>(listeners_[0].port));
     write_stat(out, "native_port", native_port);
+    write_stat(out, "resp_port", resp_port);
     write_stat(out, "max_frame", static_cast<uint64_t>(config_.max_frame));
     write_stat(out, "interface", listeners_[0].host);
     write_stat(out, "ssl_enabled", config_.tls ? "yes" : "no");

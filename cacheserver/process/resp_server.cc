@@ -1,0 +1,493 @@
+// RESP connection and server commands: PING, ECHO, SELECT, INFO, CLIENT, COMMAND, CONFIG GET,
+// AUTH, HELLO, RESET, QUIT, with redis-server 7's replies.
+#include <fnmatch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include "cacheserver/process/resp_internal.h"
+#include "common/version.h"
+
+namespace cachetier::process::respcmd {
+
+namespace {
+
+// The Redis version cachetier answers as (the commands and replies it follows).
+constexpr std::string_view kRedisVersion = "7.0.15";
+
+void unknown_subcommand(Call& c) {
+  std::string container(c.arg(0));
+  for (char& ch : container) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  std::string sub(c.arg(1).substr(0, std::min<size_t>(128, c.arg(1).find('\0'))));
+  std::string e = "ERR unknown subcommand '" + sub + "'. Try " + container + " HELP.";
+  for (char& ch : e) {
+    if (ch == '\r' || ch == '\n') ch = ' ';
+  }
+  c.error(e);
+}
+
+// A subcommand's arity check, with its full name ("client|setname").
+bool sub_arity(Call& c, std::string_view name, int arity) {
+  const int n = static_cast<int>(c.argc()) - 1;
+  if ((arity > 0 && n == arity) || (arity < 0 && n >= -arity)) return true;
+  std::string full(c.fullname);
+  full.push_back('|');
+  full.append(name);
+  c.fullname = {};
+  std::string e = "ERR wrong number of arguments for '" + full + "' command";
+  c.error(e);
+  return false;
+}
+
+bool valid_name(std::string_view n) {
+  for (char ch : n) {
+    if (ch < '!' || ch > '~') return false;
+  }
+  return true;
+}
+
+std::map<std::string, std::string, std::less<>> server_stats(Call& c) {
+  std::map<std::string, std::string, std::less<>> m;
+  if (c.ctx.stats == nullptr) return m;
+  ByteBuffer buf;
+  c.ctx.stats->write_stats("", buf);
+  std::string_view text = buf.view();
+  while (!text.empty()) {
+    const size_t eol = text.find("\r\n");
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 2);
+    if (line.substr(0, 5) != "STAT ") continue;
+    line.remove_prefix(5);
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) continue;
+    m.emplace(std::string(line.substr(0, sp)), std::string(line.substr(sp + 1)));
+  }
+  return m;
+}
+
+std::string human_bytes(uint64_t n) {
+  char buf[32];
+  if (n < 1024) {
+    std::snprintf(buf, sizeof(buf), "%lluB", static_cast<unsigned long long>(n));
+  } else if (n < (1u << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.2fK", static_cast<double>(n) / 1024);
+  } else if (n < (1ull << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.2fM", static_cast<double>(n) / (1 << 20));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.2fG", static_cast<double>(n) / (1ull << 30));
+  }
+  return buf;
+}
+
+void hello_reply(Call& c) {
+  c.w.map(7);
+  c.w.bulk("server");
+  c.w.bulk("redis");
+  c.w.bulk("version");
+  c.w.bulk(kRedisVersion);
+  c.w.bulk("proto");
+  c.w.integer(c.session.resp3 ? 3 : 2);
+  c.w.bulk("id");
+  c.w.integer(static_cast<int64_t>(c.session.id));
+  c.w.bulk("mode");
+  c.w.bulk("standalone");
+  c.w.bulk("role");
+  c.w.bulk("master");
+  c.w.bulk("modules");
+  c.w.array(0);
+}
+
+bool authenticate(Call& c, std::string_view user, std::string_view password) {
+  c.ctx.counters.auth_cmds.add();
+  if (!c.peer.auth_required()) {
+    if (user == "default") return true;
+  } else if (c.peer.check_auth(user, password)) {
+    c.session.authenticated = true;
+    return true;
+  }
+  c.ctx.counters.auth_errors.add();
+  return false;
+}
+
+// COMMAND's view of a command: the flags, key positions and category of each.
+struct Meta {
+  std::string_view flags;  // "write", "readonly", or "" (connection and server commands)
+  int first, last, step;
+  std::string_view group;
+};
+
+Meta meta_of(std::string_view name) {
+  static const std::map<std::string_view, Meta> m = {
+      {"get", {"readonly", 1, 1, 1, "string"}},
+      {"set", {"write", 1, 1, 1, "string"}},
+      {"setnx", {"write", 1, 1, 1, "string"}},
+      {"setex", {"write", 1, 1, 1, "string"}},
+      {"psetex", {"write", 1, 1, 1, "string"}},
+      {"getset", {"write", 1, 1, 1, "string"}},
+      {"getex", {"write", 1, 1, 1, "string"}},
+      {"getdel", {"write", 1, 1, 1, "string"}},
+      {"mget", {"readonly", 1, -1, 1, "string"}},
+      {"mset", {"write", 1, -1, 2, "string"}},
+      {"msetnx", {"write", 1, -1, 2, "string"}},
+      {"del", {"write", 1, -1, 1, "generic"}},
+      {"unlink", {"write", 1, -1, 1, "generic"}},
+      {"exists", {"readonly", 1, -1, 1, "generic"}},
+      {"touch", {"readonly", 1, -1, 1, "generic"}},
+      {"expire", {"write", 1, 1, 1, "generic"}},
+      {"pexpire", {"write", 1, 1, 1, "generic"}},
+      {"expireat", {"write", 1, 1, 1, "generic"}},
+      {"pexpireat", {"write", 1, 1, 1, "generic"}},
+      {"ttl", {"readonly", 1, 1, 1, "generic"}},
+      {"pttl", {"readonly", 1, 1, 1, "generic"}},
+      {"expiretime", {"readonly", 1, 1, 1, "generic"}},
+      {"pexpiretime", {"readonly", 1, 1, 1, "generic"}},
+      {"persist", {"write", 1, 1, 1, "generic"}},
+      {"incr", {"write", 1, 1, 1, "string"}},
+      {"decr", {"write", 1, 1, 1, "string"}},
+      {"incrby", {"write", 1, 1, 1, "string"}},
+      {"decrby", {"write", 1, 1, 1, "string"}},
+      {"incrbyfloat", {"write", 1, 1, 1, "string"}},
+      {"append", {"write", 1, 1, 1, "string"}},
+      {"strlen", {"readonly", 1, 1, 1, "string"}},
+      {"getrange", {"readonly", 1, 1, 1, "string"}},
+      {"setrange", {"write", 1, 1, 1, "string"}},
+      {"type", {"readonly", 1, 1, 1, "generic"}},
+      {"dbsize", {"readonly", 0, 0, 0, "server"}},
+      {"flushdb", {"write", 0, 0, 0, "server"}},
+      {"flushall", {"write", 0, 0, 0, "server"}},
+  };
+  auto it = m.find(name);
+  if (it != m.end()) return it->second;
+  return {"", 0, 0, 0, "connection"};
+}
+
+void command_info(Call& c, const Spec& s) {
+  const Meta m = meta_of(s.name);
+  c.w.array(10);
+  c.w.bulk(s.name);
+  c.w.integer(s.arity);
+  c.w.set(m.flags.empty() ? 0 : 1);
+  if (!m.flags.empty()) c.w.simple(m.flags);
+  c.w.integer(m.first);
+  c.w.integer(m.last);
+  c.w.integer(m.step);
+  c.w.set(1);
+  c.w.simple("@" + std::string(m.group));
+  c.w.array(0);  // tips
+  c.w.array(0);  // key specs
+  c.w.array(0);  // subcommands
+}
+
+void command_doc(Call& c, const Spec& s) {
+  const Meta m = meta_of(s.name);
+  c.w.map(3);
+  c.w.bulk("summary");
+  c.w.bulk("Redis's " + std::string(s.name) + " command, as cachetier serves it");
+  c.w.bulk("since");
+  c.w.bulk("1.0.0");
+  c.w.bulk("group");
+  c.w.bulk(m.group);
+}
+
+const Spec* find_spec(std::string_view name) {
+  for (const Spec& s : specs()) {
+    if (iequals(s.name, name)) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void cmd_ping(Call& c) {
+  if (c.argc() > 2) return c.wrong_arity();
+  if (c.argc() == 1) return c.w.simple("PONG");
+  c.w.bulk(c.arg(1));
+}
+
+void cmd_echo(Call& c) { c.w.bulk(c.arg(1)); }
+
+void cmd_select(Call& c) {
+  int64_t id = 0;
+  if (!resp::parse_ll(c.arg(1), &id)) return c.error(resp::err::kNotInteger);
+  if (id < INT32_MIN || id > INT32_MAX) {
+    return c.error("ERR value is out of range, value must between -2147483648 and 2147483647");
+  }
+  if (id != 0) return c.error("ERR DB index is out of range");
+  c.w.ok();
+}
+
+void cmd_info(Call& c) {
+  auto st = server_stats(c);
+  auto get = [&](std::string_view k) -> std::string {
+    auto it = st.find(k);
+    return it == st.end() ? "0" : it->second;
+  };
+  const engine::EngineStats es = c.ctx.engine.stats();
+  const uint64_t uptime = std::stoull(get("uptime"));
+  std::map<std::string, std::string> sections;
+  sections["server"] = "# Server\r\nredis_version:" + std::string(kRedisVersion) +
+                       "\r\nredis_mode:standalone\r\ncachetier_version:" CACHETIER_VERSION
+                       "\r\nos:Linux\r\narch_bits:64\r\nprocess_id:" +
+                       std::to_string(getpid()) +
+                       "\r\ntcp_port:" + std::to_string(c.peer.listen_port()) +
+                       "\r\nuptime_in_seconds:" + std::to_string(uptime) +
+                       "\r\nuptime_in_days:" + std::to_string(uptime / 86400) + "\r\n";
+  sections["clients"] = "# Clients\r\nconnected_clients:" + get("curr_connections") +
+                        "\r\nmaxclients:" + get("max_connections") + "\r\n";
+  sections["memory"] = "# Memory\r\nused_memory:" + std::to_string(es.memory_used) +
+                       "\r\nused_memory_human:" + human_bytes(es.memory_used) +
+                       "\r\nmaxmemory:" + std::to_string(es.limit) +
+                       "\r\nmaxmemory_human:" + human_bytes(es.limit) +
+                       "\r\nmaxmemory_policy:allkeys-lru\r\n";
+  sections["stats"] = "# Stats\r\ntotal_connections_received:" + get("total_connections") +
+                      "\r\nrejected_connections:" + get("rejected_connections") +
+                      "\r\ntotal_net_input_bytes:" + get("bytes_read") +
+                      "\r\ntotal_net_output_bytes:" + get("bytes_written") +
+                      "\r\nexpired_keys:" + std::to_string(es.reclaimed) +
+                      "\r\nevicted_keys:" + std::to_string(es.evictions) +
+                      "\r\nkeyspace_hits:" + get("get_hits") +
+                      "\r\nkeyspace_misses:" + get("get_misses") + "\r\n";
+  sections["keyspace"] = "# Keyspace\r\n";
+  if (es.curr_items > 0) {
+    sections["keyspace"] +=
+        "db0:keys=" + std::to_string(es.curr_items) + ",expires=0,avg_ttl=0\r\n";
+  }
+  static const char* kOrder[] = {"server", "clients", "memory", "stats", "keyspace"};
+  std::vector<std::string> want;
+  for (size_t i = 1; i < c.argc(); ++i) {
+    std::string s(c.arg(i));
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    want.push_back(s);
+  }
+  const bool all = want.empty() || std::any_of(want.begin(), want.end(), [](const std::string& s) {
+                     return s == "default" || s == "all" || s == "everything";
+                   });
+  std::string text;
+  for (const char* name : kOrder) {
+    if (!all && std::find(want.begin(), want.end(), name) == want.end()) continue;
+    if (!text.empty()) text += "\r\n";
+    text += sections[name];
+  }
+  c.w.verbatim(text);
+}
+
+void cmd_client(Call& c) {
+  const std::string_view sub = c.arg(1);
+  if (iequals(sub, "setname")) {
+    if (!sub_arity(c, "setname", 2)) return;
+    if (!valid_name(c.arg(2))) {
+      return c.error("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    c.session.name.assign(c.arg(2));
+    return c.w.ok();
+  }
+  if (iequals(sub, "getname")) {
+    if (!sub_arity(c, "getname", 1)) return;
+    if (c.session.name.empty()) return c.w.null();
+    return c.w.bulk(c.session.name);
+  }
+  if (iequals(sub, "id")) {
+    if (!sub_arity(c, "id", 1)) return;
+    return c.w.integer(static_cast<int64_t>(c.session.id));
+  }
+  if (iequals(sub, "setinfo")) {
+    if (!sub_arity(c, "setinfo", 3)) return;
+    const std::string_view attr = c.arg(2), val = c.arg(3);
+    const bool lib_name = iequals(attr, "lib-name"), lib_ver = iequals(attr, "lib-ver");
+    if (!lib_name && !lib_ver) {
+      return c.error("ERR Unrecognized option '" + std::string(attr) + "'");
+    }
+    if (!valid_name(val)) {
+      return c.error("ERR " + std::string(lib_name ? "lib-name" : "lib-ver") +
+                     " cannot contain spaces, newlines or special characters.");
+    }
+    (lib_name ? c.session.lib_name : c.session.lib_ver).assign(val);
+    return c.w.ok();
+  }
+  if (iequals(sub, "info")) {
+    if (!sub_arity(c, "info", 1)) return;
+    return c.w.verbatim(c.peer.client_info() + "\n");
+  }
+  if (iequals(sub, "help")) {
+    c.w.array(6);
+    c.w.simple("CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+    c.w.simple("GETNAME");
+    c.w.simple("ID");
+    c.w.simple("INFO");
+    c.w.simple("SETINFO <LIB-NAME|LIB-VER> <value>");
+    c.w.simple("SETNAME <name>");
+    return;
+  }
+  unknown_subcommand(c);
+}
+
+void cmd_command(Call& c) {
+  const auto& all = specs();
+  if (c.argc() == 1) {
+    c.w.array(all.size());
+    for (const Spec& s : all) command_info(c, s);
+    return;
+  }
+  const std::string_view sub = c.arg(1);
+  if (iequals(sub, "count")) {
+    if (!sub_arity(c, "count", 1)) return;
+    return c.w.integer(static_cast<int64_t>(all.size()));
+  }
+  if (iequals(sub, "info")) {
+    if (c.argc() == 2) {
+      c.w.array(all.size());
+      for (const Spec& s : all) command_info(c, s);
+      return;
+    }
+    c.w.array(c.argc() - 2);
+    for (size_t i = 2; i < c.argc(); ++i) {
+      const Spec* s = find_spec(c.arg(i));
+      if (s == nullptr) {
+        c.w.null_array();
+      } else {
+        command_info(c, *s);
+      }
+    }
+    return;
+  }
+  if (iequals(sub, "docs")) {
+    std::vector<const Spec*> list;
+    if (c.argc() == 2) {
+      for (const Spec& s : all) list.push_back(&s);
+    } else {
+      for (size_t i = 2; i < c.argc(); ++i) {
+        if (const Spec* s = find_spec(c.arg(i))) list.push_back(s);
+      }
+    }
+    c.w.map(list.size());
+    for (const Spec* s : list) {
+      c.w.bulk(s->name);
+      command_doc(c, *s);
+    }
+    return;
+  }
+  unknown_subcommand(c);
+}
+
+void cmd_config(Call& c) {
+  if (!iequals(c.arg(1), "get")) return unknown_subcommand(c);
+  if (!sub_arity(c, "get", -2)) return;
+  const engine::EngineStats es = c.ctx.engine.stats();
+  const std::vector<std::pair<std::string, std::string>> params = {
+      {"appendonly", "no"},
+      {"databases", "1"},
+      {"maxmemory", std::to_string(es.limit)},
+      {"maxmemory-policy", "allkeys-lru"},
+      {"port", std::to_string(c.peer.listen_port())},
+      {"proto-max-bulk-len", std::to_string(512ull << 20)},
+      {"save", ""},
+      {"timeout", "0"},
+  };
+  std::vector<const std::pair<std::string, std::string>*> hits;
+  for (const auto& p : params) {
+    for (size_t i = 2; i < c.argc(); ++i) {
+      std::string pattern(c.arg(i));
+      for (char& ch : pattern) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (fnmatch(pattern.c_str(), p.first.c_str(), 0) == 0) {
+        hits.push_back(&p);
+        break;
+      }
+    }
+  }
+  c.w.map(hits.size());
+  for (const auto* p : hits) {
+    c.w.bulk(p->first);
+    c.w.bulk(p->second);
+  }
+}
+
+void cmd_auth(Call& c) {
+  if (c.argc() > 3) return c.error(resp::err::kSyntax);
+  if (c.argc() == 2 && !c.peer.auth_required()) {
+    return c.error(
+        "ERR AUTH <password> called without any password configured for the default user. Are "
+        "you sure your configuration is correct?");
+  }
+  const std::string_view user = c.argc() == 3 ? c.arg(1) : "default";
+  const std::string_view pass = c.argc() == 3 ? c.arg(2) : c.arg(1);
+  if (!authenticate(c, user, pass)) return c.error(resp::err::kWrongPass);
+  c.w.ok();
+}
+
+void cmd_hello(Call& c) {
+  int64_t ver = 0;
+  size_t next = 1;
+  if (c.argc() >= 2) {
+    if (!resp::parse_ll(c.arg(1), &ver)) {
+      return c.error("ERR Protocol version is not an integer or out of range");
+    }
+    ++next;
+    if (ver < 2 || ver > 3) return c.error("NOPROTO unsupported protocol version");
+  }
+  std::string_view user, pass, name;
+  bool with_auth = false, with_name = false;
+  for (size_t j = next; j < c.argc(); ++j) {
+    const size_t more = c.argc() - 1 - j;
+    if (iequals(c.arg(j), "auth") && more >= 2) {
+      user = c.arg(j + 1);
+      pass = c.arg(j + 2);
+      with_auth = true;
+      j += 2;
+    } else if (iequals(c.arg(j), "setname") && more >= 1) {
+      name = c.arg(j + 1);
+      with_name = true;
+      ++j;
+    } else {
+      std::string opt(c.arg(j).substr(0, c.arg(j).find('\0')));
+      return c.error("ERR Syntax error in HELLO option '" + opt + "'");
+    }
+  }
+  if (with_auth && !authenticate(c, user, pass)) return c.error(resp::err::kWrongPass);
+  if (!c.session.authenticated) {
+    return c.error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+  }
+  if (with_name) {
+    if (!valid_name(name)) {
+      return c.error("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    c.session.name.assign(name);
+  }
+  if (ver != 0) {
+    c.session.resp3 = ver == 3;
+    c.w.resp3 = c.session.resp3;
+  }
+  hello_reply(c);
+}
+
+void cmd_reset(Call& c) {
+  c.session.resp3 = false;
+  c.session.name.clear();
+  c.session.authenticated = !c.peer.auth_required();
+  c.w.simple("RESET");
+}
+
+void cmd_quit(Call& c) {
+  c.w.ok();
+  c.close = true;
+}
+
+void cmd_debug(Call& c) {
+  if (c.ctx.debug_clock == nullptr) {
+    return c.error(
+        "ERR DEBUG command not allowed: cacheserver --debug-clock enables DEBUG "
+        "ADVANCE-CLOCK for tests, and nothing else");
+  }
+  if (!iequals(c.arg(1), "advance-clock")) return unknown_subcommand(c);
+  if (!sub_arity(c, "advance-clock", 2)) return;
+  int64_t s = 0;
+  if (!c.integer(2, &s)) return;
+  if (s < 0) return c.error("ERR the clock only moves forward");
+  c.ctx.debug_clock->advance(s);
+  c.w.ok();
+}
+
+}  // namespace cachetier::process::respcmd

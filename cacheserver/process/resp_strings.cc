@@ -1,0 +1,564 @@
+// RESP string commands (GET, SET and its options, counters, ranges) with redis-server 7's
+// replies. Commands that read and then write (SET GET/KEEPTTL, GETSET, GETDEL, INCR*, SETRANGE)
+// do so with a compare-and-swap on the item's CAS, retried, so that each is atomic against
+// other clients as it is in redis-server.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cacheserver/process/resp_internal.h"
+
+namespace cachetier::process::respcmd {
+
+namespace {
+
+using engine::EngineStatus;
+using engine::StoreMode;
+
+constexpr int kCasTries = 64;
+constexpr size_t kMaxKey = 250;
+constexpr std::string_view kTooLong =
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+void hit_or_miss(Context& ctx, bool hit) {
+  ctx.counters.cmd_get.add();
+  (hit ? ctx.counters.get_hits : ctx.counters.get_misses).add();
+}
+
+// A write the engine refused: the reply, and false.
+bool store_failed(Call& c, EngineStatus st) {
+  switch (st) {
+    case EngineStatus::kTooLarge:
+      c.error("ERR value is larger than this node's item size limit (-I)");
+      return true;
+    case EngineStatus::kNoMemory:
+      c.error("OOM command not allowed when used memory > 'maxmemory'.");
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool key_ok(Call& c, std::string_view key) {
+  if (!key.empty() && key.size() <= kMaxKey) return true;
+  c.error(key.empty() ? "ERR empty keys are not supported by this cache"
+                      : "ERR key is longer than 250 bytes");
+  return false;
+}
+
+enum class Cond { kNone, kNx, kXx };
+
+struct SetOutcome {
+  bool stored = false;
+  bool failed = false;  // an error was replied
+  std::optional<Snapshot> old;
+};
+
+// SET's core: `exptime` (resolved) unless keep_ttl; `need_old` reads the value it replaces.
+SetOutcome set_value(Call& c, std::string_view key, std::string_view value, Cond cond,
+                     bool keep_ttl, int64_t exptime, bool need_old) {
+  SetOutcome o;
+  Context& ctx = c.ctx;
+  ctx.counters.cmd_set.add();
+  if (!need_old && !keep_ttl) {
+    engine::StoreRequest s;
+    s.mode = cond == Cond::kNx   ? StoreMode::kAdd
+             : cond == Cond::kXx ? StoreMode::kReplace
+                                 : StoreMode::kSet;
+    s.key = key;
+    s.value = value;
+    s.exptime = exptime;
+    auto r = ctx.engine.store(s);
+    if (store_failed(c, r.status)) {
+      o.failed = true;
+      return o;
+    }
+    o.stored = r.status == EngineStatus::kOk;
+    return o;
+  }
+  for (int i = 0; i < kCasTries; ++i) {
+    o.old = read_item(ctx, key, false);
+    if ((cond == Cond::kNx && o.old) || (cond == Cond::kXx && !o.old)) return o;
+    engine::StoreRequest s;
+    s.key = key;
+    s.value = value;
+    s.exptime = keep_ttl && o.old ? o.old->exptime : (keep_ttl ? 0 : exptime);
+    if (o.old) {
+      s.compare_cas = o.old->cas;
+    } else {
+      s.mode = StoreMode::kAdd;
+    }
+    auto r = ctx.engine.store(s);
+    if (store_failed(c, r.status)) {
+      o.failed = true;
+      return o;
+    }
+    if (r.status == EngineStatus::kOk) {
+      o.stored = true;
+      return o;
+    }
+  }
+  c.error("ERR the key changed too often during the write; try again");
+  o.failed = true;
+  return o;
+}
+
+// An expiry argument as redis-server's getExpireMillisecondsOrReply reads it: the absolute
+// time in ms, or 0 after replying the error. `relative`: EX/PX (add now); `seconds`: EX/EXAT.
+int64_t expire_ms(Call& c, std::string_view arg, bool seconds, bool relative,
+                  bool reply_errors = true) {
+  int64_t v = 0;
+  if (!resp::parse_ll(arg, &v)) {
+    if (reply_errors) c.error(resp::err::kNotInteger);
+    return 0;
+  }
+  auto invalid = [&] {
+    if (reply_errors)
+      c.error("ERR invalid expire time in '" + std::string(c.fullname) + "' command");
+    return int64_t{0};
+  };
+  if (v <= 0 || (seconds && v > std::numeric_limits<int64_t>::max() / 1000)) return invalid();
+  if (seconds) v *= 1000;
+  if (relative) {
+    const int64_t now = c.now_ms();
+    if (v > std::numeric_limits<int64_t>::max() - now) return invalid();
+    v += now;
+  }
+  return v;
+}
+
+// A write of a counter or range result over the snapshot it was computed from.
+EngineStatus write_back(Call& c, std::string_view key, const std::optional<Snapshot>& old,
+                        std::string_view value) {
+  engine::StoreRequest s;
+  s.key = key;
+  s.value = value;
+  if (old) {
+    s.compare_cas = old->cas;
+    s.exptime = old->exptime;
+    s.client_flags = old->flags;
+  } else {
+    s.mode = StoreMode::kAdd;
+  }
+  return c.ctx.engine.store(s).status;
+}
+
+bool lost_race(EngineStatus st) {
+  return st == EngineStatus::kExists || st == EngineStatus::kNotStored ||
+         st == EngineStatus::kNotFound;
+}
+
+void retry_exhausted(Call& c) {
+  c.error("ERR the key changed too often during the write; try again");
+}
+
+void incr_by(Call& c, int64_t delta) {
+  const std::string_view key = c.arg(1);
+  if (!key_ok(c, key)) return;
+  for (int i = 0; i < kCasTries; ++i) {
+    auto old = read_item(c.ctx, key);
+    int64_t v = 0;
+    if (old && !resp::parse_ll(old->value, &v)) {
+      c.error(resp::err::kNotInteger);
+      return;
+    }
+    if ((delta < 0 && v < 0 && delta < std::numeric_limits<int64_t>::min() - v) ||
+        (delta > 0 && v > 0 && delta > std::numeric_limits<int64_t>::max() - v)) {
+      c.error(resp::err::kOverflow);
+      return;
+    }
+    v += delta;
+    const std::string text = std::to_string(v);
+    EngineStatus st = write_back(c, key, old, text);
+    if (store_failed(c, st)) return;
+    if (st == EngineStatus::kOk) {
+      (delta >= 0 ? (old ? c.ctx.counters.incr_hits : c.ctx.counters.incr_misses)
+                  : (old ? c.ctx.counters.decr_hits : c.ctx.counters.decr_misses))
+          .add();
+      c.w.integer(v);
+      return;
+    }
+    if (!lost_race(st)) break;
+  }
+  retry_exhausted(c);
+}
+
+}  // namespace
+
+void cmd_get(Call& c) {
+  bool hit = false;
+  auto r = c.ctx.engine.lookup(c.arg(1), {}, [&](const engine::ItemView& v) {
+    c.w.bulk(v.value);
+    hit = true;
+  });
+  if (!hit) c.w.null();
+  hit_or_miss(c.ctx, r.hit);
+}
+
+void cmd_set(Call& c) {
+  enum : unsigned {
+    kNx = 1,
+    kXx = 2,
+    kGet = 4,
+    kKeep = 8,
+    kEx = 16,
+    kPx = 32,
+    kExat = 64,
+    kPxat = 128
+  };
+  unsigned f = 0;
+  std::string_view expire;
+  for (size_t j = 3; j < c.argc(); ++j) {
+    const std::string_view o = c.arg(j);
+    const bool has_next = j + 1 < c.argc();
+    const unsigned timed = kEx | kPx | kExat | kPxat;
+    if (iequals(o, "nx") && !(f & kXx)) {
+      f |= kNx;
+    } else if (iequals(o, "xx") && !(f & kNx)) {
+      f |= kXx;
+    } else if (iequals(o, "get")) {
+      f |= kGet;
+    } else if (iequals(o, "keepttl") && !(f & timed)) {
+      f |= kKeep;
+    } else if (iequals(o, "ex") && !(f & (kKeep | kExat | kPx | kPxat)) && has_next) {
+      f |= kEx;
+      expire = c.arg(++j);
+    } else if (iequals(o, "px") && !(f & (kKeep | kEx | kExat | kPxat)) && has_next) {
+      f |= kPx;
+      expire = c.arg(++j);
+    } else if (iequals(o, "exat") && !(f & (kKeep | kEx | kPx | kPxat)) && has_next) {
+      f |= kExat;
+      expire = c.arg(++j);
+    } else if (iequals(o, "pxat") && !(f & (kKeep | kEx | kExat | kPx)) && has_next) {
+      f |= kPxat;
+      expire = c.arg(++j);
+    } else {
+      c.error(resp::err::kSyntax);
+      return;
+    }
+  }
+  int64_t exptime = 0;
+  if (!expire.empty() || (f & (kEx | kPx | kExat | kPxat))) {
+    const int64_t ms = expire_ms(c, expire, f & (kEx | kExat), f & (kEx | kPx));
+    if (ms == 0) return;
+    exptime = exptime_from_ms(ms);
+  }
+  if (!key_ok(c, c.arg(1))) return;
+  const Cond cond = (f & kNx) ? Cond::kNx : (f & kXx) ? Cond::kXx : Cond::kNone;
+  SetOutcome o = set_value(c, c.arg(1), c.arg(2), cond, f & kKeep, exptime, f & kGet);
+  if (o.failed) return;
+  if (f & kGet) {
+    if (o.old) {
+      c.w.bulk(o.old->value);
+    } else {
+      c.w.null();
+    }
+    return;
+  }
+  if (o.stored) {
+    c.w.ok();
+  } else {
+    c.w.null();
+  }
+}
+
+void cmd_setnx(Call& c) {
+  if (!key_ok(c, c.arg(1))) return;
+  SetOutcome o = set_value(c, c.arg(1), c.arg(2), Cond::kNx, false, 0, false);
+  if (!o.failed) c.w.integer(o.stored ? 1 : 0);
+}
+
+namespace {
+void setex(Call& c, bool seconds) {
+  const int64_t ms = expire_ms(c, c.arg(2), seconds, true);
+  if (ms == 0) return;
+  if (!key_ok(c, c.arg(1))) return;
+  SetOutcome o = set_value(c, c.arg(1), c.arg(3), Cond::kNone, false, exptime_from_ms(ms), false);
+  if (!o.failed) c.w.ok();
+}
+}  // namespace
+
+void cmd_setex(Call& c) { setex(c, true); }
+void cmd_psetex(Call& c) { setex(c, false); }
+
+void cmd_getset(Call& c) {
+  if (!key_ok(c, c.arg(1))) return;
+  SetOutcome o = set_value(c, c.arg(1), c.arg(2), Cond::kNone, false, 0, true);
+  if (o.failed) return;
+  if (o.old) {
+    c.w.bulk(o.old->value);
+  } else {
+    c.w.null();
+  }
+}
+
+void cmd_getex(Call& c) {
+  enum : unsigned { kPersist = 1, kEx = 2, kPx = 4, kExat = 8, kPxat = 16 };
+  unsigned f = 0;
+  std::string_view expire;
+  for (size_t j = 2; j < c.argc(); ++j) {
+    const std::string_view o = c.arg(j);
+    const bool has_next = j + 1 < c.argc();
+    const unsigned timed = kEx | kPx | kExat | kPxat;
+    if (iequals(o, "persist") && !(f & timed)) {
+      f |= kPersist;
+    } else if (iequals(o, "ex") && !(f & (kPersist | kExat | kPx | kPxat)) && has_next) {
+      f |= kEx;
+      expire = c.arg(++j);
+    } else if (iequals(o, "px") && !(f & (kPersist | kEx | kExat | kPxat)) && has_next) {
+      f |= kPx;
+      expire = c.arg(++j);
+    } else if (iequals(o, "exat") && !(f & (kPersist | kEx | kPx | kPxat)) && has_next) {
+      f |= kExat;
+      expire = c.arg(++j);
+    } else if (iequals(o, "pxat") && !(f & (kPersist | kEx | kExat | kPx)) && has_next) {
+      f |= kPxat;
+      expire = c.arg(++j);
+    } else {
+      c.error(resp::err::kSyntax);
+      return;
+    }
+  }
+  engine::LookupOptions opts;
+  bool bad_expire = false;
+  if (f & (kEx | kPx | kExat | kPxat)) {
+    const int64_t ms = expire_ms(c, expire, f & (kEx | kExat), f & (kEx | kPx), false);
+    if (ms == 0) {
+      bad_expire = true;
+    } else {
+      opts.update_exptime = true;
+      opts.exptime = exptime_from_ms(ms);
+    }
+  } else if (f & kPersist) {
+    opts.update_exptime = true;
+    opts.exptime = 0;
+  }
+  if (bad_expire) {
+    // redis-server looks the key up first: a missing key is nil whatever the expiry says.
+    if (!read_item(c.ctx, c.arg(1), false)) {
+      c.w.null();
+      return;
+    }
+    expire_ms(c, expire, f & (kEx | kExat), f & (kEx | kPx));
+    return;
+  }
+  bool hit = false;
+  auto r = c.ctx.engine.lookup(c.arg(1), opts, [&](const engine::ItemView& v) {
+    c.w.bulk(v.value);
+    hit = true;
+  });
+  if (!hit) c.w.null();
+  hit_or_miss(c.ctx, r.hit);
+}
+
+void cmd_getdel(Call& c) {
+  for (int i = 0; i < kCasTries; ++i) {
+    auto old = read_item(c.ctx, c.arg(1), false);
+    hit_or_miss(c.ctx, old.has_value());
+    if (!old) {
+      c.w.null();
+      return;
+    }
+    engine::DeleteRequest d;
+    d.key = c.arg(1);
+    d.compare_cas = old->cas;
+    if (c.ctx.engine.remove(d).status == EngineStatus::kOk) {
+      c.w.bulk(old->value);
+      return;
+    }
+  }
+  retry_exhausted(c);
+}
+
+void cmd_mget(Call& c) {
+  ByteBuffer& out = c.w.out;
+  const size_t start = out.size();
+  c.w.array(c.argc() - 1);
+  for (size_t i = 1; i < c.argc(); ++i) {
+    bool hit = false;
+    c.ctx.engine.lookup(c.arg(i), {}, [&](const engine::ItemView& v) {
+      c.w.bulk(v.value);
+      hit = true;
+    });
+    if (!hit) c.w.null();
+    hit_or_miss(c.ctx, hit);
+    if (out.size() - start > c.ctx.output_limit) {
+      out.truncate(start);
+      c.error("ERR the reply is larger than this node's output limit");
+      return;
+    }
+  }
+}
+
+void cmd_mset(Call& c) {
+  if (c.argc() % 2 == 0) {
+    c.wrong_arity();
+    return;
+  }
+  for (size_t i = 1; i < c.argc(); i += 2) {
+    if (!key_ok(c, c.arg(i))) return;
+  }
+  for (size_t i = 1; i < c.argc(); i += 2) {
+    SetOutcome o = set_value(c, c.arg(i), c.arg(i + 1), Cond::kNone, false, 0, false);
+    if (o.failed) return;
+  }
+  c.w.ok();
+}
+
+void cmd_msetnx(Call& c) {
+  if (c.argc() % 2 == 0) {
+    c.wrong_arity();
+    return;
+  }
+  for (size_t i = 1; i < c.argc(); i += 2) {
+    if (!key_ok(c, c.arg(i))) return;
+  }
+  for (size_t i = 1; i < c.argc(); i += 2) {
+    if (read_item(c.ctx, c.arg(i), false)) {
+      c.w.integer(0);
+      return;
+    }
+  }
+  // Each key is added only if still absent; a concurrent writer between the check and the
+  // adds can make this partial (documented in docs/resp.md).
+  for (size_t i = 1; i < c.argc(); i += 2) {
+    SetOutcome o = set_value(c, c.arg(i), c.arg(i + 1), Cond::kNx, false, 0, false);
+    if (o.failed) return;
+  }
+  c.w.integer(1);
+}
+
+void cmd_incr(Call& c) { incr_by(c, 1); }
+void cmd_decr(Call& c) { incr_by(c, -1); }
+
+void cmd_incrby(Call& c) {
+  int64_t d = 0;
+  if (c.integer(2, &d)) incr_by(c, d);
+}
+
+void cmd_decrby(Call& c) {
+  int64_t d = 0;
+  if (!c.integer(2, &d)) return;
+  if (d == std::numeric_limits<int64_t>::min()) {
+    c.error("ERR decrement would overflow");
+    return;
+  }
+  incr_by(c, -d);
+}
+
+void cmd_incrbyfloat(Call& c) {
+  const std::string_view key = c.arg(1);
+  if (!key_ok(c, key)) return;
+  for (int i = 0; i < kCasTries; ++i) {
+    auto old = read_item(c.ctx, key);
+    long double v = 0, incr = 0;
+    if ((old && !resp::parse_ld(old->value, &v)) || !resp::parse_ld(c.arg(2), &incr)) {
+      c.error(resp::err::kNotFloat);
+      return;
+    }
+    v += incr;
+    if (std::isnan(v) || std::isinf(v)) {
+      c.error("ERR increment would produce NaN or Infinity");
+      return;
+    }
+    const std::string text = resp::format_ld(v);
+    EngineStatus st = write_back(c, key, old, text);
+    if (store_failed(c, st)) return;
+    if (st == EngineStatus::kOk) {
+      c.w.bulk(text);
+      return;
+    }
+    if (!lost_race(st)) break;
+  }
+  retry_exhausted(c);
+}
+
+void cmd_append(Call& c) {
+  if (!key_ok(c, c.arg(1))) return;
+  engine::StoreRequest s;
+  s.mode = StoreMode::kAppend;
+  s.key = c.arg(1);
+  s.value = c.arg(2);
+  s.vivify = true;
+  c.ctx.counters.cmd_set.add();
+  auto r = c.ctx.engine.store(s);
+  if (r.status == EngineStatus::kTooLarge) {
+    c.error(kTooLong);
+    return;
+  }
+  if (store_failed(c, r.status)) return;
+  c.w.integer(static_cast<int64_t>(r.size));
+}
+
+void cmd_strlen(Call& c) {
+  int64_t n = 0;
+  c.ctx.engine.lookup(c.arg(1), {},
+                      [&](const engine::ItemView& v) { n = static_cast<int64_t>(v.value.size()); });
+  c.w.integer(n);
+}
+
+void cmd_getrange(Call& c) {
+  int64_t start = 0, end = 0;
+  if (!c.integer(2, &start) || !c.integer(3, &end)) return;
+  bool hit = false;
+  c.ctx.engine.lookup(c.arg(1), {}, [&](const engine::ItemView& v) {
+    hit = true;
+    const int64_t len = static_cast<int64_t>(v.value.size());
+    int64_t s = start, e = end;
+    if (s < 0 && e < 0 && s > e) {
+      c.w.bulk("");
+      return;
+    }
+    if (s < 0) s = len + s;
+    if (e < 0) e = len + e;
+    if (s < 0) s = 0;
+    if (e < 0) e = 0;
+    if (e >= len) e = len - 1;
+    if (s > e || len == 0) {
+      c.w.bulk("");
+    } else {
+      c.w.bulk(v.value.substr(static_cast<size_t>(s), static_cast<size_t>(e - s + 1)));
+    }
+  });
+  if (!hit) c.w.bulk("");
+}
+
+void cmd_setrange(Call& c) {
+  int64_t offset = 0;
+  if (!c.integer(2, &offset)) return;
+  if (offset < 0) {
+    c.error("ERR offset is out of range");
+    return;
+  }
+  const std::string_view key = c.arg(1), value = c.arg(3);
+  if (!key_ok(c, key)) return;
+  for (int i = 0; i < kCasTries; ++i) {
+    auto old = read_item(c.ctx, key, false);
+    if (value.empty()) {
+      c.w.integer(old ? static_cast<int64_t>(old->value.size()) : 0);
+      return;
+    }
+    const uint64_t total = static_cast<uint64_t>(offset) + value.size();
+    if (total > (512ull << 20)) {
+      c.error(kTooLong);
+      return;
+    }
+    if (total > c.ctx.max_item_size) {
+      c.error("ERR value is larger than this node's item size limit (-I)");
+      return;
+    }
+    std::string next = old ? old->value : std::string();
+    if (next.size() < total) next.resize(static_cast<size_t>(total), '\0');
+    next.replace(static_cast<size_t>(offset), value.size(), value);
+    EngineStatus st = write_back(c, key, old, next);
+    if (store_failed(c, st)) return;
+    if (st == EngineStatus::kOk) {
+      c.w.integer(static_cast<int64_t>(next.size()));
+      return;
+    }
+    if (!lost_race(st)) break;
+  }
+  retry_exhausted(c);
+}
+
+}  // namespace cachetier::process::respcmd
