@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cacheserver/process/resp_process.h"
+#include "protocol/resp/commands.h"
 
 namespace cachetier::process::respcmd {
 
@@ -31,7 +32,7 @@ struct Call {
   int64_t now_ms() const;
 };
 
-bool iequals(std::string_view a, std::string_view b);
+using resp::iequals;
 
 // A copy of a key's item (for read-modify-write commands).
 struct Snapshot {
@@ -96,12 +97,13 @@ void cmd_reset(Call&);
 void cmd_quit(Call&);
 void cmd_debug(Call&);
 
+// A command this node serves: its handler and latency family (its arity, flags and keys are
+// in protocol/resp/commands.h).
 struct Spec {
-  std::string_view name;  // lower case
-  int arity;              // redis-server's: n exact, -n at least n
+  std::string_view name;  // lower case, as in resp::commands()
   void (*run)(Call&);
   Family family;
-  bool before_auth = false;  // allowed before AUTH (AUTH, HELLO, QUIT, RESET)
+  const resp::CommandInfo* info = nullptr;  // filled in by specs()
 };
 // The table (resp_process.cc), for dispatch and COMMAND.
 const std::vector<Spec>& specs();

@@ -15,23 +15,7 @@ namespace cachetier::process {
 
 namespace respcmd {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-void Call::wrong_arity() {
-  std::string e = "ERR wrong number of arguments for '";
-  e.append(fullname);
-  e.append("' command");
-  w.error(e);
-}
+void Call::wrong_arity() { w.error(resp::arity_error(fullname)); }
 
 bool Call::integer(size_t i, int64_t* v) {
   if (resp::parse_ll(argv[i], v)) return true;
@@ -53,10 +37,7 @@ int64_t Call::now_ms() const {
   return s * 1000 + before.tv_nsec / 1000000;
 }
 
-int64_t exptime_from_ms(int64_t when_ms) {
-  if (when_ms <= 0) return engine::kExpiredNow;
-  return when_ms / 1000 + (when_ms % 1000 != 0 ? 1 : 0);
-}
+int64_t exptime_from_ms(int64_t when_ms) { return resp::seconds_from_ms(when_ms); }
 
 std::optional<Snapshot> read_item(Context& ctx, std::string_view key, bool bump) {
   std::optional<Snapshot> snap;
@@ -73,57 +54,61 @@ std::optional<Snapshot> read_item(Context& ctx, std::string_view key, bool bump)
 }
 
 const std::vector<Spec>& specs() {
-  static const std::vector<Spec> table = {
-      {"get", 2, cmd_get, Family::kGet},
-      {"set", -3, cmd_set, Family::kSet},
-      {"setnx", 3, cmd_setnx, Family::kSet},
-      {"setex", 4, cmd_setex, Family::kSet},
-      {"psetex", 4, cmd_psetex, Family::kSet},
-      {"getset", 3, cmd_getset, Family::kSet},
-      {"getex", -2, cmd_getex, Family::kGet},
-      {"getdel", 2, cmd_getdel, Family::kGet},
-      {"mget", -2, cmd_mget, Family::kGet},
-      {"mset", -3, cmd_mset, Family::kSet},
-      {"msetnx", -3, cmd_msetnx, Family::kSet},
-      {"del", -2, cmd_del, Family::kDelete},
-      {"unlink", -2, cmd_del, Family::kDelete},
-      {"exists", -2, cmd_exists, Family::kGet},
-      {"touch", -2, cmd_touch, Family::kTouch},
-      {"expire", -3, cmd_expire, Family::kTouch},
-      {"pexpire", -3, cmd_pexpire, Family::kTouch},
-      {"expireat", -3, cmd_expireat, Family::kTouch},
-      {"pexpireat", -3, cmd_pexpireat, Family::kTouch},
-      {"ttl", 2, cmd_ttl, Family::kOther},
-      {"pttl", 2, cmd_pttl, Family::kOther},
-      {"expiretime", 2, cmd_expiretime, Family::kOther},
-      {"pexpiretime", 2, cmd_pexpiretime, Family::kOther},
-      {"persist", 2, cmd_persist, Family::kTouch},
-      {"incr", 2, cmd_incr, Family::kArith},
-      {"decr", 2, cmd_decr, Family::kArith},
-      {"incrby", 3, cmd_incrby, Family::kArith},
-      {"decrby", 3, cmd_decrby, Family::kArith},
-      {"incrbyfloat", 3, cmd_incrbyfloat, Family::kArith},
-      {"append", 3, cmd_append, Family::kSet},
-      {"strlen", 2, cmd_strlen, Family::kGet},
-      {"getrange", 4, cmd_getrange, Family::kGet},
-      {"setrange", 4, cmd_setrange, Family::kSet},
-      {"type", 2, cmd_type, Family::kOther},
-      {"dbsize", 1, cmd_dbsize, Family::kOther},
-      {"flushdb", -1, cmd_flushall, Family::kOther},
-      {"flushall", -1, cmd_flushall, Family::kOther},
-      {"ping", -1, cmd_ping, Family::kOther},
-      {"echo", 2, cmd_echo, Family::kOther},
-      {"select", 2, cmd_select, Family::kOther},
-      {"info", -1, cmd_info, Family::kOther},
-      {"client", -2, cmd_client, Family::kOther},
-      {"command", -1, cmd_command, Family::kOther},
-      {"config", -2, cmd_config, Family::kOther},
-      {"auth", -2, cmd_auth, Family::kOther, true},
-      {"hello", -1, cmd_hello, Family::kOther, true},
-      {"reset", 1, cmd_reset, Family::kOther, true},
-      {"quit", -1, cmd_quit, Family::kOther, true},
-      {"debug", -2, cmd_debug, Family::kOther},
-  };
+  static const std::vector<Spec> table = [] {
+    std::vector<Spec> t = {
+        {"get", cmd_get, Family::kGet},
+        {"set", cmd_set, Family::kSet},
+        {"setnx", cmd_setnx, Family::kSet},
+        {"setex", cmd_setex, Family::kSet},
+        {"psetex", cmd_psetex, Family::kSet},
+        {"getset", cmd_getset, Family::kSet},
+        {"getex", cmd_getex, Family::kGet},
+        {"getdel", cmd_getdel, Family::kGet},
+        {"mget", cmd_mget, Family::kGet},
+        {"mset", cmd_mset, Family::kSet},
+        {"msetnx", cmd_msetnx, Family::kSet},
+        {"del", cmd_del, Family::kDelete},
+        {"unlink", cmd_del, Family::kDelete},
+        {"exists", cmd_exists, Family::kGet},
+        {"touch", cmd_touch, Family::kTouch},
+        {"expire", cmd_expire, Family::kTouch},
+        {"pexpire", cmd_pexpire, Family::kTouch},
+        {"expireat", cmd_expireat, Family::kTouch},
+        {"pexpireat", cmd_pexpireat, Family::kTouch},
+        {"ttl", cmd_ttl, Family::kOther},
+        {"pttl", cmd_pttl, Family::kOther},
+        {"expiretime", cmd_expiretime, Family::kOther},
+        {"pexpiretime", cmd_pexpiretime, Family::kOther},
+        {"persist", cmd_persist, Family::kTouch},
+        {"incr", cmd_incr, Family::kArith},
+        {"decr", cmd_decr, Family::kArith},
+        {"incrby", cmd_incrby, Family::kArith},
+        {"decrby", cmd_decrby, Family::kArith},
+        {"incrbyfloat", cmd_incrbyfloat, Family::kArith},
+        {"append", cmd_append, Family::kSet},
+        {"strlen", cmd_strlen, Family::kGet},
+        {"getrange", cmd_getrange, Family::kGet},
+        {"setrange", cmd_setrange, Family::kSet},
+        {"type", cmd_type, Family::kOther},
+        {"dbsize", cmd_dbsize, Family::kOther},
+        {"flushdb", cmd_flushall, Family::kOther},
+        {"flushall", cmd_flushall, Family::kOther},
+        {"ping", cmd_ping, Family::kOther},
+        {"echo", cmd_echo, Family::kOther},
+        {"select", cmd_select, Family::kOther},
+        {"info", cmd_info, Family::kOther},
+        {"client", cmd_client, Family::kOther},
+        {"command", cmd_command, Family::kOther},
+        {"config", cmd_config, Family::kOther},
+        {"auth", cmd_auth, Family::kOther},
+        {"hello", cmd_hello, Family::kOther},
+        {"reset", cmd_reset, Family::kOther},
+        {"quit", cmd_quit, Family::kOther},
+        {"debug", cmd_debug, Family::kOther},
+    };
+    for (Spec& s : t) s.info = resp::find_command(s.name);
+    return t;
+  }();
   return table;
 }
 
@@ -135,45 +120,14 @@ using respcmd::Spec;
 
 const Spec* lookup(std::string_view name) {
   static const auto index = [] {
-    std::unordered_map<std::string_view, const Spec*> m;
-    for (const Spec& s : respcmd::specs()) m.emplace(s.name, &s);
+    std::unordered_map<const resp::CommandInfo*, const Spec*> m;
+    for (const Spec& s : respcmd::specs()) m.emplace(s.info, &s);
     return m;
   }();
-  char lower[24];
-  if (name.size() > sizeof(lower)) return nullptr;
-  for (size_t i = 0; i < name.size(); ++i) {
-    lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
-  }
-  auto it = index.find(std::string_view(lower, name.size()));
+  const resp::CommandInfo* info = resp::find_command(name);
+  if (info == nullptr) return nullptr;
+  auto it = index.find(info);
   return it == index.end() ? nullptr : it->second;
-}
-
-// "%.128s" of a C string: up to a NUL and at most n bytes.
-std::string_view c_prefix(std::string_view s, size_t n) {
-  if (size_t z = s.find('\0'); z != std::string_view::npos) s = s.substr(0, z);
-  return s.substr(0, std::min(n, s.size()));
-}
-
-// redis-server replaces CR and LF in an error it builds from the request with spaces.
-void error_from_request(resp::Writer& w, std::string e) {
-  std::replace(e.begin(), e.end(), '\r', ' ');
-  std::replace(e.begin(), e.end(), '\n', ' ');
-  w.error(e);
-}
-
-void unknown_command(resp::Writer& w, const std::vector<std::string_view>& argv) {
-  std::string args;
-  for (size_t i = 1; i < argv.size() && args.size() < 128; ++i) {
-    const size_t room = 128 - args.size();
-    args.push_back('\'');
-    args.append(c_prefix(argv[i], room));
-    args.append("' ");
-  }
-  std::string e = "ERR unknown command '";
-  e.append(c_prefix(argv[0], 128));
-  e.append("', with args beginning with: ");
-  e.append(args);
-  error_from_request(w, std::move(e));
 }
 
 }  // namespace
@@ -188,16 +142,15 @@ Action handle_resp(const resp::Command& cmd, Context& ctx, RespSession& s, RespP
   respcmd::Call call{cmd.argv, ctx, s, peer, resp::Writer{out, s.resp3}, {}};
   const Spec* spec = lookup(cmd.argv[0]);
   if (spec == nullptr) {
-    unknown_command(call.w, cmd.argv);
+    call.error(resp::unknown_command_error(cmd.argv));
     return Action::kContinue;
   }
   call.fullname = spec->name;
-  const int n = static_cast<int>(cmd.argv.size());
-  if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
+  if (!resp::arity_ok(spec->info->arity, cmd.argv.size())) {
     call.wrong_arity();
     return Action::kContinue;
   }
-  if (!s.authenticated && !spec->before_auth) {
+  if (!s.authenticated && !spec->info->before_auth) {
     call.error(resp::err::kNoAuth);
     return Action::kContinue;
   }

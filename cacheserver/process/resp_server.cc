@@ -16,27 +16,13 @@ namespace {
 // The Redis version cachetier answers as (the commands and replies it follows).
 constexpr std::string_view kRedisVersion = "7.0.15";
 
-void unknown_subcommand(Call& c) {
-  std::string container(c.arg(0));
-  for (char& ch : container) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  std::string sub(c.arg(1).substr(0, std::min<size_t>(128, c.arg(1).find('\0'))));
-  std::string e = "ERR unknown subcommand '" + sub + "'. Try " + container + " HELP.";
-  for (char& ch : e) {
-    if (ch == '\r' || ch == '\n') ch = ' ';
-  }
-  c.error(e);
-}
+void unknown_subcommand(Call& c) { c.error(resp::unknown_subcommand_error(c.arg(0), c.arg(1))); }
 
 // A subcommand's arity check, with its full name ("client|setname").
 bool sub_arity(Call& c, std::string_view name, int arity) {
   const int n = static_cast<int>(c.argc()) - 1;
   if ((arity > 0 && n == arity) || (arity < 0 && n >= -arity)) return true;
-  std::string full(c.fullname);
-  full.push_back('|');
-  full.append(name);
-  c.fullname = {};
-  std::string e = "ERR wrong number of arguments for '" + full + "' command";
-  c.error(e);
+  c.error(resp::arity_error(std::string(c.fullname) + "|" + std::string(name)));
   return false;
 }
 
@@ -108,93 +94,6 @@ bool authenticate(Call& c, std::string_view user, std::string_view password) {
   }
   c.ctx.counters.auth_errors.add();
   return false;
-}
-
-// COMMAND's view of a command: the flags, key positions and category of each.
-struct Meta {
-  std::string_view flags;  // "write", "readonly", or "" (connection and server commands)
-  int first, last, step;
-  std::string_view group;
-};
-
-Meta meta_of(std::string_view name) {
-  static const std::map<std::string_view, Meta> m = {
-      {"get", {"readonly", 1, 1, 1, "string"}},
-      {"set", {"write", 1, 1, 1, "string"}},
-      {"setnx", {"write", 1, 1, 1, "string"}},
-      {"setex", {"write", 1, 1, 1, "string"}},
-      {"psetex", {"write", 1, 1, 1, "string"}},
-      {"getset", {"write", 1, 1, 1, "string"}},
-      {"getex", {"write", 1, 1, 1, "string"}},
-      {"getdel", {"write", 1, 1, 1, "string"}},
-      {"mget", {"readonly", 1, -1, 1, "string"}},
-      {"mset", {"write", 1, -1, 2, "string"}},
-      {"msetnx", {"write", 1, -1, 2, "string"}},
-      {"del", {"write", 1, -1, 1, "generic"}},
-      {"unlink", {"write", 1, -1, 1, "generic"}},
-      {"exists", {"readonly", 1, -1, 1, "generic"}},
-      {"touch", {"readonly", 1, -1, 1, "generic"}},
-      {"expire", {"write", 1, 1, 1, "generic"}},
-      {"pexpire", {"write", 1, 1, 1, "generic"}},
-      {"expireat", {"write", 1, 1, 1, "generic"}},
-      {"pexpireat", {"write", 1, 1, 1, "generic"}},
-      {"ttl", {"readonly", 1, 1, 1, "generic"}},
-      {"pttl", {"readonly", 1, 1, 1, "generic"}},
-      {"expiretime", {"readonly", 1, 1, 1, "generic"}},
-      {"pexpiretime", {"readonly", 1, 1, 1, "generic"}},
-      {"persist", {"write", 1, 1, 1, "generic"}},
-      {"incr", {"write", 1, 1, 1, "string"}},
-      {"decr", {"write", 1, 1, 1, "string"}},
-      {"incrby", {"write", 1, 1, 1, "string"}},
-      {"decrby", {"write", 1, 1, 1, "string"}},
-      {"incrbyfloat", {"write", 1, 1, 1, "string"}},
-      {"append", {"write", 1, 1, 1, "string"}},
-      {"strlen", {"readonly", 1, 1, 1, "string"}},
-      {"getrange", {"readonly", 1, 1, 1, "string"}},
-      {"setrange", {"write", 1, 1, 1, "string"}},
-      {"type", {"readonly", 1, 1, 1, "generic"}},
-      {"dbsize", {"readonly", 0, 0, 0, "server"}},
-      {"flushdb", {"write", 0, 0, 0, "server"}},
-      {"flushall", {"write", 0, 0, 0, "server"}},
-  };
-  auto it = m.find(name);
-  if (it != m.end()) return it->second;
-  return {"", 0, 0, 0, "connection"};
-}
-
-void command_info(Call& c, const Spec& s) {
-  const Meta m = meta_of(s.name);
-  c.w.array(10);
-  c.w.bulk(s.name);
-  c.w.integer(s.arity);
-  c.w.set(m.flags.empty() ? 0 : 1);
-  if (!m.flags.empty()) c.w.simple(m.flags);
-  c.w.integer(m.first);
-  c.w.integer(m.last);
-  c.w.integer(m.step);
-  c.w.set(1);
-  c.w.simple("@" + std::string(m.group));
-  c.w.array(0);  // tips
-  c.w.array(0);  // key specs
-  c.w.array(0);  // subcommands
-}
-
-void command_doc(Call& c, const Spec& s) {
-  const Meta m = meta_of(s.name);
-  c.w.map(3);
-  c.w.bulk("summary");
-  c.w.bulk("Redis's " + std::string(s.name) + " command, as cachetier serves it");
-  c.w.bulk("since");
-  c.w.bulk("1.0.0");
-  c.w.bulk("group");
-  c.w.bulk(m.group);
-}
-
-const Spec* find_spec(std::string_view name) {
-  for (const Spec& s : specs()) {
-    if (iequals(s.name, name)) return &s;
-  }
-  return nullptr;
 }
 
 }  // namespace
@@ -323,51 +222,12 @@ void cmd_client(Call& c) {
 }
 
 void cmd_command(Call& c) {
-  const auto& all = specs();
-  if (c.argc() == 1) {
-    c.w.array(all.size());
-    for (const Spec& s : all) command_info(c, s);
-    return;
-  }
-  const std::string_view sub = c.arg(1);
-  if (iequals(sub, "count")) {
-    if (!sub_arity(c, "count", 1)) return;
-    return c.w.integer(static_cast<int64_t>(all.size()));
-  }
-  if (iequals(sub, "info")) {
-    if (c.argc() == 2) {
-      c.w.array(all.size());
-      for (const Spec& s : all) command_info(c, s);
-      return;
-    }
-    c.w.array(c.argc() - 2);
-    for (size_t i = 2; i < c.argc(); ++i) {
-      const Spec* s = find_spec(c.arg(i));
-      if (s == nullptr) {
-        c.w.null_array();
-      } else {
-        command_info(c, *s);
-      }
-    }
-    return;
-  }
-  if (iequals(sub, "docs")) {
-    std::vector<const Spec*> list;
-    if (c.argc() == 2) {
-      for (const Spec& s : all) list.push_back(&s);
-    } else {
-      for (size_t i = 2; i < c.argc(); ++i) {
-        if (const Spec* s = find_spec(c.arg(i))) list.push_back(s);
-      }
-    }
-    c.w.map(list.size());
-    for (const Spec* s : list) {
-      c.w.bulk(s->name);
-      command_doc(c, *s);
-    }
-    return;
-  }
-  unknown_subcommand(c);
+  static const std::vector<const resp::CommandInfo*> served = [] {
+    std::vector<const resp::CommandInfo*> v;
+    for (const Spec& s : specs()) v.push_back(s.info);
+    return v;
+  }();
+  if (!resp::write_command_reply(c.w, c.argv, served)) unknown_subcommand(c);
 }
 
 void cmd_config(Call& c) {

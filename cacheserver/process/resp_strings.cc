@@ -103,30 +103,6 @@ SetOutcome set_value(Call& c, std::string_view key, std::string_view value, Cond
   return o;
 }
 
-// An expiry argument as redis-server's getExpireMillisecondsOrReply reads it: the absolute
-// time in ms, or 0 after replying the error. `relative`: EX/PX (add now); `seconds`: EX/EXAT.
-int64_t expire_ms(Call& c, std::string_view arg, bool seconds, bool relative,
-                  bool reply_errors = true) {
-  int64_t v = 0;
-  if (!resp::parse_ll(arg, &v)) {
-    if (reply_errors) c.error(resp::err::kNotInteger);
-    return 0;
-  }
-  auto invalid = [&] {
-    if (reply_errors)
-      c.error("ERR invalid expire time in '" + std::string(c.fullname) + "' command");
-    return int64_t{0};
-  };
-  if (v <= 0 || (seconds && v > std::numeric_limits<int64_t>::max() / 1000)) return invalid();
-  if (seconds) v *= 1000;
-  if (relative) {
-    const int64_t now = c.now_ms();
-    if (v > std::numeric_limits<int64_t>::max() - now) return invalid();
-    v += now;
-  }
-  return v;
-}
-
 // A write of a counter or range result over the snapshot it was computed from.
 EngineStatus write_back(Call& c, std::string_view key, const std::optional<Snapshot>& old,
                         std::string_view value) {
@@ -196,70 +172,25 @@ void cmd_get(Call& c) {
 }
 
 void cmd_set(Call& c) {
-  enum : unsigned {
-    kNx = 1,
-    kXx = 2,
-    kGet = 4,
-    kKeep = 8,
-    kEx = 16,
-    kPx = 32,
-    kExat = 64,
-    kPxat = 128
-  };
-  unsigned f = 0;
-  std::string_view expire;
-  for (size_t j = 3; j < c.argc(); ++j) {
-    const std::string_view o = c.arg(j);
-    const bool has_next = j + 1 < c.argc();
-    const unsigned timed = kEx | kPx | kExat | kPxat;
-    if (iequals(o, "nx") && !(f & kXx)) {
-      f |= kNx;
-    } else if (iequals(o, "xx") && !(f & kNx)) {
-      f |= kXx;
-    } else if (iequals(o, "get")) {
-      f |= kGet;
-    } else if (iequals(o, "keepttl") && !(f & timed)) {
-      f |= kKeep;
-    } else if (iequals(o, "ex") && !(f & (kKeep | kExat | kPx | kPxat)) && has_next) {
-      f |= kEx;
-      expire = c.arg(++j);
-    } else if (iequals(o, "px") && !(f & (kKeep | kEx | kExat | kPxat)) && has_next) {
-      f |= kPx;
-      expire = c.arg(++j);
-    } else if (iequals(o, "exat") && !(f & (kKeep | kEx | kPx | kPxat)) && has_next) {
-      f |= kExat;
-      expire = c.arg(++j);
-    } else if (iequals(o, "pxat") && !(f & (kKeep | kEx | kExat | kPx)) && has_next) {
-      f |= kPxat;
-      expire = c.arg(++j);
-    } else {
-      c.error(resp::err::kSyntax);
-      return;
-    }
-  }
+  resp::SetOptions o;
+  if (!resp::parse_set_options(c.argv, 3, false, o)) return c.error(resp::err::kSyntax);
   int64_t exptime = 0;
-  if (!expire.empty() || (f & (kEx | kPx | kExat | kPxat))) {
-    const int64_t ms = expire_ms(c, expire, f & (kEx | kExat), f & (kEx | kPx));
-    if (ms == 0) return;
+  if (o.unit != resp::SetOptions::kNone) {
+    std::string error;
+    const int64_t ms = resp::expire_at_ms(o, c.now_ms(), c.fullname, error);
+    if (ms == 0) return c.error(error);
     exptime = exptime_from_ms(ms);
   }
   if (!key_ok(c, c.arg(1))) return;
-  const Cond cond = (f & kNx) ? Cond::kNx : (f & kXx) ? Cond::kXx : Cond::kNone;
-  SetOutcome o = set_value(c, c.arg(1), c.arg(2), cond, f & kKeep, exptime, f & kGet);
-  if (o.failed) return;
-  if (f & kGet) {
-    if (o.old) {
-      c.w.bulk(o.old->value);
-    } else {
-      c.w.null();
-    }
-    return;
+  const Cond cond = o.nx ? Cond::kNx : o.xx ? Cond::kXx : Cond::kNone;
+  SetOutcome out = set_value(c, c.arg(1), c.arg(2), cond, o.keepttl, exptime, o.get);
+  if (out.failed) return;
+  if (o.get) {
+    if (out.old) return c.w.bulk(out.old->value);
+    return c.w.null();
   }
-  if (o.stored) {
-    c.w.ok();
-  } else {
-    c.w.null();
-  }
+  if (out.stored) return c.w.ok();
+  c.w.null();
 }
 
 void cmd_setnx(Call& c) {
@@ -270,11 +201,15 @@ void cmd_setnx(Call& c) {
 
 namespace {
 void setex(Call& c, bool seconds) {
-  const int64_t ms = expire_ms(c, c.arg(2), seconds, true);
-  if (ms == 0) return;
+  resp::SetOptions o;
+  o.unit = seconds ? resp::SetOptions::kEx : resp::SetOptions::kPx;
+  o.expire = c.arg(2);
+  std::string error;
+  const int64_t ms = resp::expire_at_ms(o, c.now_ms(), c.fullname, error);
+  if (ms == 0) return c.error(error);
   if (!key_ok(c, c.arg(1))) return;
-  SetOutcome o = set_value(c, c.arg(1), c.arg(3), Cond::kNone, false, exptime_from_ms(ms), false);
-  if (!o.failed) c.w.ok();
+  SetOutcome out = set_value(c, c.arg(1), c.arg(3), Cond::kNone, false, exptime_from_ms(ms), false);
+  if (!out.failed) c.w.ok();
 }
 }  // namespace
 
@@ -293,54 +228,22 @@ void cmd_getset(Call& c) {
 }
 
 void cmd_getex(Call& c) {
-  enum : unsigned { kPersist = 1, kEx = 2, kPx = 4, kExat = 8, kPxat = 16 };
-  unsigned f = 0;
-  std::string_view expire;
-  for (size_t j = 2; j < c.argc(); ++j) {
-    const std::string_view o = c.arg(j);
-    const bool has_next = j + 1 < c.argc();
-    const unsigned timed = kEx | kPx | kExat | kPxat;
-    if (iequals(o, "persist") && !(f & timed)) {
-      f |= kPersist;
-    } else if (iequals(o, "ex") && !(f & (kPersist | kExat | kPx | kPxat)) && has_next) {
-      f |= kEx;
-      expire = c.arg(++j);
-    } else if (iequals(o, "px") && !(f & (kPersist | kEx | kExat | kPxat)) && has_next) {
-      f |= kPx;
-      expire = c.arg(++j);
-    } else if (iequals(o, "exat") && !(f & (kPersist | kEx | kPx | kPxat)) && has_next) {
-      f |= kExat;
-      expire = c.arg(++j);
-    } else if (iequals(o, "pxat") && !(f & (kPersist | kEx | kExat | kPx)) && has_next) {
-      f |= kPxat;
-      expire = c.arg(++j);
-    } else {
-      c.error(resp::err::kSyntax);
-      return;
-    }
-  }
+  resp::SetOptions o;
+  if (!resp::parse_set_options(c.argv, 2, true, o)) return c.error(resp::err::kSyntax);
   engine::LookupOptions opts;
-  bool bad_expire = false;
-  if (f & (kEx | kPx | kExat | kPxat)) {
-    const int64_t ms = expire_ms(c, expire, f & (kEx | kExat), f & (kEx | kPx), false);
+  if (o.unit != resp::SetOptions::kNone) {
+    std::string error;
+    const int64_t ms = resp::expire_at_ms(o, c.now_ms(), c.fullname, error);
     if (ms == 0) {
-      bad_expire = true;
-    } else {
-      opts.update_exptime = true;
-      opts.exptime = exptime_from_ms(ms);
+      // redis-server looks the key up first: a missing key is nil whatever the expiry says.
+      if (!read_item(c.ctx, c.arg(1), false)) return c.w.null();
+      return c.error(error);
     }
-  } else if (f & kPersist) {
+    opts.update_exptime = true;
+    opts.exptime = exptime_from_ms(ms);
+  } else if (o.persist) {
     opts.update_exptime = true;
     opts.exptime = 0;
-  }
-  if (bad_expire) {
-    // redis-server looks the key up first: a missing key is nil whatever the expiry says.
-    if (!read_item(c.ctx, c.arg(1), false)) {
-      c.w.null();
-      return;
-    }
-    expire_ms(c, expire, f & (kEx | kExat), f & (kEx | kPx));
-    return;
   }
   bool hit = false;
   auto r = c.ctx.engine.lookup(c.arg(1), opts, [&](const engine::ItemView& v) {
