@@ -7,6 +7,7 @@
 
 #include "protocol/memcache/auth_codec.h"
 #include "router/frontends/native.h"
+#include "router/frontends/resp.h"
 #include "router/frontends/text.h"
 #include "router/router.h"
 #include "router/worker.h"
@@ -24,7 +25,7 @@ ByteBuffer* Fill::target() const {
 
 void Fill::finish(size_t held) const {
   Slot* s = s_;
-  s->stats->client_latency[s->native ? 1 : 0].record(metrics::now_ns() - s->started_ns);
+  s->stats->client_latency[s->frontend].record(metrics::now_ns() - s->started_ns);
   if (Downstream* d = s->owner) {
     d->held_ += held;
     s->done = true;
@@ -50,6 +51,26 @@ Downstream::Downstream(Worker& w)
   uv_tcp_init(w.loop(), stream_.tcp());
   accepted_ms_ = uv_now(w.loop());
   authenticated_ = !w.router().auth_required();
+}
+
+Downstream::~Downstream() = default;
+
+bool Downstream::resp_authenticate(std::string_view user, std::string_view password) {
+  if (w_.router().auth().check(user, password)) {
+    authenticated_ = true;
+    user_.assign(user);
+    resp_->decoder.limits().unauthenticated = false;
+    return true;
+  }
+  auth_failed();
+  return false;
+}
+
+void Downstream::resp_reset_auth() {
+  if (!w_.router().auth_required()) return;
+  authenticated_ = false;
+  user_.clear();
+  resp_->decoder.limits().unauthenticated = true;
 }
 
 void Downstream::auth_failed() {
@@ -98,7 +119,7 @@ Fill Downstream::push() {
   slot->owner = this;
   slot->stats = &w_.stats();
   slot->miss_when_down = w_.cfg().all_down == AllDown::kMiss;
-  slot->native = proto_ == net::Protocol::kNative;
+  slot->frontend = resp_ ? 2 : proto_ == net::Protocol::kNative ? 1 : 0;
   slot->started_ns = read_ns_;
   if (tail_ != nullptr) {
     tail_->next = slot;
@@ -134,10 +155,41 @@ size_t Downstream::on_data(std::string_view data) {
   if (!sniffed_) {
     proto_ = net::sniff(static_cast<uint8_t>(data[0]));
     sniffed_ = true;
+    if (data[0] == '*') {
+      resp_ = std::make_unique<RespConn>();
+      resp_->id = next_resp_client_id();
+      resp::Limits& l = resp_->decoder.limits();
+      l.max_bulk = std::max<uint64_t>(w_.cfg().max_value, 64 << 10);
+      l.unauthenticated = !authenticated_;
+    }
   }
   size_t pos = 0;
   while (pos < data.size() && !quit_ && !stream_.closing() && !hold_input()) {
     std::string_view rest = data.substr(pos);
+    if (resp_) {
+      resp::DecodeResult r = resp_->decoder.feed(rest, resp_->cmd);
+      if (r.status == resp::DecodeStatus::kNeedMore) {
+        stream_.set_need(r.need);
+        break;
+      }
+      if (r.status == resp::DecodeStatus::kEmpty) {
+        pos += r.consumed;
+        continue;
+      }
+      if (r.status == resp::DecodeStatus::kFatal) {
+        stats().client_errors.add();
+        push()(r.error);
+        quit_ = true;
+        pos = data.size();
+        break;
+      }
+      const std::span<const std::string_view> keys(resp_->cmd.argv.data() + 1,
+                                                   resp_->cmd.argv.size() - 1);
+      if (!env().cas_pending.empty() && wait_for_cas(keys)) break;
+      handle_resp(*this, *resp_, resp_->cmd, push());
+      pos += r.consumed;
+      continue;
+    }
     if (proto_ == net::Protocol::kMemcacheText && !authenticated_) {
       // auth_file: memcached's ASCII authentication first (protocol/memcache/auth_codec.h).
       mc::AuthStep st = mc::auth_step(rest);

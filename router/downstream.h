@@ -30,6 +30,7 @@
 namespace cachetier::router {
 
 class Downstream;
+struct RespConn;
 class Worker;
 
 // One request's place in the queue. Two references: the queue's and the pending reply's
@@ -49,7 +50,7 @@ struct Slot {
   WorkerStats* stats = nullptr;      // the worker's (counted also when the owner is gone)
   int refs = 2;
   bool done = false;
-  bool native = false;          // which front end's latency histogram (WorkerStats::client_latency)
+  uint8_t frontend = 0;         // which front end's latency histogram (WorkerStats::client_latency)
   uint64_t started_ns = 0;      // the read that brought the request (metrics::now_ns)
   bool with_cas = false;        // text get/gets: what the reply needs
   bool miss_when_down = false;  // the config's all_down: miss
@@ -85,6 +86,7 @@ class Fill {
 class Downstream final : public net::Stream::Handler {
  public:
   explicit Downstream(Worker& w);
+  ~Downstream() override;
   net::Stream& stream() { return stream_; }
   void start() { stream_.start(); }
   void close() { stream_.close(); }
@@ -100,6 +102,10 @@ class Downstream final : public net::Stream::Handler {
   // Admin commands (admin.h) from this client: with admin_users, only those users.
   bool admin_allowed() const;
   void close_after_replies() { quit_ = true; }  // quit, or a stream that cannot be parsed
+  // RESP's AUTH and HELLO AUTH (auth_file); RESET (back to unauthenticated if auth is on).
+  bool authenticated() const { return authenticated_; }
+  bool resp_authenticate(std::string_view user, std::string_view password);
+  void resp_reset_auth();
   // TLS: when the connection was accepted (uv_now), and its handshake deadline passed.
   uint64_t accepted_ms() const { return accepted_ms_; }
   void handshake_timed_out();
@@ -133,6 +139,7 @@ class Downstream final : public net::Stream::Handler {
   native::RequestDecoder native_;
   memcache::Request text_req_;
   native::Request native_req_;
+  std::unique_ptr<RespConn> resp_;  // made when the first byte is '*' (frontends/resp.h)
   // The queue: an intrusive FIFO through Slot::next (no allocation, O(1) size).
   Slot* head_ = nullptr;
   Slot* tail_ = nullptr;

@@ -49,13 +49,13 @@ void Router::collect_metrics(metrics::MetricsSink& m) const {
     m.counter("cachetier_router_ssl_new_sessions_total", "Client TLS sessions established.",
               sum(&S::ssl_new_sessions));
   }
-  static const char* const kFrontends[] = {"text", "native"};
-  for (size_t f = 0; f < 2; ++f) {
+  static const char* const kFrontends[] = {"text", "native", "resp"};
+  for (size_t f = 0; f < 3; ++f) {
     metrics::HistogramSnapshot h;
     for (const WorkerStats* w : stats) h.add(w->client_latency[f]);
     m.histogram("cachetier_router_request_duration_seconds",
                 "Client requests, from the read that brought them to their reply being ready, "
-                "per front end (memcache text, native).",
+                "per front end (memcache text, native, RESP).",
                 h, {{"frontend", kFrontends[f]}});
   }
   m.gauge("cachetier_router_config_generation", "The running topology's generation.",

@@ -29,7 +29,7 @@ struct WorkerStats {
   Counter ssl_handshake_errors, ssl_new_sessions;  // client connections, with tls:
   Counter auth_errors;                             // refused client credentials
   // Client requests, read to reply ready, per front end: [0] memcache text, [1] native.
-  metrics::LatencyHistogram client_latency[2];
+  metrics::LatencyHistogram client_latency[3];  // text, native, resp
 };
 
 // ---- accounting, shared by the front ends ----
