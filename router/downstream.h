@@ -54,6 +54,8 @@ struct Slot {
   uint64_t started_ns = 0;      // the read that brought the request (metrics::now_ns)
   bool with_cas = false;        // text get/gets: what the reply needs
   bool miss_when_down = false;  // the config's all_down: miss
+  bool resp3 = false;           // RESP: the connection's protocol version at request time
+  bool resp_integer = false;    // RESP SETNX/MSETNX: answer :1/:0 rather than +OK/nil
   std::string key;
   ByteBuffer out;  // the reply, while replies before it are still missing
   std::unique_ptr<MetaKeep> meta;

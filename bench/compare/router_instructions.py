@@ -9,7 +9,7 @@ requests between them, is the router's instructions per request (start-up and co
 cancel out). Kernel work is not counted.
 
 Usage: router_instructions.py [--build build/release] [--router PATH] [--requests 11000]
-                              [--base 1000]
+                              [--base 1000] [--protocol memcache_text|redis]
 Loopback only; every process is started here and stopped by pid.
 """
 import argparse
@@ -25,7 +25,7 @@ from memcached_compare import ROOT, free_port, wait_port  # noqa: E402
 CLIENTS = 10
 
 
-def run(build, router, per_client, tmp):
+def run(build, router, per_client, tmp, protocol="memcache_text"):
     out = os.path.join(tmp, "cg.router.%d" % per_client)
     node_port, router_port = free_port(), free_port()
     node = start_server(build, node_port, False, None)
@@ -39,7 +39,8 @@ def run(build, router, per_client, tmp):
         if not wait_port(router_port, timeout=60):
             raise RuntimeError("cacherouter never opened port %d" % router_port)
         r = subprocess.run([os.path.join(build, "bench/cachebench"), "-s", "127.0.0.1", "-p",
-                            str(router_port), "-t", "1", "-c", str(CLIENTS), "--pipeline", "16",
+                            str(router_port), "-P", protocol, "-t", "1", "-c", str(CLIENTS),
+                            "--pipeline", "16",
                             "--ratio", "1:9", "-d", "100", "--key-maximum", "9999", "-n",
                             str(per_client), "--hide-histogram"],
                            capture_output=True, text=True, timeout=900)
@@ -57,11 +58,13 @@ def main():
     ap.add_argument("--router", help="cacherouter binary (default: the build's)")
     ap.add_argument("--requests", type=int, default=11000, help="requests per client")
     ap.add_argument("--base", type=int, default=1000, help="requests per client, base run")
+    ap.add_argument("--protocol", default="memcache_text",
+                    help="cachebench -P: memcache_text (default), redis (the RESP front end)")
     args = ap.parse_args()
     router = args.router or os.path.join(args.build, "router/cacherouter")
     with tempfile.TemporaryDirectory() as tmp:
-        base = run(args.build, router, args.base, tmp)
-        full = run(args.build, router, args.requests, tmp)
+        base = run(args.build, router, args.base, tmp, args.protocol)
+        full = run(args.build, router, args.requests, tmp, args.protocol)
     n = (args.requests - args.base) * CLIENTS
     print("router instructions per request: %.0f (%d - %d over %d requests)" %
           ((full - base) / n, full, base, n))

@@ -142,19 +142,20 @@ void set_generic(Ctx& c, std::string_view key, std::string_view value, Op op, in
   call.ttl = ttl;
   const size_t shard = c.topo().ring.shard_for(call.key);
   Fill fill = c.fill;
-  const bool resp3 = c.s.resp3;
-  WorkerStats* stats = &c.d.stats();
-  route_change(c.d.env(), c.topo(), shard, std::move(call), false,
-               [fill, resp3, stats, integer_reply](Reply&& r) {
-                 count_store(*stats, false, r);
-                 if (failed(r)) return error(fill, backend_error(r));
-                 const bool stored = r.code == Status::kOk;
-                 reply(fill, resp3, [&](resp::Writer& w) {
-                   if (integer_reply) return w.integer(stored ? 1 : 0);
-                   if (stored) return w.ok();
-                   w.null();
-                 });
-               });
+  Slot* slot = fill.slot();
+  slot->resp3 = c.s.resp3;
+  slot->resp_integer = integer_reply;
+  route_change(c.d.env(), c.topo(), shard, std::move(call), false, [fill](Reply&& r) {
+    Slot* s = fill.slot();
+    count_store(*s->stats, false, r);
+    if (failed(r)) return error(fill, backend_error(r));
+    const bool stored = r.code == Status::kOk;
+    if (stored && !s->resp_integer) return fill("+OK\r\n");
+    reply(fill, s->resp3, [&](resp::Writer& w) {
+      if (s->resp_integer) return w.integer(stored ? 1 : 0);
+      w.null();
+    });
+  });
 }
 
 // The memcache-style ttl of an absolute expiry in ms, measured from `now` (ms): seconds from
@@ -196,9 +197,24 @@ void cmd_setex(Ctx& c, bool seconds) {
 }
 
 void cmd_get(Ctx& c) {
-  read_key(c, c.arg(1), [](bool hit, const Reply& r, resp::Writer& w) {
-    if (hit) return w.bulk(r.value);
-    w.null();
+  // The common case, kept lean: only `fill` is captured (std::function's inline buffer), the
+  // rest is in the slot.
+  Slot* slot = c.fill.slot();
+  slot->resp3 = c.s.resp3;
+  Call call;
+  call.op = Op::kGet;
+  call.key.assign(c.arg(1));
+  const size_t shard = c.topo().ring.shard_for(call.key);
+  Fill fill = c.fill;
+  route_read(c.d.env(), c.topo(), shard, std::move(call), {}, [fill](Reply&& r) {
+    Slot* s = fill.slot();
+    const Read k = classify(r, fill, *s->stats);
+    if (k == Read::kFailed) return;
+    fill.write([&](ByteBuffer& out) {
+      resp::Writer w{out, s->resp3};
+      if (k == Read::kHit) return w.bulk(r.value);
+      w.null();
+    });
   });
 }
 
