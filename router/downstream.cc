@@ -185,7 +185,7 @@ size_t Downstream::on_data(std::string_view data) {
       }
       const std::span<const std::string_view> keys(resp_->cmd.argv.data() + 1,
                                                    resp_->cmd.argv.size() - 1);
-      if (!env().cas_pending.empty() && wait_for_cas(keys)) break;
+      if (env().any_in_flight() && wait_for_cas(keys)) break;
       handle_resp(*this, *resp_, resp_->cmd, push());
       pos += r.consumed;
       continue;
@@ -222,7 +222,7 @@ size_t Downstream::on_data(std::string_view data) {
         stream_.set_need(r.need > r.consumed ? r.need - r.consumed : 0);
         break;
       }
-      if (r.status == mc::DecodeStatus::kComplete && !env().cas_pending.empty() &&
+      if (r.status == mc::DecodeStatus::kComplete && env().any_in_flight() &&
           (req.command == mc::Command::kFlushAll ? wait_for_any_cas() : wait_for_cas(req.keys))) {
         break;  // parsed again once the cas on its key is through
       }
@@ -242,7 +242,7 @@ size_t Downstream::on_data(std::string_view data) {
         stream_.set_need(r.need);
         break;
       }
-      if (r.status == native::DecodeStatus::kComplete && !env().cas_pending.empty()) {
+      if (r.status == native::DecodeStatus::kComplete && env().any_in_flight()) {
         if (req.op == native::Op::kFlush && wait_for_any_cas()) break;
         std::vector<std::string_view> keys(req.keys.begin(), req.keys.end());
         if (!req.key.empty()) keys.push_back(req.key);

@@ -323,8 +323,12 @@ void cmd_msetnx(Call& c) {
     }
   }
   // Each key is added only if still absent; a concurrent writer between the check and the
-  // adds can make this partial (documented in docs/resp.md).
+  // adds can make this partial (documented in docs/resp.md). A key given twice takes its last
+  // value, as in redis-server.
   for (size_t i = 1; i < c.argc(); i += 2) {
+    bool later = false;
+    for (size_t j = i + 2; j < c.argc() && !later; j += 2) later = c.arg(j) == c.arg(i);
+    if (later) continue;
     SetOutcome o = set_value(c, c.arg(i), c.arg(i + 1), Cond::kNx, false, 0, false);
     if (o.failed) return;
   }

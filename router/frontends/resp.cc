@@ -11,6 +11,7 @@
 
 #include "common/version.h"
 #include "protocol/resp/commands.h"
+#include "router/frontends/resp_internal.h"
 #include "router/router.h"
 #include "router/routes/broadcast.h"
 #include "router/routes/cas.h"
@@ -21,34 +22,7 @@
 
 namespace cachetier::router {
 
-namespace {
-
-using native::Op;
-using native::Status;
-using resp::iequals;
-
-constexpr std::string_view kRedisVersion = "7.0.15";
-
-// What a command needs after its routes answer: the connection's protocol at request time.
-struct Ctx {
-  Downstream& d;
-  RespConn& s;
-  const std::vector<std::string_view>& argv;
-  Fill fill;
-  std::string_view name;  // lower case
-
-  const Topology& topo() const { return d.topo(); }
-  std::string_view arg(size_t i) const { return argv[i]; }
-  size_t argc() const { return argv.size(); }
-};
-
-template <class F>
-void reply(Fill fill, bool resp3, F&& produce) {
-  fill.write([&](ByteBuffer& out) {
-    resp::Writer w{out, resp3};
-    produce(w);
-  });
-}
+namespace respfe {
 
 void error(Fill fill, std::string_view e) {
   reply(fill, false, [&](resp::Writer& w) { w.error(e); });
@@ -65,8 +39,6 @@ int64_t now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// A hit, a miss, or neither (a failure: `fill` has the error).
-enum class Read { kHit, kMiss, kFailed };
 Read classify(const Reply& r, Fill fill, WorkerStats& stats) {
   if (r.transport.is_ok() && r.code == Status::kOk) {
     count_read(stats, true);
@@ -80,23 +52,7 @@ Read classify(const Reply& r, Fill fill, WorkerStats& stats) {
   return Read::kFailed;
 }
 
-// One key read through the read route; `then(hit, reply)` writes the answer.
-template <class Then>
-void read_key(Ctx& c, std::string_view key, Then then) {
-  Call call;
-  call.op = Op::kGet;
-  call.key = std::string(key);
-  const size_t shard = c.topo().ring.shard_for(call.key);
-  Fill fill = c.fill;
-  const bool resp3 = c.s.resp3;
-  WorkerStats* stats = &c.d.stats();
-  route_read(c.d.env(), c.topo(), shard, std::move(call), {},
-             [fill, resp3, stats, then = std::move(then)](Reply&& r) {
-               const Read k = classify(r, fill, *stats);
-               if (k == Read::kFailed) return;
-               reply(fill, resp3, [&](resp::Writer& w) { then(k == Read::kHit, r, w); });
-             });
-}
+namespace {
 
 // Several calls answered together: `finish(replies, writer)` once all are in.
 void gather(Ctx& c, std::vector<Call> calls, bool reads,
@@ -126,10 +82,24 @@ void gather(Ctx& c, std::vector<Call> calls, bool reads,
   }
 }
 
+}  // namespace
+
 bool failed(const Reply& r) {
   return !r.transport.is_ok() ||
          (r.code != Status::kOk && r.code != Status::kNotFound && r.code != Status::kNotStored);
 }
+
+// The memcache-style ttl of an absolute expiry in ms, measured from `now` (ms): seconds from
+// now rounded up when within memcache's 30 days (the node's clock then counts them, so TTL
+// reads back what was set), else unix seconds; -1 when already expired.
+int64_t ttl_of(int64_t when_ms, int64_t now) {
+  if (when_ms <= now) return -1;
+  const int64_t rel = when_ms - now;
+  if (rel <= int64_t{30} * 86400 * 1000) return rel / 1000 + (rel % 1000 != 0 ? 1 : 0);
+  return resp::seconds_from_ms(when_ms);
+}
+
+namespace {
 
 // ---- string commands ----
 
@@ -158,16 +128,6 @@ void set_generic(Ctx& c, std::string_view key, std::string_view value, Op op, in
   });
 }
 
-// The memcache-style ttl of an absolute expiry in ms, measured from `now` (ms): seconds from
-// now rounded up when within memcache's 30 days (the node's clock then counts them, so TTL
-// reads back what was set), else unix seconds; -1 when already expired.
-int64_t ttl_of(int64_t when_ms, int64_t now) {
-  if (when_ms <= now) return -1;
-  const int64_t rel = when_ms - now;
-  if (rel <= int64_t{30} * 86400 * 1000) return rel / 1000 + (rel % 1000 != 0 ? 1 : 0);
-  return resp::seconds_from_ms(when_ms);
-}
-
 void cmd_set(Ctx& c) {
   resp::SetOptions o;
   if (!resp::parse_set_options(c.argv, 3, false, o)) return error(c.fill, resp::err::kSyntax);
@@ -179,9 +139,7 @@ void cmd_set(Ctx& c) {
     if (ms == 0) return error(c.fill, e);
     ttl = ttl_of(ms, now);
   }
-  if (o.get || o.keepttl) {
-    return error(c.fill, "ERR SET with GET or KEEPTTL is not supported through cacherouter");
-  }
+  if (o.get || o.keepttl) return cmd_set_rmw(c, o, ttl);
   set_generic(c, c.arg(1), c.arg(2), o.nx ? Op::kAdd : o.xx ? Op::kReplace : Op::kSet, ttl, false);
 }
 
@@ -275,38 +233,13 @@ void cmd_msetnx(Ctx& c) {
   set_generic(c, c.arg(1), c.arg(2), Op::kAdd, 0, true);
 }
 
-void counter(Ctx& c, int64_t delta) {
-  Call call;
-  call.op = delta >= 0 ? Op::kIncr : Op::kDecr;
-  call.key = std::string(c.arg(1));
-  call.delta = delta >= 0 ? static_cast<uint64_t>(delta) : 0 - static_cast<uint64_t>(delta);
-  call.has_initial = true;  // a missing key starts at 0: it is created holding the result
-  call.initial = delta >= 0 ? static_cast<uint64_t>(delta) : 0;
-  const size_t shard = c.topo().ring.shard_for(call.key);
-  Fill fill = c.fill;
-  const bool resp3 = c.s.resp3;
-  WorkerStats* stats = &c.d.stats();
-  const bool incr = delta >= 0;
-  route_write(c.d.env(), c.topo(), shard, std::move(call), [fill, resp3, stats, incr](Reply&& r) {
-    count_arith(*stats, incr, r);
-    if (r.transport.is_ok() && r.code == Status::kNonNumeric) {
-      return error(fill, resp::err::kNotInteger);
-    }
-    if (!r.transport.is_ok() || r.code != Status::kOk) return error(fill, backend_error(r));
-    if (r.number > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return error(fill, resp::err::kOverflow);
-    }
-    reply(fill, resp3, [&](resp::Writer& w) { w.integer(static_cast<int64_t>(r.number)); });
-  });
-}
-
 void cmd_incrby(Ctx& c, bool negate) {
   int64_t d = 0;
   if (!resp::parse_ll(c.arg(2), &d)) return error(c.fill, resp::err::kNotInteger);
   if (negate && d == std::numeric_limits<int64_t>::min()) {
     return error(c.fill, "ERR decrement would overflow");
   }
-  counter(c, negate ? -d : d);
+  cmd_counter(c, negate ? -d : d);
 }
 
 void cmd_append(Ctx& c) {
@@ -389,11 +322,27 @@ void per_key(Ctx& c, Op op, bool reads) {
 }
 
 void cmd_expire(Ctx& c, bool relative, bool seconds) {
-  if (c.argc() > 3) {
-    // NX|XX|GT|LT compare with the current expiry: a read and a write through the router.
-    return error(c.fill,
-                 "ERR EXPIRE options (NX, XX, GT, LT) are not supported through "
-                 "cacherouter");
+  enum : unsigned { kNx = 1, kXx = 2, kGt = 4, kLt = 8 };
+  unsigned f = 0;
+  for (size_t j = 3; j < c.argc(); ++j) {
+    const std::string_view o = c.arg(j);
+    if (iequals(o, "nx")) {
+      f |= kNx;
+    } else if (iequals(o, "xx")) {
+      f |= kXx;
+    } else if (iequals(o, "gt")) {
+      f |= kGt;
+    } else if (iequals(o, "lt")) {
+      f |= kLt;
+    } else {
+      return error(c.fill, "ERR Unsupported option " + std::string(o.substr(0, o.find('\0'))));
+    }
+  }
+  if ((f & kNx) && (f & (kXx | kGt | kLt))) {
+    return error(c.fill, "ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  if ((f & kGt) && (f & kLt)) {
+    return error(c.fill, "ERR GT and LT options at the same time are not compatible");
   }
   int64_t when = 0;
   if (!resp::parse_ll(c.arg(2), &when)) return error(c.fill, resp::err::kNotInteger);
@@ -409,6 +358,7 @@ void cmd_expire(Ctx& c, bool relative, bool seconds) {
   const int64_t base = relative ? now : 0;
   if (when > max - base) return error(c.fill, invalid);
   when += base;
+  if (f != 0) return cmd_expire_if(c, f, when, now);
   Call call;
   call.key = std::string(c.arg(1));
   if (when <= now) {
@@ -472,207 +422,6 @@ void cmd_flush(Ctx& c) {
   });
 }
 
-// ---- connection and server commands ----
-
-bool valid_name(std::string_view n) {
-  for (char ch : n) {
-    if (ch < '!' || ch > '~') return false;
-  }
-  return true;
-}
-
-void hello_reply(RespConn& s, resp::Writer& w) {
-  w.map(7);
-  w.bulk("server");
-  w.bulk("redis");
-  w.bulk("version");
-  w.bulk(kRedisVersion);
-  w.bulk("proto");
-  w.integer(s.resp3 ? 3 : 2);
-  w.bulk("id");
-  w.integer(static_cast<int64_t>(s.id));
-  w.bulk("mode");
-  w.bulk("standalone");
-  w.bulk("role");
-  w.bulk("master");
-  w.bulk("modules");
-  w.array(0);
-}
-
-void cmd_hello(Ctx& c) {
-  int64_t ver = 0;
-  size_t next = 1;
-  if (c.argc() >= 2) {
-    if (!resp::parse_ll(c.arg(1), &ver)) {
-      return error(c.fill, "ERR Protocol version is not an integer or out of range");
-    }
-    ++next;
-    if (ver < 2 || ver > 3) return error(c.fill, "NOPROTO unsupported protocol version");
-  }
-  std::string_view user, pass, name;
-  bool with_auth = false, with_name = false;
-  for (size_t j = next; j < c.argc(); ++j) {
-    const size_t more = c.argc() - 1 - j;
-    if (iequals(c.arg(j), "auth") && more >= 2) {
-      user = c.arg(j + 1);
-      pass = c.arg(j + 2);
-      with_auth = true;
-      j += 2;
-    } else if (iequals(c.arg(j), "setname") && more >= 1) {
-      name = c.arg(j + 1);
-      with_name = true;
-      ++j;
-    } else {
-      return error(c.fill, "ERR Syntax error in HELLO option '" + std::string(c.arg(j)) + "'");
-    }
-  }
-  if (with_auth && !c.d.resp_authenticate(user, pass)) return error(c.fill, resp::err::kWrongPass);
-  if (!c.d.authenticated()) {
-    return error(c.fill,
-                 "NOAUTH HELLO must be called with the client already authenticated, otherwise "
-                 "the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the "
-                 "client and select the RESP protocol version at the same time");
-  }
-  if (with_name) {
-    if (!valid_name(name)) {
-      return error(c.fill,
-                   "ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    c.s.name.assign(name);
-  }
-  if (ver != 0) c.s.resp3 = ver == 3;
-  reply(c.fill, c.s.resp3, [&](resp::Writer& w) { hello_reply(c.s, w); });
-}
-
-void cmd_client(Ctx& c) {
-  const std::string_view sub = c.arg(1);
-  auto arity = [&](std::string_view n, size_t want) {
-    if (c.argc() == want) return true;
-    error(c.fill, resp::arity_error("client|" + std::string(n)));
-    return false;
-  };
-  if (iequals(sub, "setname")) {
-    if (!arity("setname", 3)) return;
-    if (!valid_name(c.arg(2))) {
-      return error(c.fill,
-                   "ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    c.s.name.assign(c.arg(2));
-    return c.fill("+OK\r\n");
-  }
-  if (iequals(sub, "getname")) {
-    if (!arity("getname", 2)) return;
-    return reply(c.fill, c.s.resp3, [&](resp::Writer& w) {
-      if (c.s.name.empty()) return w.null();
-      w.bulk(c.s.name);
-    });
-  }
-  if (iequals(sub, "id")) {
-    if (!arity("id", 2)) return;
-    return reply(c.fill, c.s.resp3,
-                 [&](resp::Writer& w) { w.integer(static_cast<int64_t>(c.s.id)); });
-  }
-  if (iequals(sub, "setinfo")) {
-    if (!arity("setinfo", 4)) return;
-    const bool lib_name = iequals(c.arg(2), "lib-name");
-    if (!lib_name && !iequals(c.arg(2), "lib-ver")) {
-      return error(c.fill, "ERR Unrecognized option '" + std::string(c.arg(2)) + "'");
-    }
-    (lib_name ? c.s.lib_name : c.s.lib_ver).assign(c.arg(3));
-    return c.fill("+OK\r\n");
-  }
-  if (iequals(sub, "info")) {
-    if (!arity("info", 2)) return;
-    const std::string line = "id=" + std::to_string(c.s.id) + " addr=" + c.d.stream().peer() +
-                             " laddr=" + c.d.stream().local() + " fd=0 name=" + c.s.name +
-                             " age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 "
-                             "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
-                             "tot-mem=0 events=r cmd=client|info user=default redir=-1 resp=" +
-                             std::string(c.s.resp3 ? "3" : "2") + "\n";
-    return reply(c.fill, c.s.resp3, [&](resp::Writer& w) { w.verbatim(line); });
-  }
-  error(c.fill, resp::unknown_subcommand_error(c.arg(0), sub));
-}
-
-void cmd_info(Ctx& c) {
-  ByteBuffer stats;
-  c.d.worker().router().write_stats(stats);
-  std::string text = "# Server\r\nredis_version:" + std::string(kRedisVersion) +
-                     "\r\nredis_mode:standalone\r\ncachetier_version:" CACHETIER_VERSION
-                     "\r\ncachetier_role:router\r\n\r\n# Cacherouter\r\n";
-  std::string_view v = stats.view();
-  while (!v.empty()) {
-    const size_t eol = v.find("\r\n");
-    std::string_view line = v.substr(0, eol);
-    v = eol == std::string_view::npos ? std::string_view() : v.substr(eol + 2);
-    if (line.substr(0, 5) != "STAT ") continue;
-    line.remove_prefix(5);
-    const size_t sp = line.find(' ');
-    if (sp == std::string_view::npos) continue;
-    text.append(line.substr(0, sp));
-    text.push_back(':');
-    text.append(line.substr(sp + 1));
-    text.append("\r\n");
-  }
-  reply(c.fill, c.s.resp3, [&](resp::Writer& w) { w.verbatim(text); });
-}
-
-void cmd_auth(Ctx& c) {
-  if (c.argc() > 3) return error(c.fill, resp::err::kSyntax);
-  if (c.argc() == 2 && !c.d.worker().router().auth_required()) {
-    return error(c.fill,
-                 "ERR AUTH <password> called without any password configured for the default "
-                 "user. Are you sure your configuration is correct?");
-  }
-  const std::string_view user = c.argc() == 3 ? c.arg(1) : "default";
-  const std::string_view pass = c.argc() == 3 ? c.arg(2) : c.arg(1);
-  if (!c.d.worker().router().auth_required() && user == "default") return c.fill("+OK\r\n");
-  if (!c.d.resp_authenticate(user, pass)) return error(c.fill, resp::err::kWrongPass);
-  c.fill("+OK\r\n");
-}
-
-const std::vector<const resp::CommandInfo*>& served();
-
-void cmd_command(Ctx& c) {
-  reply(c.fill, c.s.resp3, [&](resp::Writer& w) {
-    if (!resp::write_command_reply(w, c.argv, served())) {
-      w.error(resp::unknown_subcommand_error(c.arg(0), c.arg(1)));
-    }
-  });
-}
-
-void cmd_config(Ctx& c) {
-  if (!iequals(c.arg(1), "get")) {
-    return error(c.fill, resp::unknown_subcommand_error(c.arg(0), c.arg(1)));
-  }
-  if (c.argc() < 3) return error(c.fill, resp::arity_error("config|get"));
-  // A router keeps no data of its own: what load generators ask, answered as a cache would.
-  reply(c.fill, c.s.resp3, [&](resp::Writer& w) {
-    std::vector<std::pair<std::string_view, std::string_view>> hits;
-    for (auto p : {std::pair<std::string_view, std::string_view>{"save", ""},
-                   {"appendonly", "no"},
-                   {"databases", "1"}}) {
-      for (size_t i = 2; i < c.argc(); ++i) {
-        if (iequals(c.arg(i), p.first) || c.arg(i) == "*") {
-          hits.push_back(p);
-          break;
-        }
-      }
-    }
-    w.map(hits.size());
-    for (auto& [k, v] : hits) {
-      w.bulk(k);
-      w.bulk(v);
-    }
-  });
-}
-
-void not_through_router(Ctx& c) {
-  error(c.fill, "ERR '" + std::string(c.name) +
-                    "' is not supported through cacherouter (it reads and then writes one value "
-                    "on every replica); send it to a cacheserver");
-}
-
 using Handler = void (*)(Ctx&);
 
 struct Entry {
@@ -702,8 +451,8 @@ const std::vector<Entry>& table() {
       {"pttl", [](Ctx& c) { cmd_ttl(c, TtlForm::kPttl); }},
       {"expiretime", [](Ctx& c) { cmd_ttl(c, TtlForm::kExpireTime); }},
       {"pexpiretime", [](Ctx& c) { cmd_ttl(c, TtlForm::kPexpireTime); }},
-      {"incr", [](Ctx& c) { counter(c, 1); }},
-      {"decr", [](Ctx& c) { counter(c, -1); }},
+      {"incr", [](Ctx& c) { cmd_counter(c, 1); }},
+      {"decr", [](Ctx& c) { cmd_counter(c, -1); }},
       {"incrby", [](Ctx& c) { cmd_incrby(c, false); }},
       {"decrby", [](Ctx& c) { cmd_incrby(c, true); }},
       {"append", cmd_append},
@@ -720,49 +469,27 @@ const std::vector<Entry>& table() {
            w.simple(hit ? "string" : "none");
          });
        }},
-      {"getset", not_through_router},
-      {"getdel", not_through_router},
-      {"getex", not_through_router},
-      {"incrbyfloat", not_through_router},
-      {"setrange", not_through_router},
-      {"persist", not_through_router},
+      {"getset", cmd_getset},
+      {"getdel", cmd_getdel},
+      {"getex", cmd_getex},
+      {"incrbyfloat", cmd_incrbyfloat},
+      {"setrange", cmd_setrange},
+      {"persist", cmd_persist},
       {"dbsize",
        [](Ctx& c) { error(c.fill, "ERR DBSIZE is answered by each cacheserver, not the router"); }},
       {"flushdb", cmd_flush},
       {"flushall", cmd_flush},
-      {"ping",
-       [](Ctx& c) {
-         if (c.argc() > 2) return error(c.fill, resp::arity_error("ping"));
-         if (c.argc() == 1) return c.fill("+PONG\r\n");
-         reply(c.fill, c.s.resp3, [&](resp::Writer& w) { w.bulk(c.arg(1)); });
-       }},
-      {"echo",
-       [](Ctx& c) { reply(c.fill, c.s.resp3, [&](resp::Writer& w) { w.bulk(c.arg(1)); }); }},
-      {"select",
-       [](Ctx& c) {
-         int64_t id = 0;
-         if (!resp::parse_ll(c.arg(1), &id)) return error(c.fill, resp::err::kNotInteger);
-         if (id != 0) return error(c.fill, "ERR DB index is out of range");
-         c.fill("+OK\r\n");
-       }},
+      {"ping", cmd_ping},
+      {"echo", cmd_echo},
+      {"select", cmd_select},
       {"info", cmd_info},
       {"client", cmd_client},
       {"command", cmd_command},
       {"config", cmd_config},
       {"auth", cmd_auth},
       {"hello", cmd_hello},
-      {"reset",
-       [](Ctx& c) {
-         c.s.resp3 = false;
-         c.s.name.clear();
-         c.d.resp_reset_auth();
-         c.fill("+RESET\r\n");
-       }},
-      {"quit",
-       [](Ctx& c) {
-         c.fill("+OK\r\n");
-         c.d.close_after_replies();
-       }},
+      {"reset", cmd_reset},
+      {"quit", cmd_quit},
   };
   return t;
 }
@@ -777,6 +504,8 @@ const Entry* find(const resp::CommandInfo* info) {
   return it == index.end() ? nullptr : it->second;
 }
 
+}  // namespace
+
 const std::vector<const resp::CommandInfo*>& served() {
   static const std::vector<const resp::CommandInfo*> v = [] {
     std::vector<const resp::CommandInfo*> out;
@@ -786,7 +515,7 @@ const std::vector<const resp::CommandInfo*>& served() {
   return v;
 }
 
-}  // namespace
+}  // namespace respfe
 
 uint64_t next_resp_client_id() {
   static std::atomic<uint64_t> next{1};
@@ -794,13 +523,15 @@ uint64_t next_resp_client_id() {
 }
 
 void handle_resp(Downstream& d, RespConn& s, const resp::Command& cmd, Fill fill) {
+  using respfe::error;
   const resp::CommandInfo* info = resp::find_command(cmd.argv[0]);
-  const Entry* e = info != nullptr ? find(info) : nullptr;
+  const respfe::Entry* e = info != nullptr ? respfe::find(info) : nullptr;
   if (e == nullptr) return error(fill, resp::unknown_command_error(cmd.argv));
-  if (!resp::arity_ok(info->arity, cmd.argv.size()))
+  if (!resp::arity_ok(info->arity, cmd.argv.size())) {
     return error(fill, resp::arity_error(info->name));
+  }
   if (!d.authenticated() && !info->before_auth) return error(fill, resp::err::kNoAuth);
-  Ctx c{d, s, cmd.argv, fill, info->name};
+  respfe::Ctx c{d, s, cmd.argv, fill, info->name};
   e->run(c);
 }
 

@@ -6,18 +6,19 @@
 //   GET, STRLEN, GETRANGE, TYPE, TTL, PTTL, EXPIRETIME, PEXPIRETIME    read route
 //   EXISTS, TOUCH (several keys)       a read per key, counted
 //   MGET                               multi-get route: split by shard, merged in order
-//   SET [NX|XX|EX|PX|EXAT|PXAT], SETNX, SETEX, PSETEX, APPEND, INCR*, DECR*, EXPIRE*,
-//   DEL/UNLINK                         write route (versioned); several keys: one write per key
+//   SET [NX|XX|EX|PX|EXAT|PXAT], SETNX, SETEX, PSETEX, APPEND, EXPIRE*, DEL/UNLINK
+//                                      write route (versioned); several keys: one write per key
 //   MSET                               a write per key, answered when all are
 //   MSETNX                             one key only (as SETNX): over several keys it cannot be
 //                                      atomic across nodes, so it is refused
 //   FLUSHALL, FLUSHDB                  broadcast
+//   GETSET, GETDEL, GETEX, SET GET|KEEPTTL, INCR/DECR/INCRBY/DECRBY, INCRBYFLOAT, SETRANGE,
+//   PERSIST, EXPIRE NX|XX|GT|LT        read from the primary with its CAS, then the cas route
+//                                      (resp_rmw.cc): atomic as in redis-server, retried on
+//                                      a lost race
 //
-// Commands that read and then write one value (GETSET, GETDEL, GETEX, SET GET/KEEPTTL,
-// INCRBYFLOAT, SETRANGE, PERSIST, EXPIRE NX|XX|GT|LT) are answered with an error naming them:
-// through the router they would need a compare-and-swap loop across replicas. Counters follow
-// the nodes' memcache semantics through the router: INCRBY/DECRBY work on values from 0 up,
-// and a decrement stops at 0.
+// Files: resp.cc (data commands, the table, dispatch), resp_rmw.cc (read-then-write),
+// resp_conn.cc (HELLO, CLIENT, INFO, AUTH, COMMAND, CONFIG GET, PING, ...).
 #pragma once
 
 #include <cstdint>

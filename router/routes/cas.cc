@@ -25,15 +25,7 @@ Call sibling_change(const Call& compared) {
   return c;
 }
 
-// Ends the cas on `key` in flight on this worker: the requests that waited for it run now, in
-// order (one of them may be a cas again: those after it wait for that one).
-void release(RouteEnv& env, const std::string& key) {
-  auto it = env.cas_pending.find(key);
-  if (it == env.cas_pending.end()) return;
-  std::vector<std::function<void()>> waiting = std::move(it->second);
-  env.cas_pending.erase(it);
-  for (auto& run : waiting) run();
-}
+void release(RouteEnv& env, const std::string& key) { env.release_cas(key); }
 
 }  // namespace
 

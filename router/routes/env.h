@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "client/connection.h"
@@ -99,12 +100,30 @@ struct RouteEnv {
   //                 -> every waiter of k is woken (it parses its input again); k is gone
   std::unordered_map<std::string, std::vector<std::function<void()>>> cas_pending;
 
+  // Keys with a RESP read-then-write under way (router/frontends/resp_rmw.cc): it may take
+  // several cas routes (a lost race reads again), each of which releases the key's waiters;
+  // those find the key still busy here and wait again, until the read-then-write is through.
+  std::unordered_set<std::string> rmw_busy;
+
+  bool any_in_flight() const { return !cas_pending.empty() || !rmw_busy.empty(); }
   bool cas_in_flight(std::string_view key) const {
-    return !cas_pending.empty() && cas_pending.count(std::string(key)) > 0;
+    if (!any_in_flight()) return false;
+    const std::string k(key);
+    return cas_pending.count(k) > 0 || rmw_busy.count(k) > 0;
   }
   // `wake` runs once the cas on `key` (in flight) is through.
   void wait_for_cas(std::string_view key, std::function<void()> wake) {
     cas_pending[std::string(key)].push_back(std::move(wake));
+  }
+  // The cas (or RESP read-then-write, router/frontends/resp_rmw.cc) on `key` is through: the
+  // requests that waited for it run now, in order (one of them may be a cas again: those
+  // after it wait for that one). Nothing if none is in flight.
+  void release_cas(const std::string& key) {
+    auto it = cas_pending.find(key);
+    if (it == cas_pending.end()) return;
+    std::vector<std::function<void()>> waiting = std::move(it->second);
+    cas_pending.erase(it);
+    for (auto& run : waiting) run();
   }
 };
 

@@ -2,7 +2,8 @@
 cacheserver. Keys route by the ring (each key lands on its shard's nodes, read back over
 RESP from the nodes directly); MGET, MSET, DEL, EXISTS and TOUCH over several keys
 are split by shard and merged in order; a replica killed with -9 fails over with 0 errors;
-commands that cannot be done through the router get errors naming them; redis-cli and
+commands that read and then write go through the cas route (atomic, on every replica);
+cross-shard MSETNX gets an error naming it; redis-cli and
 redis-benchmark run through it. Processes are started here on ephemeral loopback ports and
 stopped by pid. Run with /usr/bin/python3."""
 import re
@@ -64,17 +65,47 @@ def test_routing_and_multi_key():
         check(r.setnx("n", "1") is True and r.setnx("n", "1") is False, "SETNX")
         check(r.setex("e", 60, "v") and r.psetex("p", 60000, "v"), "SETEX, PSETEX")
         check(r.incr("c") == 1 and r.incrby("c", 9) == 10 and r.decr("c") == 9, "INCR family")
+        # Concurrent INCRs from two clients through one router: none lost (compare-and-swap).
+        r2 = redis.Redis(host="127.0.0.1", port=router.port, socket_timeout=10)
+        p1, p2 = r.pipeline(transaction=False), r2.pipeline(transaction=False)
+        for _ in range(200):
+            p1.incr("race")
+            p2.incr("race")
+        p1.execute()
+        p2.execute()
+        check(r.get("race") == b"400", "400 concurrent INCRs: %r" % r.get("race"))
+        r2.close()
         check(r.decrby("c", 4) == 5, "DECRBY")
         check(r.append("a", "xy") == 2 and r.append("a", "z") == 3, "APPEND")
         check(r.strlen("a") == 3 and r.getrange("a", 0, 1) == b"xy", "STRLEN, GETRANGE")
         check(r.type("a") == b"string" and r.type("zz") == b"none", "TYPE")
         check(r.msetnx({"only": "1"}) is True, "MSETNX of one key")
+        # Read-then-write commands: the primary's value and CAS, then the cas route.
+        check(r.getset("g", "1") is None and r.getset("g", "2") == b"1", "GETSET")
+        check(r.set("g", "3", get=True) == b"2", "SET GET")
+        check(r.set("kt", "v", ex=300) and r.set("kt", "w", keepttl=True) and
+              295 <= r.ttl("kt") <= 300, "SET KEEPTTL keeps the TTL")
+        check(r.getex("kt", persist=True) == b"w" and r.ttl("kt") == -1, "GETEX PERSIST")
+        check(r.getex("kt", ex=50) == b"w" and 48 <= r.ttl("kt") <= 50, "GETEX EX")
+        check(r.persist("kt") is True and r.ttl("kt") == -1 and r.persist("kt") is False,
+              "PERSIST")
+        check(r.expire("kt", 100, nx=True) is True and r.expire("kt", 50, gt=True) is False and
+              r.expire("kt", 200, gt=True) is True and r.expire("kt", 80, lt=True) is True,
+              "EXPIRE NX/GT/LT")
+        check(r.getdel("g") == b"3" and r.get("g") is None and r.getdel("g") is None, "GETDEL")
+        check(r.incrbyfloat("fl", 1.5) == 1.5 and r.incrbyfloat("fl", "0.25") == 1.75,
+              "INCRBYFLOAT")
+        check(r.set("neg", -5) and r.decrby("neg", 10) == -15 and r.incr("neg") == -14,
+              "counters are signed, as in Redis")
+        check(r.setrange("sr", 3, "x") == 4 and r.get("sr") == b"\x00\x00\x00x", "SETRANGE")
+        # The same change reached every replica of the key's shard.
+        on = [node_get(n, "sr") for n in nodes]
+        check(sorted(x for x in on if x is not None) == [b"$4\r\n\x00\x00\x00x\r\n"] * 2,
+              "SETRANGE on both replicas: %r" % on)
         for f, text in [(lambda: r.msetnx({"x1": "1", "x2": "2"}), "cannot be atomic"),
-                        (lambda: r.getset("a", "1"), "'getset' is not supported through"),
-                        (lambda: r.set("a", "1", get=True), "not supported through cacherouter"),
-                        (lambda: r.expire("a", 10, gt=True), "not supported through cacherouter"),
                         (lambda: r.execute_command("LPUSH", "l", "1"), "unknown command 'LPUSH'"),
-                        (lambda: r.incr("a"), "value is not an integer")]:
+                        (lambda: r.incr("a"), "value is not an integer"),
+                        (lambda: r.execute_command("DBSIZE"), "answered by each cacheserver")]:
             try:
                 f()
                 raise AssertionError("no error for %r" % text)
@@ -124,6 +155,42 @@ def test_failover():
         stop_all(nodes, router)
 
 
+def test_read_then_write_races():
+    """DECR (a read and a compare-and-swap) from 6 pipelining clients through a 2-thread router:
+    no decrement lost, no error (lost races read again)."""
+    import threading
+    nodes = [Server("-t", "1") for _ in range(2)]
+    router = Router(router_config([nodes], threads=2))
+    try:
+        errors = []
+
+        def work():
+            c = redis.Redis(host="127.0.0.1", port=router.port, socket_timeout=30)
+            for _ in range(10):
+                p = c.pipeline(transaction=False)
+                for _ in range(50):
+                    p.decr("d")
+                try:
+                    p.execute()
+                except redis.exceptions.RedisError as e:
+                    errors.append(str(e))
+            c.close()
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        r = redis.Redis(host="127.0.0.1", port=router.port, socket_timeout=10)
+        got = r.get("d")
+        r.close()
+        check(not errors, "errors: %r" % errors[:2])
+        check(got == b"-3000", "3000 concurrent DECRs: %r" % got)
+        check(all(node_get(n, "d") == b"$5\r\n-3000\r\n" for n in nodes), "on both replicas")
+    finally:
+        stop_all(nodes, router)
+
+
 def test_redis_tools_through_router():
     nodes, router = tier()
     try:
@@ -145,4 +212,5 @@ def test_redis_tools_through_router():
 
 
 if __name__ == "__main__":
-    run([test_routing_and_multi_key, test_failover, test_redis_tools_through_router])
+    run([test_routing_and_multi_key, test_failover, test_read_then_write_races,
+         test_redis_tools_through_router])
