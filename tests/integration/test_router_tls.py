@@ -1,6 +1,7 @@
 """cacherouter with TLS and authentication on both sides: clients -> router (tls:, auth_file:),
 router -> nodes (backend_tls:, mutual: the nodes require the router's client certificate; and
-backend_auth: the nodes run with -Y). pymemcache with a tls_context through the router,
+backend_auth: the nodes run with -Y). pymemcache with a tls_context through the router (and
+redis-py over TLS with AUTH, to a node and through the router),
 failover with kill -9 and SIGSTOP under load with 0 errors, a node whose certificate the
 router does not trust, wrong credentials either way, a plaintext client on the router's TLS
 port, reloads, and bad config. Run with Debian's /usr/bin/python3."""
@@ -250,11 +251,48 @@ def test_router_certificate_reload_and_bad_config():
               "--check-config: exit %d, %r" % (p.returncode, p.stderr[-300:]))
 
 
+def test_redis_clients_over_tls():
+    """RESP over TLS with authentication: redis-py to a node (-Z -Y) and through the router
+    (tls: and auth_file:, TLS and credentials to the nodes), AUTH refused and accepted."""
+    import redis
+    nodes = [node() for _ in range(2)]
+    try:
+        r = redis.Redis(host="127.0.0.1", port=nodes[0].port, ssl=True,
+                        ssl_ca_certs=CERTS.path("ca.crt"), ssl_certfile=CERTS.path("client.crt"),
+                        ssl_keyfile=CERTS.path("client.key"), username="router",
+                        password="r0uterpw", socket_timeout=10 * SLOW)
+        check(r.set("tls", "1") is True and r.get("tls") == b"1", "redis-py to a node over TLS")
+        r.close()
+        with Router(config([[nodes[0], nodes[1]]])) as router:
+            bad = redis.Redis(host="127.0.0.1", port=router.port, ssl=True,
+                              ssl_ca_certs=CERTS.path("ca.crt"), username="app",
+                              password="wrong", socket_timeout=10 * SLOW)
+            try:
+                bad.ping()
+                raise AssertionError("a wrong password was accepted")
+            except redis.exceptions.RedisError as e:
+                check("WRONGPASS" in str(e) or "invalid" in str(e), "WRONGPASS: %s" % e)
+            r = redis.Redis(host="127.0.0.1", port=router.port, ssl=True,
+                            ssl_ca_certs=CERTS.path("ca.crt"), username="app",
+                            password="appsecret", socket_timeout=10 * SLOW)
+            check(r.get("tls") == b"1", "through the router, TLS both ways")
+            p = r.pipeline(transaction=False)
+            for i in range(100):
+                p.set("t%d" % i, "v" * i)
+            p.mget(["t%d" % i for i in range(100)])
+            check(p.execute()[-1] == [b"v" * i for i in range(100)], "a pipeline over TLS")
+            check(r.getset("tls", "2") == b"1" and r.incr("n") == 1, "read-then-write over TLS")
+            r.close()
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 if __name__ == "__main__":
     try:
         run([test_pymemcache_through_the_router_over_tls_both_ways, test_wrong_credentials_either_way,
              test_kill9_failover_over_tls,
              test_sigstop_failover_over_tls, test_untrusted_node_and_plaintext_client,
-             test_router_certificate_reload_and_bad_config])
+             test_router_certificate_reload_and_bad_config, test_redis_clients_over_tls])
     finally:
         CERTS.close()
