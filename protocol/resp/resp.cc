@@ -308,11 +308,17 @@ void Writer::simple(std::string_view s) {
   out.append("\r\n");
 }
 
-void Writer::error(std::string_view s) {
-  out.append("-");
-  out.append(s);
-  out.append("\r\n");
+std::string error_line(std::string_view e) {
+  std::string line = "-";
+  line.append(e);
+  for (size_t i = 1; i < line.size(); ++i) {
+    if (line[i] == '\r' || line[i] == '\n') line[i] = ' ';
+  }
+  line.append("\r\n");
+  return line;
 }
+
+void Writer::error(std::string_view s) { out.append(error_line(s)); }
 
 void Writer::integer(int64_t n) { line(out, ':', n); }
 

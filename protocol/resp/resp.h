@@ -84,14 +84,19 @@ std::string format_ld(long double v);
 // Splits an inline line as redis-server's sdssplitargs does; false on unbalanced quotes.
 bool split_inline(std::string_view line, std::vector<std::string>& out);
 
+// "-<e>\r\n" with CR and LF in `e` shown as spaces (Writer::error's line, as a string).
+std::string error_line(std::string_view e);
+
 // ---- reply writers ----
 // `resp3` picks RESP3's types where they differ (null, map, set, double, verbatim).
 struct Writer {
   ByteBuffer& out;
   bool resp3 = false;
 
-  void simple(std::string_view s);       // +s
-  void error(std::string_view s);        // -s (s starts with the error code, "ERR ...")
+  void simple(std::string_view s);  // +s
+  // -s (s starts with the error code, "ERR ..."); CR and LF become spaces, as redis-server
+  // makes them in errors that quote the request (else the reply would break the stream).
+  void error(std::string_view s);
   void integer(int64_t n);               // :n
   void bulk(std::string_view s);         // $len s
   void null();                           // $-1 or _

@@ -46,7 +46,7 @@ Plan answer(std::string bytes) {
   return p;
 }
 
-Plan refuse(std::string_view e) { return answer("-" + std::string(e) + "\r\n"); }
+Plan refuse(std::string_view e) { return answer(resp::error_line(e)); }
 
 struct Rmw {
   Fill fill;
@@ -85,7 +85,7 @@ void attempt(const std::shared_ptr<Rmw>& st) {
     const bool answered =
         cur.transport.is_ok() && (cur.code == Status::kOk || cur.code == Status::kNotFound);
     const bool down_is_miss = !cur.transport.is_ok() && st->fill.slot()->miss_when_down;
-    if (!answered && !down_is_miss) return st->finish("-" + backend_error(cur) + "\r\n");
+    if (!answered && !down_is_miss) return st->finish(resp::error_line(backend_error(cur)));
     const bool hit = cur.transport.is_ok() && cur.code == Status::kOk;
     count_read(d->stats(), hit);
     Plan p = st->decide(hit, cur, st->resp3);
@@ -115,8 +115,9 @@ void attempt(const std::shared_ptr<Rmw>& st) {
                                      (w.code == Status::kExists || w.code == Status::kNotFound ||
                                       w.code == Status::kNotStored);
                    if (lost && ++st->tries < kTries) return retry(st);
-                   done(lost ? "-ERR the key changed too often during the write; try again\r\n"
-                             : "-" + backend_error(w) + "\r\n");
+                   done(resp::error_line(lost ? "ERR the key changed too often during the "
+                                                "write; try again"
+                                              : backend_error(w)));
                  });
   });
 }

@@ -182,6 +182,11 @@ TEST_CASE("resp: replies in RESP2 and RESP3 round-trip through the client decode
     CHECK(v.items[6].str == (resp3 ? "txt:text" : "text"));
     CHECK(to_resp(v).size() > 0);
   }
+  // An error quoting the request never breaks the stream (fuzz: HELLO 3 with an option "I5\r\n").
+  ByteBuffer err;
+  Writer{err, false}.error("ERR Syntax error in HELLO option 'I5\r\n'");
+  CHECK(err.view() == "-ERR Syntax error in HELLO option 'I5  '\r\n");
+  CHECK(error_line("ERR a\nb") == "-ERR a b\r\n");
   ByteBuffer cmd;
   encode_command(cmd, {"SET", "k", "v"});
   CHECK(cmd.view() == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
