@@ -19,43 +19,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts"))
-from loopback import free_port, wait_port  # noqa: E402
+from loopback import free_port  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from memcached_compare import cpu_seconds, rss_kb  # noqa: E402
+from memtier_agreement import start, stop  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build", "release")
 SERVER = os.path.join(BUILD, "cacheserver", "cacheserver")
 ROUTER = os.path.join(BUILD, "router", "cacherouter")
-
-
-def start(argv, port):
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_port(port):
-        p.kill()
-        raise RuntimeError("%s did not start" % argv[0])
-    return p
-
-
-def stop(p):
-    p.terminate()
-    p.wait(10)
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def memtier(tool, port, extra, seconds=None):

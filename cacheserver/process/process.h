@@ -114,7 +114,8 @@ struct Context {
   size_t max_frame = 0;       // native frames accepted (reported by hello)
   bool flush_enabled = true;  // false (-F): flush_all is refused
   size_t max_item_size = 1u << 20;
-  OffsetClock* debug_clock = nullptr;  // cacheserver --debug-clock (RESP DEBUG ADVANCE-CLOCK)  // RESP: a string that would grow past it is refused first
+  OffsetClock* debug_clock = nullptr;  // cacheserver --debug-clock (RESP DEBUG ADVANCE-CLOCK)  //
+                                       // RESP: a string that would grow past it is refused first
 };
 
 enum class Action {

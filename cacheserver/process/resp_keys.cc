@@ -29,33 +29,9 @@ bool set_exptime(Context& ctx, std::string_view key, int64_t exptime) {
 }
 
 void expire_generic(Call& c, bool relative, bool seconds) {
-  enum : unsigned { kNx = 1, kXx = 2, kGt = 4, kLt = 8 };
   unsigned f = 0;
-  for (size_t j = 3; j < c.argc(); ++j) {
-    const std::string_view o = c.arg(j);
-    if (iequals(o, "nx")) {
-      f |= kNx;
-    } else if (iequals(o, "xx")) {
-      f |= kXx;
-    } else if (iequals(o, "gt")) {
-      f |= kGt;
-    } else if (iequals(o, "lt")) {
-      f |= kLt;
-    } else {
-      std::string e = "ERR Unsupported option ";
-      e.append(o.substr(0, o.find('\0')));
-      c.error(e);
-      return;
-    }
-  }
-  if ((f & kNx) && (f & (kXx | kGt | kLt))) {
-    c.error("ERR NX and XX, GT or LT options at the same time are not compatible");
-    return;
-  }
-  if ((f & kGt) && (f & kLt)) {
-    c.error("ERR GT and LT options at the same time are not compatible");
-    return;
-  }
+  std::string error;
+  if (!resp::parse_expire_flags(c.argv, 3, f, error)) return c.error(error);
   int64_t when = 0;
   if (!c.integer(2, &when)) return;
   const std::string invalid =
@@ -81,12 +57,7 @@ void expire_generic(Call& c, bool relative, bool seconds) {
   }
   if (f != 0) {
     // Compared at the engine's precision, whole seconds.
-    const int64_t current = item->exptime;  // 0 = none
-    const int64_t next = exptime_from_ms(when);
-    if ((f & kNx) && current != 0) return c.w.integer(0);
-    if ((f & kXx) && current == 0) return c.w.integer(0);
-    if ((f & kGt) && (current == 0 || next <= current)) return c.w.integer(0);
-    if ((f & kLt) && current != 0 && next >= current) return c.w.integer(0);
+    if (!resp::expire_allowed(f, item->exptime, exptime_from_ms(when))) return c.w.integer(0);
   }
   if (when <= c.now_ms()) {
     remove_key(c.ctx, c.arg(1));

@@ -13,8 +13,7 @@ namespace cachetier::process::respcmd {
 
 namespace {
 
-// The Redis version cachetier answers as (the commands and replies it follows).
-constexpr std::string_view kRedisVersion = "7.0.15";
+using resp::kRedisVersion;
 
 void unknown_subcommand(Call& c) { c.error(resp::unknown_subcommand_error(c.arg(0), c.arg(1))); }
 
@@ -24,13 +23,6 @@ bool sub_arity(Call& c, std::string_view name, int arity) {
   if ((arity > 0 && n == arity) || (arity < 0 && n >= -arity)) return true;
   c.error(resp::arity_error(std::string(c.fullname) + "|" + std::string(name)));
   return false;
-}
-
-bool valid_name(std::string_view n) {
-  for (char ch : n) {
-    if (ch < '!' || ch > '~') return false;
-  }
-  return true;
 }
 
 std::map<std::string, std::string, std::less<>> server_stats(Call& c) {
@@ -64,24 +56,6 @@ std::string human_bytes(uint64_t n) {
     std::snprintf(buf, sizeof(buf), "%.2fG", static_cast<double>(n) / (1ull << 30));
   }
   return buf;
-}
-
-void hello_reply(Call& c) {
-  c.w.map(7);
-  c.w.bulk("server");
-  c.w.bulk("redis");
-  c.w.bulk("version");
-  c.w.bulk(kRedisVersion);
-  c.w.bulk("proto");
-  c.w.integer(c.session.resp3 ? 3 : 2);
-  c.w.bulk("id");
-  c.w.integer(static_cast<int64_t>(c.session.id));
-  c.w.bulk("mode");
-  c.w.bulk("standalone");
-  c.w.bulk("role");
-  c.w.bulk("master");
-  c.w.bulk("modules");
-  c.w.array(0);
 }
 
 bool authenticate(Call& c, std::string_view user, std::string_view password) {
@@ -175,8 +149,8 @@ void cmd_client(Call& c) {
   const std::string_view sub = c.arg(1);
   if (iequals(sub, "setname")) {
     if (!sub_arity(c, "setname", 2)) return;
-    if (!valid_name(c.arg(2))) {
-      return c.error("ERR Client names cannot contain spaces, newlines or special characters.");
+    if (!resp::valid_client_name(c.arg(2))) {
+      return c.error(resp::kBadClientName);
     }
     c.session.name.assign(c.arg(2));
     return c.w.ok();
@@ -197,7 +171,7 @@ void cmd_client(Call& c) {
     if (!lib_name && !lib_ver) {
       return c.error("ERR Unrecognized option '" + std::string(attr) + "'");
     }
-    if (!valid_name(val)) {
+    if (!resp::valid_client_name(val)) {
       return c.error("ERR " + std::string(lib_name ? "lib-name" : "lib-ver") +
                      " cannot contain spaces, newlines or special characters.");
     }
@@ -276,51 +250,20 @@ void cmd_auth(Call& c) {
 }
 
 void cmd_hello(Call& c) {
-  int64_t ver = 0;
-  size_t next = 1;
-  if (c.argc() >= 2) {
-    if (!resp::parse_ll(c.arg(1), &ver)) {
-      return c.error("ERR Protocol version is not an integer or out of range");
-    }
-    ++next;
-    if (ver < 2 || ver > 3) return c.error("NOPROTO unsupported protocol version");
+  resp::HelloArgs h;
+  std::string error;
+  if (!resp::parse_hello(c.argv, h, error)) return c.error(error);
+  if (h.auth && !authenticate(c, h.user, h.password)) return c.error(resp::err::kWrongPass);
+  if (!c.session.authenticated) return c.error(resp::kHelloNoAuth);
+  if (h.setname) {
+    if (!resp::valid_client_name(h.name)) return c.error(resp::kBadClientName);
+    c.session.name.assign(h.name);
   }
-  std::string_view user, pass, name;
-  bool with_auth = false, with_name = false;
-  for (size_t j = next; j < c.argc(); ++j) {
-    const size_t more = c.argc() - 1 - j;
-    if (iequals(c.arg(j), "auth") && more >= 2) {
-      user = c.arg(j + 1);
-      pass = c.arg(j + 2);
-      with_auth = true;
-      j += 2;
-    } else if (iequals(c.arg(j), "setname") && more >= 1) {
-      name = c.arg(j + 1);
-      with_name = true;
-      ++j;
-    } else {
-      std::string opt(c.arg(j).substr(0, c.arg(j).find('\0')));
-      return c.error("ERR Syntax error in HELLO option '" + opt + "'");
-    }
-  }
-  if (with_auth && !authenticate(c, user, pass)) return c.error(resp::err::kWrongPass);
-  if (!c.session.authenticated) {
-    return c.error(
-        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
-        "select the RESP protocol version at the same time");
-  }
-  if (with_name) {
-    if (!valid_name(name)) {
-      return c.error("ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    c.session.name.assign(name);
-  }
-  if (ver != 0) {
-    c.session.resp3 = ver == 3;
+  if (h.version != 0) {
+    c.session.resp3 = h.version == 3;
     c.w.resp3 = c.session.resp3;
   }
-  hello_reply(c);
+  resp::write_hello(c.w, static_cast<int64_t>(c.session.id));
 }
 
 void cmd_reset(Call& c) {

@@ -128,35 +128,46 @@ void retry_exhausted(Call& c) {
   c.error("ERR the key changed too often during the write; try again");
 }
 
-void incr_by(Call& c, int64_t delta) {
-  const std::string_view key = c.arg(1);
-  if (!key_ok(c, key)) return;
+// A read-modify-write of `key` as a compare-and-swap on its CAS, read again after a lost race.
+// `next(old, value)` sets the new value and returns true, or answers itself (an error, or a
+// reply that needs no write) and returns false; `stored(old, value)` answers once it is in.
+template <class Next, class Stored>
+void swap_value(Call& c, std::string_view key, bool bump, Next next, Stored stored) {
   for (int i = 0; i < kCasTries; ++i) {
-    auto old = read_item(c.ctx, key);
-    int64_t v = 0;
-    if (old && !resp::parse_ll(old->value, &v)) {
-      c.error(resp::err::kNotInteger);
-      return;
-    }
-    if ((delta < 0 && v < 0 && delta < std::numeric_limits<int64_t>::min() - v) ||
-        (delta > 0 && v > 0 && delta > std::numeric_limits<int64_t>::max() - v)) {
-      c.error(resp::err::kOverflow);
-      return;
-    }
-    v += delta;
-    const std::string text = std::to_string(v);
-    EngineStatus st = write_back(c, key, old, text);
+    const std::optional<Snapshot> old = read_item(c.ctx, key, bump);
+    std::string value;
+    if (!next(old, value)) return;
+    const EngineStatus st = write_back(c, key, old, value);
     if (store_failed(c, st)) return;
-    if (st == EngineStatus::kOk) {
-      (delta >= 0 ? (old ? c.ctx.counters.incr_hits : c.ctx.counters.incr_misses)
-                  : (old ? c.ctx.counters.decr_hits : c.ctx.counters.decr_misses))
-          .add();
-      c.w.integer(v);
-      return;
-    }
+    if (st == EngineStatus::kOk) return stored(old, value);
     if (!lost_race(st)) break;
   }
   retry_exhausted(c);
+}
+
+void incr_by(Call& c, int64_t delta) {
+  const std::string_view key = c.arg(1);
+  if (!key_ok(c, key)) return;
+  int64_t v = 0;
+  swap_value(
+      c, key, true,
+      [&](const std::optional<Snapshot>& old, std::string& value) {
+        v = 0;
+        if (old && !resp::parse_ll(old->value, &v)) return c.error(resp::err::kNotInteger), false;
+        if ((delta < 0 && v < 0 && delta < std::numeric_limits<int64_t>::min() - v) ||
+            (delta > 0 && v > 0 && delta > std::numeric_limits<int64_t>::max() - v)) {
+          return c.error(resp::err::kOverflow), false;
+        }
+        v += delta;
+        value = std::to_string(v);
+        return true;
+      },
+      [&](const std::optional<Snapshot>& old, const std::string&) {
+        (delta >= 0 ? (old ? c.ctx.counters.incr_hits : c.ctx.counters.incr_misses)
+                    : (old ? c.ctx.counters.decr_hits : c.ctx.counters.decr_misses))
+            .add();
+        c.w.integer(v);
+      });
 }
 
 }  // namespace
@@ -356,28 +367,21 @@ void cmd_decrby(Call& c) {
 void cmd_incrbyfloat(Call& c) {
   const std::string_view key = c.arg(1);
   if (!key_ok(c, key)) return;
-  for (int i = 0; i < kCasTries; ++i) {
-    auto old = read_item(c.ctx, key);
-    long double v = 0, incr = 0;
-    if ((old && !resp::parse_ld(old->value, &v)) || !resp::parse_ld(c.arg(2), &incr)) {
-      c.error(resp::err::kNotFloat);
-      return;
-    }
-    v += incr;
-    if (std::isnan(v) || std::isinf(v)) {
-      c.error("ERR increment would produce NaN or Infinity");
-      return;
-    }
-    const std::string text = resp::format_ld(v);
-    EngineStatus st = write_back(c, key, old, text);
-    if (store_failed(c, st)) return;
-    if (st == EngineStatus::kOk) {
-      c.w.bulk(text);
-      return;
-    }
-    if (!lost_race(st)) break;
-  }
-  retry_exhausted(c);
+  swap_value(
+      c, key, true,
+      [&](const std::optional<Snapshot>& old, std::string& value) {
+        long double v = 0, incr = 0;
+        if ((old && !resp::parse_ld(old->value, &v)) || !resp::parse_ld(c.arg(2), &incr)) {
+          return c.error(resp::err::kNotFloat), false;
+        }
+        v += incr;
+        if (std::isnan(v) || std::isinf(v)) {
+          return c.error("ERR increment would produce NaN or Infinity"), false;
+        }
+        value = resp::format_ld(v);
+        return true;
+      },
+      [&](const std::optional<Snapshot>&, const std::string& value) { c.w.bulk(value); });
 }
 
 void cmd_append(Call& c) {
@@ -437,35 +441,26 @@ void cmd_setrange(Call& c) {
     c.error("ERR offset is out of range");
     return;
   }
-  const std::string_view key = c.arg(1), value = c.arg(3);
+  const std::string_view key = c.arg(1), part = c.arg(3);
   if (!key_ok(c, key)) return;
-  for (int i = 0; i < kCasTries; ++i) {
-    auto old = read_item(c.ctx, key, false);
-    if (value.empty()) {
-      c.w.integer(old ? static_cast<int64_t>(old->value.size()) : 0);
-      return;
-    }
-    const uint64_t total = static_cast<uint64_t>(offset) + value.size();
-    if (total > (512ull << 20)) {
-      c.error(kTooLong);
-      return;
-    }
-    if (total > c.ctx.max_item_size) {
-      c.error("ERR value is larger than this node's item size limit (-I)");
-      return;
-    }
-    std::string next = old ? old->value : std::string();
-    if (next.size() < total) next.resize(static_cast<size_t>(total), '\0');
-    next.replace(static_cast<size_t>(offset), value.size(), value);
-    EngineStatus st = write_back(c, key, old, next);
-    if (store_failed(c, st)) return;
-    if (st == EngineStatus::kOk) {
-      c.w.integer(static_cast<int64_t>(next.size()));
-      return;
-    }
-    if (!lost_race(st)) break;
-  }
-  retry_exhausted(c);
+  swap_value(
+      c, key, false,
+      [&](const std::optional<Snapshot>& old, std::string& value) {
+        if (part.empty())
+          return c.w.integer(old ? static_cast<int64_t>(old->value.size()) : 0), false;
+        const uint64_t total = static_cast<uint64_t>(offset) + part.size();
+        if (total > (512ull << 20)) return c.error(kTooLong), false;
+        if (total > c.ctx.max_item_size) {
+          return c.error("ERR value is larger than this node's item size limit (-I)"), false;
+        }
+        value = old ? old->value : std::string();
+        if (value.size() < total) value.resize(static_cast<size_t>(total), '\0');
+        value.replace(static_cast<size_t>(offset), part.size(), part);
+        return true;
+      },
+      [&](const std::optional<Snapshot>&, const std::string& value) {
+        c.w.integer(static_cast<int64_t>(value.size()));
+      });
 }
 
 }  // namespace cachetier::process::respcmd

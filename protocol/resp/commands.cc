@@ -284,3 +284,102 @@ int64_t seconds_from_ms(int64_t when_ms) {
 }
 
 }  // namespace cachetier::resp
+
+namespace cachetier::resp {
+
+bool valid_client_name(std::string_view name) {
+  for (char ch : name) {
+    if (ch < '!' || ch > '~') return false;
+  }
+  return true;
+}
+
+bool parse_hello(const std::vector<std::string_view>& argv, HelloArgs& h, std::string& error) {
+  size_t next = 1;
+  if (argv.size() >= 2) {
+    if (!parse_ll(argv[1], &h.version)) {
+      error = "ERR Protocol version is not an integer or out of range";
+      return false;
+    }
+    ++next;
+    if (h.version < 2 || h.version > 3) {
+      error = "NOPROTO unsupported protocol version";
+      return false;
+    }
+  }
+  for (size_t j = next; j < argv.size(); ++j) {
+    const size_t more = argv.size() - 1 - j;
+    if (iequals(argv[j], "auth") && more >= 2) {
+      h.auth = true;
+      h.user = argv[j + 1];
+      h.password = argv[j + 2];
+      j += 2;
+    } else if (iequals(argv[j], "setname") && more >= 1) {
+      h.setname = true;
+      h.name = argv[j + 1];
+      ++j;
+    } else {
+      error = "ERR Syntax error in HELLO option '" +
+              std::string(argv[j].substr(0, argv[j].find('\0'))) + "'";
+      return false;
+    }
+  }
+  return true;
+}
+
+void write_hello(Writer& w, int64_t client_id) {
+  w.map(7);
+  w.bulk("server");
+  w.bulk("redis");
+  w.bulk("version");
+  w.bulk(kRedisVersion);
+  w.bulk("proto");
+  w.integer(w.resp3 ? 3 : 2);
+  w.bulk("id");
+  w.integer(client_id);
+  w.bulk("mode");
+  w.bulk("standalone");
+  w.bulk("role");
+  w.bulk("master");
+  w.bulk("modules");
+  w.array(0);
+}
+
+bool parse_expire_flags(const std::vector<std::string_view>& argv, size_t first, unsigned& flags,
+                        std::string& error) {
+  flags = 0;
+  for (size_t j = first; j < argv.size(); ++j) {
+    const std::string_view o = argv[j];
+    if (iequals(o, "nx")) {
+      flags |= kExpireNx;
+    } else if (iequals(o, "xx")) {
+      flags |= kExpireXx;
+    } else if (iequals(o, "gt")) {
+      flags |= kExpireGt;
+    } else if (iequals(o, "lt")) {
+      flags |= kExpireLt;
+    } else {
+      error = "ERR Unsupported option " + std::string(o.substr(0, o.find('\0')));
+      return false;
+    }
+  }
+  if ((flags & kExpireNx) && (flags & (kExpireXx | kExpireGt | kExpireLt))) {
+    error = "ERR NX and XX, GT or LT options at the same time are not compatible";
+    return false;
+  }
+  if ((flags & kExpireGt) && (flags & kExpireLt)) {
+    error = "ERR GT and LT options at the same time are not compatible";
+    return false;
+  }
+  return true;
+}
+
+bool expire_allowed(unsigned flags, int64_t current, int64_t next) {
+  if ((flags & kExpireNx) && current != 0) return false;
+  if ((flags & kExpireXx) && current == 0) return false;
+  if ((flags & kExpireGt) && (current == 0 || next <= current)) return false;
+  if ((flags & kExpireLt) && current != 0 && next >= current) return false;
+  return true;
+}
+
+}  // namespace cachetier::resp

@@ -67,3 +67,38 @@ int64_t expire_at_ms(const SetOptions& o, int64_t now_ms, std::string_view fulln
 int64_t seconds_from_ms(int64_t when_ms);
 
 }  // namespace cachetier::resp
+
+namespace cachetier::resp {
+
+// The Redis version cachetier answers as (the commands and replies it follows).
+inline constexpr std::string_view kRedisVersion = "7.0.15";
+
+// CLIENT SETNAME's rule: printable ASCII, no space.
+bool valid_client_name(std::string_view name);
+inline constexpr std::string_view kBadClientName =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+inline constexpr std::string_view kHelloNoAuth =
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+    "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+    "RESP protocol version at the same time";
+
+// HELLO [protover [AUTH user pass] [SETNAME name]] as redis-server parses it; false with
+// `error` set (the version's errors and "Syntax error in HELLO option").
+struct HelloArgs {
+  int64_t version = 0;  // 0: not given
+  bool auth = false, setname = false;
+  std::string_view user, password, name;
+};
+bool parse_hello(const std::vector<std::string_view>& argv, HelloArgs& h, std::string& error);
+// HELLO's map (server, version, proto from w.resp3, id, mode, role, modules).
+void write_hello(Writer& w, int64_t client_id);
+
+// EXPIRE's NX|XX|GT|LT from argv[first] on, as redis-server checks them; false with `error`.
+enum ExpireFlag : unsigned { kExpireNx = 1, kExpireXx = 2, kExpireGt = 4, kExpireLt = 8 };
+bool parse_expire_flags(const std::vector<std::string_view>& argv, size_t first, unsigned& flags,
+                        std::string& error);
+// Whether an expiry of `next` (unix seconds) may replace `current` (0 = none) under `flags`,
+// compared at the second as the nodes keep them.
+bool expire_allowed(unsigned flags, int64_t current, int64_t next);
+
+}  // namespace cachetier::resp

@@ -322,28 +322,9 @@ void per_key(Ctx& c, Op op, bool reads) {
 }
 
 void cmd_expire(Ctx& c, bool relative, bool seconds) {
-  enum : unsigned { kNx = 1, kXx = 2, kGt = 4, kLt = 8 };
   unsigned f = 0;
-  for (size_t j = 3; j < c.argc(); ++j) {
-    const std::string_view o = c.arg(j);
-    if (iequals(o, "nx")) {
-      f |= kNx;
-    } else if (iequals(o, "xx")) {
-      f |= kXx;
-    } else if (iequals(o, "gt")) {
-      f |= kGt;
-    } else if (iequals(o, "lt")) {
-      f |= kLt;
-    } else {
-      return error(c.fill, "ERR Unsupported option " + std::string(o.substr(0, o.find('\0'))));
-    }
-  }
-  if ((f & kNx) && (f & (kXx | kGt | kLt))) {
-    return error(c.fill, "ERR NX and XX, GT or LT options at the same time are not compatible");
-  }
-  if ((f & kGt) && (f & kLt)) {
-    return error(c.fill, "ERR GT and LT options at the same time are not compatible");
-  }
+  std::string flag_error;
+  if (!resp::parse_expire_flags(c.argv, 3, f, flag_error)) return error(c.fill, flag_error);
   int64_t when = 0;
   if (!resp::parse_ll(c.arg(2), &when)) return error(c.fill, resp::err::kNotInteger);
   const std::string invalid = "ERR invalid expire time in '" + std::string(c.name) + "' command";

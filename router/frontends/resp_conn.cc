@@ -9,78 +9,21 @@
 
 namespace cachetier::router::respfe {
 
-namespace {
-
-bool valid_name(std::string_view n) {
-  for (char ch : n) {
-    if (ch < '!' || ch > '~') return false;
-  }
-  return true;
-}
-
-void hello_reply(RespConn& s, resp::Writer& w) {
-  w.map(7);
-  w.bulk("server");
-  w.bulk("redis");
-  w.bulk("version");
-  w.bulk(kRedisVersion);
-  w.bulk("proto");
-  w.integer(s.resp3 ? 3 : 2);
-  w.bulk("id");
-  w.integer(static_cast<int64_t>(s.id));
-  w.bulk("mode");
-  w.bulk("standalone");
-  w.bulk("role");
-  w.bulk("master");
-  w.bulk("modules");
-  w.array(0);
-}
-
-}  // namespace
-
 void cmd_hello(Ctx& c) {
-  int64_t ver = 0;
-  size_t next = 1;
-  if (c.argc() >= 2) {
-    if (!resp::parse_ll(c.arg(1), &ver)) {
-      return error(c.fill, "ERR Protocol version is not an integer or out of range");
-    }
-    ++next;
-    if (ver < 2 || ver > 3) return error(c.fill, "NOPROTO unsupported protocol version");
+  resp::HelloArgs h;
+  std::string e;
+  if (!resp::parse_hello(c.argv, h, e)) return error(c.fill, e);
+  if (h.auth && !c.d.resp_authenticate(h.user, h.password)) {
+    return error(c.fill, resp::err::kWrongPass);
   }
-  std::string_view user, pass, name;
-  bool with_auth = false, with_name = false;
-  for (size_t j = next; j < c.argc(); ++j) {
-    const size_t more = c.argc() - 1 - j;
-    if (iequals(c.arg(j), "auth") && more >= 2) {
-      user = c.arg(j + 1);
-      pass = c.arg(j + 2);
-      with_auth = true;
-      j += 2;
-    } else if (iequals(c.arg(j), "setname") && more >= 1) {
-      name = c.arg(j + 1);
-      with_name = true;
-      ++j;
-    } else {
-      return error(c.fill, "ERR Syntax error in HELLO option '" + std::string(c.arg(j)) + "'");
-    }
+  if (!c.d.authenticated()) return error(c.fill, resp::kHelloNoAuth);
+  if (h.setname) {
+    if (!resp::valid_client_name(h.name)) return error(c.fill, resp::kBadClientName);
+    c.s.name.assign(h.name);
   }
-  if (with_auth && !c.d.resp_authenticate(user, pass)) return error(c.fill, resp::err::kWrongPass);
-  if (!c.d.authenticated()) {
-    return error(c.fill,
-                 "NOAUTH HELLO must be called with the client already authenticated, otherwise "
-                 "the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the "
-                 "client and select the RESP protocol version at the same time");
-  }
-  if (with_name) {
-    if (!valid_name(name)) {
-      return error(c.fill,
-                   "ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    c.s.name.assign(name);
-  }
-  if (ver != 0) c.s.resp3 = ver == 3;
-  reply(c.fill, c.s.resp3, [&](resp::Writer& w) { hello_reply(c.s, w); });
+  if (h.version != 0) c.s.resp3 = h.version == 3;
+  reply(c.fill, c.s.resp3,
+        [&](resp::Writer& w) { resp::write_hello(w, static_cast<int64_t>(c.s.id)); });
 }
 
 void cmd_client(Ctx& c) {
@@ -92,9 +35,8 @@ void cmd_client(Ctx& c) {
   };
   if (iequals(sub, "setname")) {
     if (!arity("setname", 3)) return;
-    if (!valid_name(c.arg(2))) {
-      return error(c.fill,
-                   "ERR Client names cannot contain spaces, newlines or special characters.");
+    if (!resp::valid_client_name(c.arg(2))) {
+      return error(c.fill, resp::kBadClientName);
     }
     c.s.name.assign(c.arg(2));
     return c.fill("+OK\r\n");

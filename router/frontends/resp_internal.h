@@ -17,7 +17,7 @@ using native::Op;
 using native::Status;
 using resp::iequals;
 
-inline constexpr std::string_view kRedisVersion = "7.0.15";
+using resp::kRedisVersion;
 
 // What a command needs after its routes answer: the connection's protocol at request time.
 struct Ctx {
@@ -79,7 +79,7 @@ void cmd_set_rmw(Ctx& c, const resp::SetOptions& o, int64_t ttl);  // SET with G
 void cmd_incrbyfloat(Ctx& c);
 void cmd_setrange(Ctx& c);
 void cmd_persist(Ctx& c);
-void cmd_expire_if(Ctx& c, unsigned flags, int64_t when_ms, int64_t now);  // NX=1 XX=2 GT=4 LT=8
+void cmd_expire_if(Ctx& c, unsigned flags, int64_t when_ms, int64_t now);  // resp::ExpireFlag
 void cmd_counter(Ctx& c, int64_t delta);  // INCR, DECR, INCRBY, DECRBY
 
 // Connection and server commands (resp_conn.cc).

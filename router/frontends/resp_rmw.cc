@@ -359,10 +359,7 @@ void cmd_expire_if(Ctx& c, unsigned flags, int64_t when, int64_t now) {
     if (!hit) return answer(":0\r\n");
     // Compared at the nodes' precision, whole seconds (as cacheserver does).
     const int64_t current = cur.ttl > 0 ? now / 1000 + cur.ttl : 0;
-    const int64_t next = resp::seconds_from_ms(when);
-    if (((flags & 1) && current != 0) || ((flags & 2) && current == 0) ||
-        ((flags & 4) && (current == 0 || next <= current)) ||
-        ((flags & 8) && current != 0 && next >= current)) {
+    if (!resp::expire_allowed(flags, current, resp::seconds_from_ms(when))) {
       return answer(":0\r\n");
     }
     Plan p;
