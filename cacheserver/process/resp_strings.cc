@@ -250,6 +250,18 @@ void cmd_getex(Call& c) {
       if (!read_item(c.ctx, c.arg(1), false)) return c.w.null();
       return c.error(error);
     }
+    if (ms <= c.now_ms()) {
+      // redis-server deletes the key at once when the time has passed (DBSIZE drops now, not
+      // when the reclaimer comes by); the value read is the reply.
+      auto old = read_item(c.ctx, c.arg(1), true);
+      hit_or_miss(c.ctx, old.has_value());
+      if (!old) return c.w.null();
+      engine::DeleteRequest d;
+      d.key = c.arg(1);
+      d.compare_cas = old->cas;  // a write that came in between is newer: it stays
+      c.ctx.engine.remove(d);
+      return c.w.bulk(old->value);
+    }
     opts.update_exptime = true;
     opts.exptime = exptime_from_ms(ms);
   } else if (o.persist) {

@@ -131,6 +131,10 @@ def test_redis_py_commands():
         check(r.get("x3") == b"v", "PERSIST keeps it")
         r.set("x4", "v", exat=int(time.time()) + 80)  # the node's clock is 101 s ahead
         check(r.get("x4") is None, "an EXAT before the node's now is expired at once")
+        r.set("x5", "v5")
+        n = r.dbsize()
+        check(r.getex("x5", exat=1) == b"v5" and r.dbsize() == n - 1,
+              "GETEX with a time past returns the value and deletes the key at once")
 
         check(r.flushdb() is True and r.dbsize() == 0, "FLUSHDB")
         check(r.flushall(asynchronous=True) is True, "FLUSHALL ASYNC")

@@ -92,13 +92,13 @@ class Gen:
                               "9223372036854775807", "+1", "007", " 3"]),
         ])()
 
-    def expire_arg(self, unit_ms, absolute):
+    def expire_arg(self, unit_ms, absolute, past=True):
         r = self.r
         x = r.random()
         if x < 0.08:
             return r.choice(["0", "-1", "-100", "abc", "", "1.5", "9223372036854775807",
                              "-9223372036854775808", "99999999999999999999"])
-        if x < 0.12 and absolute:
+        if x < 0.12 and absolute and past:
             return str(r.randint(1, 1000000))  # in the past
         t = self.ttl()
         if absolute:
@@ -114,7 +114,11 @@ class Gen:
             if o.upper() in ("EX", "PX", "EXAT", "PXAT"):
                 opts.append(o)
                 if r.random() < 0.95:
-                    opts.append(self.expire_arg(o.upper().startswith("P"), o.upper().endswith("AT")))
+                    # SET with a time already past: redis-server keeps the key until its
+                    # active expiry samples it, cacheserver until its reclaimer passes, so
+                    # DBSIZE would depend on two timers (test_redis_clients covers the case).
+                    opts.append(self.expire_arg(o.upper().startswith("P"), o.upper().endswith("AT"),
+                                                past=False))
             else:
                 opts.append(o)
         return opts
