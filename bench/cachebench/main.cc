@@ -25,6 +25,7 @@
 #include "bench/cachebench/proto.h"
 #include "bench/cachebench/report.h"
 #include "bench/cachebench/scenario.h"
+#include "bench/cachebench/trace_replay.h"
 #include "client/ring/ring.h"
 #include "common/buffer.h"
 
@@ -658,6 +659,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cachebench: unknown protocol '%s'\n", o.protocol.c_str());
     return 2;
   }
+  if (!o.trace_file.empty()) return run_trace(o);
   // --servers: client-side sharding with the client library's ring (shards named by address).
   std::unique_ptr<cachetier::client::Ring> ring;
   if (o.targets.size() > 1) {

@@ -156,6 +156,17 @@ int parse_options(int argc, char** argv, Options& o) {
                  "a YAML timeline of kill/stop/cont/restart/reload/exec during the run");
   app.add_option("--router-stats", o.router_stats,
                  "HOST:PORT of a cacherouter: failovers per scenario phase from its stats");
+  app.add_option("--trace", o.trace_file,
+                 "replay a cache trace (csv time_ms,op,key,size,ttl or libCacheSim "
+                 "oracleGeneral) over one connection; reports the hit ratio per phase");
+  app.add_option("--trace-format", o.trace_format, "csv or oracle (default: by the suffix)")
+      ->check(CLI::IsMember({"csv", "oracle"}));
+  app.add_option("--trace-speed", o.trace_speed,
+                 "replay at the trace's pace times this (0: as fast as possible)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  bool no_fill = false;
+  app.add_flag("--trace-no-fill", no_fill, "a get that misses is not followed by a set");
   app.add_option("--csv", o.csv_out, "the per-second series as CSV");
   app.add_option("--report", o.html_out, "a self-contained HTML report with charts");
   try {
@@ -233,7 +244,16 @@ int parse_options(int argc, char** argv, Options& o) {
       }
     }
   }
-  if (o.test_time == 0 && o.requests == 0) o.test_time = 10;
+  o.trace_fill = !no_fill;
+  if (!o.trace_file.empty()) {
+    // A replay ends with its trace; --test-time, if given, bounds it.
+    if (o.tls || !servers.empty() || !o.scenario_file.empty() || o.run_count > 1) {
+      return bad("--trace replays over one plain connection: not with --tls, --servers, "
+                 "--scenario or --run-count");
+    }
+  } else if (o.test_time == 0 && o.requests == 0) {
+    o.test_time = 10;
+  }
   if (!o.scenario_file.empty() && o.run_count > 1) {
     return bad("--scenario runs once: not with --run-count");
   }

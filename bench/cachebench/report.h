@@ -50,6 +50,11 @@ struct Options {
   std::string scenario_file, router_stats;
   // During a run with a scenario: the phase the load is in (the scenario thread advances it).
   const std::atomic<int>* phase = nullptr;
+  // --trace FILE (trace_replay.h): --trace-format, --trace-speed (0: as fast as possible),
+  // --trace-no-fill.
+  std::string trace_file, trace_format;
+  double trace_speed = 0;
+  bool trace_fill = true;
 };
 
 // Parses argv. Returns -1 to go on, else the exit code (0 for --help, 2 for a bad flag).

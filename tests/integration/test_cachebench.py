@@ -279,8 +279,71 @@ def test_a_server_dying_mid_run_is_counted_not_fatal():
         s.stop()
 
 
+def trace_file(text):
+    f = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)
+    f.write(text)
+    f.close()
+    return f.name
+
+
+def test_trace_replay():
+    """--trace: exact hit counts per phase (a miss is filled, the fill is read back), the
+    same over RESP against redis-server, --trace-no-fill, pacing, and a bad trace."""
+    rows = ["# a comment", "time_ms,op,key,size,ttl", "0,phase,fill,0,0"]
+    rows += ["0,set,t%d,%d,0" % (i, 10 + i) for i in range(200)]
+    rows += ["0,phase,read,0,0"]
+    rows += ["0,get,t%d,10,0" % i for i in range(200)]      # 200 hits
+    rows += ["0,get,new%d,64,0" % i for i in range(50)]     # 50 misses, filled
+    rows += ["0,get,new%d,64,0" % i for i in range(50)]     # 50 hits
+    rows += ["0,delete,t1,0,0"]
+    path = trace_file("\n".join(rows) + "\n")
+    redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+    rport = free_port()
+    rs = subprocess.Popen([redis, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        check(wait_port(rport), "redis-server listens")
+        with Server("-t", "1") as s, Server("-t", "1") as s2:
+            for port, proto in ((s.port, "memcache_text"), (rport, "redis"),
+                                (s2.port, "native")):
+                p, data = bench(port, "-P", proto, "--trace", path, "--pipeline", "16")
+                check(p.returncode == 0, "%s: exit %d: %s" % (proto, p.returncode, p.stderr))
+                t = data["Trace"]
+                ph = {x["Phase"]: x for x in t["Phases"]}
+                check(list(ph) == ["fill", "read"], "%s: phases %r" % (proto, list(ph)))
+                check(ph["fill"]["Sets"] == 200 and ph["fill"]["Gets"] == 0, "%s: fill" % proto)
+                check(ph["read"]["Gets"] == 300 and ph["read"]["Hits"] == 250,
+                      "%s: 300 gets, 250 hits: %r" % (proto, ph["read"]))
+                check(ph["read"]["Sets"] == 50, "%s: 50 fills" % proto)
+                check(t["Skipped"] == 1 and "Skipped: 1 deletes" in p.stdout, "delete skipped")
+                check("read" in p.stdout and "0.8333" in p.stdout, "the table: %s" % p.stdout)
+        with Server("-t", "1") as s:
+            p, data = bench(s.port, "--trace", path, "--trace-no-fill")
+            ph = {x["Phase"]: x for x in data["Trace"]["Phases"]}
+            check(ph["read"]["Hits"] == 200 and ph["read"]["Sets"] == 0, "no fill: %r" % ph)
+            paced = trace_file("".join("%d,get,p%d,8,0\n" % (i * 100, i) for i in range(11)))
+            t0 = time.time()
+            p, data = bench(s.port, "--trace", paced, "--trace-speed", "2")
+            check(p.returncode == 0 and 0.45 <= time.time() - t0 < 5,
+                  "1 s of trace at speed 2 takes ~0.5 s: %.2f" % (time.time() - t0))
+            os.unlink(paced)
+            bad = trace_file("0,get,a,1,0\n0,get,b b,1,0\n")
+            p, _ = bench(s.port, "--trace", bad)
+            check(p.returncode == 2 and bad + ":2: bad key" in p.stderr, "bad trace: %s" % p.stderr)
+            os.unlink(bad)
+            p, _ = bench(s.port, "--trace", "/nonexistent.csv")
+            check(p.returncode == 2 and "No such file" in p.stderr, "missing trace: %s" % p.stderr)
+            p, _ = bench(s.port, "--trace", path, "--tls")
+            check(p.returncode == 2 and "one plain connection" in p.stderr, "--trace with --tls")
+    finally:
+        rs.terminate()
+        rs.wait()
+        os.unlink(path)
+
+
 if __name__ == "__main__":
     run([test_cacheserver_memcache_text_and_native, test_tls_against_cacheserver_and_memcached,
          test_stock_memcached, test_redis_server,
          test_files_patterns_and_flags, test_servers_shards_keys_with_the_client_ring,
-         test_rate_limiting_offers_a_fixed_rate, test_scenario_timeline, test_a_server_dying_mid_run_is_counted_not_fatal])
+         test_rate_limiting_offers_a_fixed_rate, test_scenario_timeline, test_a_server_dying_mid_run_is_counted_not_fatal,
+         test_trace_replay])
