@@ -93,7 +93,8 @@ class Sim {
         small_cap_(static_cast<uint64_t>(double(c.budget) * c.small_ratio)),
         move_threshold_(c.move_threshold),
         per_object_(c.per_object),
-        fill_(c.fill) {
+        fill_(c.fill),
+        ghost_cap_(static_cast<uint64_t>(double(c.budget - small_cap_) * c.ghost_ratio)) {
     if (p == Policy::kS3Fifo) ghost_mark_.assign(t.keys(), 0);
     if (p == Policy::kOpt) {
       next_.assign(t.requests.size(), kNever);
@@ -327,7 +328,7 @@ class Sim {
         ghost_mark_[id] = ++ghost_gen_;
         ghost_.push_back({id, ghost_gen_, cost});
         ghost_bytes_ += cost;
-        while (ghost_bytes_ > budget_ - small_cap_ && !ghost_.empty()) {
+        while (ghost_bytes_ > ghost_cap_ && !ghost_.empty()) {
           const Ghost& g = ghost_.front();
           if (ghost_mark_[g.id] == g.gen) ghost_mark_[g.id] = 0;
           ghost_bytes_ -= g.cost;
@@ -369,6 +370,7 @@ class Sim {
   std::set<std::pair<uint64_t, uint32_t>> opt_;
   const uint32_t per_object_;
   const bool fill_;
+  const uint64_t ghost_cap_;
 };
 
 }  // namespace

@@ -60,6 +60,7 @@ struct SimConfig {
   double small_ratio = 0.1;     // s3fifo: the small queue's share of the budget
   unsigned move_threshold = 1;  // s3fifo: hits in the small queue that earn the main queue
   bool fill = true;             // a get that misses stores the object (cachebench's default)
+  double ghost_ratio = 1.0;     // s3fifo: the ghost's bytes as a share of the main queue's
 };
 
 struct PhaseResult {

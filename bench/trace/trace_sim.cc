@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   bool no_fill = false;
   app.add_flag("--no-fill", no_fill,
                "a get that misses does not store (cachebench's --trace-no-fill)");
+  app.add_option("--ghost-ratio", cfg.ghost_ratio,
+                 "s3fifo: the ghost's bytes as a share of the main queue's (0: no ghost)")
+      ->check(CLI::Range(0.0, 4.0))
+      ->capture_default_str();
   app.add_option("--json", json, "write the results as JSON");
   CLI11_PARSE(app, argc, argv);
   cfg.fill = !no_fill;

@@ -24,11 +24,15 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
   Item*& head = s.buckets[hash & s.mask];
   it->hnext = head;
   head = it;
-  it->set_bits(Item::kLinked);  // unreferenced until its first hit: a full sweep does not
-                                // turn CLOCK into FIFO
+  it->set_bits(Item::kLinked);
+  if ((it->load_bits() & Item::kPending) != 0) {  // a new item: its segment may be sealed now
+    it->clear_bits(Item::kPending);
+    segment_of(it).pending.fetch_sub(1, std::memory_order_acq_rel);
+  }
   ++s.count;
   if (it->exptime != 0) ++s.ttl_items;
   s.item_bytes += item_size(it);
+  segment_of(it).live.fetch_add(static_cast<int64_t>(item_size(it)), std::memory_order_relaxed);
 }
 
 void LruEngine::unlink_locked(Shard& s, Item* it) {
@@ -43,6 +47,22 @@ void LruEngine::unlink_locked(Shard& s, Item* it) {
   --s.count;
   if (it->exptime != 0) --s.ttl_items;
   s.item_bytes -= item_size(it);
+  segment_of(it).live.fetch_sub(static_cast<int64_t>(item_size(it)), std::memory_order_relaxed);
+}
+
+void LruEngine::relink_locked(Shard& s, uint64_t hash, Item* from, Item* to) {
+  for (Item** p = &s.buckets[hash & s.mask]; *p != nullptr; p = &(*p)->hnext) {
+    if (*p == from) {
+      *p = to;
+      break;
+    }
+  }
+  to->hnext = from->hnext;
+  to->store_bits(from->load_bits());  // linked, with its marks
+  from->clear_bits(Item::kLinked);
+  const auto n = static_cast<int64_t>(item_size(to));
+  segment_of(from).live.fetch_sub(n, std::memory_order_relaxed);
+  segment_of(to).live.fetch_add(n, std::memory_order_relaxed);
 }
 
 uint64_t LruEngine::next_cas_locked(Shard& s) {

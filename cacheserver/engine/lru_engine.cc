@@ -48,28 +48,10 @@ LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
     : clock_(clock),
       limit_(config.memory_limit),
       shard_bits_(config.shard_bits),
-      page_size_(std::max<size_t>(config.page_size, 4096)),
-      large_threshold_(page_size_ / 4),
       max_item_size_(config.max_item_size),
       index_reserve_(config.memory_limit / 16),
-      shards_(new Shard[size_t{1} << config.shard_bits]),
-      large_(std::make_unique<LargePool>()) {
-  // Size classes: 8-byte steps to 1 KiB, then ~6% steps up to a quarter page.
-  std::vector<size_t> sizes;
-  for (size_t s = kSmallestChunk; s <= std::min(kLinearLimit, large_threshold_); s += 8) {
-    sizes.push_back(s);
-  }
-  for (size_t s = sizes.back(); s < large_threshold_;) {
-    s = std::min(large_threshold_, (s + s / 16 + 7) & ~size_t{7});
-    sizes.push_back(s);
-  }
-  CT_RELEASE_ASSERT(sizes.size() < kLargeClass);
-  for (size_t s : sizes) {
-    auto c = std::make_unique<SlabClass>();
-    c->size = static_cast<uint32_t>(s);
-    c->per_page = static_cast<uint32_t>(page_size_ / s);
-    classes_.push_back(std::move(c));
-  }
+      shards_(new Shard[size_t{1} << config.shard_bits]) {
+  init_segments(config.segment_size);
   size_t n = size_t{1} << shard_bits_;
   // The initial index must fit its reserve.
   size_t buckets = std::max<size_t>(16, config.initial_buckets_per_shard);
@@ -87,10 +69,7 @@ LruEngine::~LruEngine() {
   stop_reclaimer();
   size_t n = size_t{1} << shard_bits_;
   for (size_t i = 0; i < n; ++i) std::free(shards_[i].buckets);
-  for (auto& c : classes_) {
-    for (Page& p : c->pages) std::free(p.mem);
-  }
-  for (Item* it : large_->items) std::free(large_block(it));
+  free_segments();
 }
 
 // ---- operations ----
@@ -116,6 +95,7 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       if (!opts.vivify) break;
       if (spare == nullptr) {  // allocate without the shard lock, then look again
         lock.unlock();
+        dead.flush();  // holding an unlinked item, an allocation could wait for it forever
         spare = allocate(key.size(), 0, sizeof(uint64_t));  // room for a tombstone's version
         if (spare == nullptr) break;
         std::memcpy(spare->data(), key.data(), key.size());
@@ -142,7 +122,10 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       v.created = true;
       v.prior_exptime = 0;
       visit(v);
-      if (opts.bump) it->set_bits(Item::kRef | Item::kFetched);  // its first hit
+      if (opts.bump) {  // its first hit
+        set_freq(it, 1);
+        it->set_bits(Item::kFetched);
+      }
       break;
     }
     r.expired = false;
@@ -173,9 +156,9 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
     v.win_already_sent = already;
     visit(v);
     if (opts.bump) {
-      if ((b & (Item::kRef | Item::kFetched)) != (Item::kRef | Item::kFetched)) {
-        it->set_bits(Item::kRef | Item::kFetched);
-      }
+      // The whole of a hit's bookkeeping: a count in the item, under its shard's lock.
+      if (freq_of(it) < 3) set_freq(it, freq_of(it) + 1);
+      if ((b & Item::kFetched) == 0) it->set_bits(Item::kFetched);
       it->atime = static_cast<uint32_t>(now);
     }
     break;
@@ -202,7 +185,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     size_t vlen = req.value.size() + old_len;
     if (vlen > max_item_size_) return {EngineStatus::kTooLarge, 0, 0};
-    // Allocate and fill outside the shard lock. A large appended value gets half its size
+    // Allocate and fill outside the shard lock. A jumbo appended value gets half its size
     // again as room to grow in place, so that N appends copy O(N) bytes, not O(N^2).
     const size_t slack = req.mode == StoreMode::kAppend ? vlen / 2 : 0;
     Item* it = allocate(req.key.size(), vlen, req.version != 0 ? sizeof(uint64_t) : 0, slack);
@@ -291,6 +274,13 @@ StoreResult LruEngine::store(const StoreRequest& req) {
           keep = Item::kStale | (old->load_bits() & Item::kWinSent);
           it->exptime = old->exptime;
         }
+        // S3-FIFO: an overwrite keeps the key's reads; a key evicted from the small queue
+        // not long ago (in the ghost table) comes back as read once, bound for main.
+        if (old != nullptr) {
+          set_freq(it, freq_of(old));
+        } else if (ghost_take(hash)) {
+          set_freq(it, 1);
+        }
         if (Item* prev = old != nullptr ? old : tomb; prev != nullptr) {
           unlink_locked(s, prev);
           dead.add(prev);
@@ -313,20 +303,21 @@ StoreResult LruEngine::store(const StoreRequest& req) {
 
 bool LruEngine::append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
                                        StoreResult& r) {
-  if (req.mode != StoreMode::kAppend || req.compare_cas || old->cls != kLargeClass) return false;
+  if (req.mode != StoreMode::kAppend || req.compare_cas || !is_jumbo(old)) return false;
   if (dead_locked(old, now)) return false;  // the general path drops it
   const uint8_t b = old->load_bits();
   const bool versioned = (b & Item::kVersioned) != 0;
   if (req.version != 0 && (!versioned || old->version() > req.version)) return false;
   const size_t n = req.value.size();
-  if (old->vlen + n > max_item_size_ || item_size(old) + n > large_capacity(old)) return false;
+  if (old->vlen + n > max_item_size_ || item_size(old) + n > jumbo_capacity(old)) return false;
   const uint64_t version = req.version != 0 ? req.version : old->version();
   std::memcpy(old->value_ptr() + old->vlen, req.value.data(), n);  // over the old version
   old->vlen += static_cast<uint32_t>(n);
   if (versioned) old->set_version(version);
   s.item_bytes += n;
+  segment_of(old).live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
   // As a new item: unreferenced, not fetched, no lease state.
-  old->clear_bits(Item::kRef | Item::kFetched | Item::kStale | Item::kWinSent);
+  old->clear_bits(Item::kFetched | Item::kStale | Item::kWinSent);
   old->atime = static_cast<uint32_t>(now);
   old->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
   ++s.total_items;
@@ -471,8 +462,12 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
       dead.add(fresh);
     } else {
       std::memcpy(fresh->value_ptr(), digits, n);
+      // Allocated for 20 digits: the bytes it no longer covers stay its own (meta's pad).
+      const size_t before = stride_of(fresh);
       fresh->vlen = static_cast<uint32_t>(n);
+      fresh->meta = static_cast<uint8_t>(((before - align8(item_size(fresh))) / 8) << 2);
       if (it != nullptr) {
+        set_freq(fresh, freq_of(it));
         fresh->client_flags = it->client_flags;
         fresh->exptime = it->exptime;
         r.prior_exptime = it->exptime;
@@ -511,6 +506,8 @@ void LruEngine::flush(int64_t at) {
       for (size_t b = 0; b <= s.mask; ++b) {
         for (Item* it = s.buckets[b]; it != nullptr; it = it->hnext) {
           it->clear_bits(Item::kLinked);
+          segment_of(it).live.fetch_sub(static_cast<int64_t>(item_size(it)),
+                                        std::memory_order_relaxed);
           dead.push_back(it);
         }
         s.buckets[b] = nullptr;

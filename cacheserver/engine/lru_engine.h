@@ -1,32 +1,38 @@
-// LruEngine: the default Engine. Approximate LRU (CLOCK) over slab-allocated items, sharded by
-// key hash so that hits on different shards never share a lock.
+// LruEngine: the default Engine. Segment-structured storage with S3-FIFO eviction (SOSP'23),
+// one eviction order across all item sizes; the index sharded by key hash so that hits on
+// different shards never share a lock. (The name stays from its first, LRU-like, design.)
 //
-//   index:  2^shard_bits shards, chosen by the top bits of xxh3(key); each has a mutex and a
-//           chained hash table (items link through `hnext`).
-//   memory: items up to a quarter page live in chunks of fixed-size pages (64 KiB) carved into
-//           size classes (8-byte steps up to 1 KiB, ~6% steps above). Each class has a mutex,
-//           a free list and a CLOCK hand that sweeps its pages:
+//   index:    2^shard_bits shards, chosen by the top bits of xxh3(key); each has a mutex and a
+//             chained hash table (items link through `hnext`).
+//   memory:   items are appended, 8-byte aligned, to segments: seg_size bytes of one arena
+//             (64 KiB-1 MiB, from the budget), or for an item over a quarter segment a mapping
+//             of its own (a jumbo segment). A writer appends at one of a few heads (its thread's
+//             slot); a full head's segment is sealed into the small queue.
+//   eviction: S3-FIFO over segments, oldest first. The small queue (10% of the bytes) holds
+//             what is new; the main queue what was read. Evicting a segment visits its items:
+//               from small: read since it came in -> copied to the main queue's head, else
+//                           evicted (and its key's fingerprint kept in the ghost table);
+//               from main:  read -> copied to the head again with one read less, else evicted.
+//             A write whose key is in the ghost table (evicted from small not long ago) comes
+//             in as read once, so it goes on to main. A hit only bumps the item's count under
+//             its shard lock; no list is touched. The whole segment is then free for any size:
+//             memory follows the evictions. A segment whose items are all gone (deleted,
+//             expired and reclaimed, overwritten) is freed at once.
+//   budget:   backed segments + jumbo mappings + index + ghost table <= memory limit. A slice
+//             of the limit (1/16) is set aside so the index can grow; two segments are kept
+//             free for the evictor's copies.
 //
-//             class c:  page0 [it|it|free|it ...]  page1 [it|it|...  ]   hand -> (page, slot)
-//                       a hit sets the item's reference bit; the hand clears set bits and
-//                       evicts the first item whose bit is already clear.
-//
-//           When a class needs memory and the budget has no page left, it evicts with its own
-//           hand; a class without pages takes a whole page from the class holding the most.
-//           Larger items get an allocation each, in a "large" pool with its own CLOCK hand;
-//           large items and pages give memory back to each other when one side needs it.
-//   budget: pages + large items + index bytes <= memory limit. A slice of the limit (1/16) is
-//           set aside so the index can grow when items have taken the rest.
-//
-// Lock order: a shard lock is never held while blocking on a class lock. Allocation and freeing
-// take one class lock (or the large pool's); eviction holds it and only try_locks shards and
-// other classes, so no two threads can wait on each other.
+// Lock order: shard -> (evictor's destination) -> seg_mu_; head -> seg_mu_; evict_mu_ ->
+// shard. Nothing allocates while holding a shard lock or an item it unlinked and has not
+// released yet (the evictor waits for those before it reuses their segment).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -39,14 +45,15 @@ struct LruEngineConfig {
   size_t memory_limit = 64 << 20;  // bytes
   unsigned shard_bits = 6;
   size_t initial_buckets_per_shard = 1024;
-  size_t page_size = 64 << 10;     // slab page; items above a quarter of it are "large"
+  size_t segment_size = 0;         // 0: the budget / 64, a power of two in 64 KiB-1 MiB
   size_t max_item_size = 1 << 20;  // largest value
 };
 
 struct Item;
 struct Shard;
-struct SlabClass;
-struct LargePool;
+struct Segment;
+struct SegmentQueue;
+struct AppendHead;
 
 class LruEngine final : public Engine {
  public:
@@ -70,9 +77,11 @@ class LruEngine final : public Engine {
   void start_reclaimer(int period_ms = 200);
   void stop_reclaimer();
 
-  // Bytes one item of this key and value size occupies (its chunk), for docs and tests.
+  // Bytes one item of this key and value size occupies in its segment, for docs and tests.
   size_t item_cost(size_t key_len, size_t value_len) const;
-  size_t page_size() const { return page_size_; }
+  size_t segment_size() const { return seg_size_; }
+  // Every allocation in every segment released or linked, every count consistent: for tests.
+  bool check_invariants(std::string* why) const;
 
  private:
   class Graveyard;  // items unlinked under a shard lock, freed after it is released
@@ -82,50 +91,81 @@ class LruEngine final : public Engine {
   bool dead_locked(const Item* it, int64_t now) const;
   void link_locked(Shard& s, uint64_t hash, Item* it);
   void unlink_locked(Shard& s, Item* it);
+  // Puts `to` (a copy of `from`) in `from`'s place in the hash chain.
+  void relink_locked(Shard& s, uint64_t hash, Item* from, Item* to);
   uint64_t next_cas_locked(Shard& s);
   void maybe_grow_locked(Shard& s);
   // Removes `it` from the index if it is dead; returns true if it was removed. The caller
   // frees it after releasing the shard lock.
   bool drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired, Item** to_free);
 
-  // Allocation: never called with a shard lock held.
-  // Allocation with room for `extra` bytes after the value (a version); a large item gets
-  // `slack` bytes more if the budget allows, to grow into in place (append_in_place_locked).
+  // ---- memory (segment_allocator.cc) ----
+  void init_segments(size_t segment_size);
+  void free_segments();
+  // An item with room for `extra` bytes after the value (a version: kVersioned is set, the
+  // version 0); a jumbo item gets `slack` bytes more if the budget allows, to grow into in
+  // place (append_in_place_locked). Never called with a shard lock held or an unreleased item.
   Item* allocate(size_t key_len, size_t value_len, size_t extra = 0, size_t slack = 0);
+  // Gives back an allocation: unlinked, or never linked (then, if it is the last one at its
+  // head, its bytes too).
   void release(Item* it);
   Item* allocate_small(size_t bytes);
-  Item* allocate_large(size_t bytes);
-  // An append that fits in a large item's capacity, done in place: O(appended bytes) where a
-  // new item would copy the whole value (a hint list appended to per missed write).
+  Item* allocate_jumbo(size_t bytes);
+  Segment& segment_of(const Item* it) const;
+  bool is_jumbo(const Item* it) const;
+  size_t jumbo_capacity(const Item* it) const;
+  // A free segment for a head (never the evictor's reserve); evicts when there is none.
+  uint32_t take_segment();
+  // Under seg_mu_: a free backed segment, or a new one if the budget allows.
+  uint32_t pop_free_locked(bool may_use_reserve);
+  bool charge(size_t bytes);  // data bytes, within the budget
+  // Into the small (or main) queue; freed at once if nothing in it is held any more.
+  void seal(uint32_t id, bool main);
+  void queue_push_locked(SegmentQueue& q, uint32_t id);
+  void queue_remove_locked(SegmentQueue& q, uint32_t id);
+  SegmentQueue& queue_of_locked(const Segment& g);
+  // A sealed segment whose last allocation was released: freed now (seg_mu_ not held).
+  void free_if_empty(uint32_t id);
+  void recycle_locked(uint32_t id);
+  // ---- eviction (evictor.cc) ----
+  // Evicts one segment (or finds that another thread did); false if nothing can go.
+  bool evict_segment();
+  // Under seg_mu_: the sealed segment with the fewest live bytes when sealed segments are
+  // more than an eighth garbage (then its items are all kept: compaction), else none.
+  uint32_t compaction_victim_locked() const;
+  void evict_items(uint32_t id, bool from_small, bool compact);
+  bool evict_jumbo(uint32_t id, bool from_small);
+  // Room at the evictor's destination in main (or in small, for compaction), evict_mu_ held.
+  Item* copy_to(bool main, size_t bytes);
+  void ghost_put(uint64_t hash);
+  bool ghost_take(uint64_t hash);
   bool append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
                               StoreResult& r);
-  int class_for(size_t bytes) const;
-  bool reserve_budget(size_t bytes);
-  bool take_fresh_page_locked(SlabClass& c);
-  // Empties one page of another class (only try_locks it); returns its memory or nullptr.
-  char* detach_page(const SlabClass* requester);
-  bool steal_page(SlabClass& c);
-  Item* evict_one_locked(SlabClass& c);
-  // Unlinks `it` for its memory; a live item (not an expired one) counts in `class_evictions`.
-  bool evict_item(Item* it, Counter& class_evictions);
-  // Frees one large item by CLOCK (large pool lock held); false if none could go.
-  bool evict_large_locked();
-  void free_large_locked(Item* it);
 
   const Clock& clock_;
   const size_t limit_;
   const unsigned shard_bits_;
-  const size_t page_size_;
-  const size_t large_threshold_;
   const size_t max_item_size_;
   const size_t index_reserve_;
+  size_t seg_size_ = 0, jumbo_threshold_ = 0, nseg_ = 0, ghost_bytes_ = 0;
+  size_t small_cap_ = 0;  // bytes the small queue may hold before it is evicted from
   std::unique_ptr<Shard[]> shards_;
-  std::vector<std::unique_ptr<SlabClass>> classes_;
-  std::unique_ptr<LargePool> large_;
-  std::atomic<int64_t> data_bytes_{0};  // pages + large items
+  char* arena_ = nullptr;            // nseg_ normal segments, reserved and backed as used
+  std::unique_ptr<Segment[]> segs_;  // normal ids [0, nseg_), jumbo ids after
+  size_t nsegs_total_ = 0;
+  mutable std::mutex seg_mu_;  // queues, free lists, states
+  std::unique_ptr<SegmentQueue> small_, main_;
+  std::vector<uint32_t> free_, unbacked_, free_jumbo_;
+  std::unique_ptr<AppendHead[]> heads_;
+  unsigned nheads_ = 1;
+  std::mutex evict_mu_;
+  uint32_t dest_[2] = {UINT32_MAX, UINT32_MAX};  // the evictor's, in small and main (evict_mu_)
+  std::unique_ptr<std::atomic<uint32_t>[]> ghost_;
+  size_t ghost_mask_ = 0;
+  std::atomic<int64_t> data_bytes_{0};  // backed segments + jumbo mappings
   std::atomic<int64_t> index_bytes_{0};
   std::atomic<int64_t> flush_at_{0};
-  std::atomic<size_t> steal_cursor_{0};
+  Counter small_evictions_, main_evictions_, moved_;
 
   std::mutex reclaimer_mu_;
   std::condition_variable reclaimer_cv_;

@@ -1,6 +1,6 @@
 // The LruEngine's internals shared by its files (lru_engine.h gives the structure and the lock
-// order): the item layout, the index shards, the slab classes and the large pool. Included by
-// the engine's own .cc files only.
+// order): the item layout, the index shards, the segments, their queues and the append heads.
+// Included by the engine's own .cc files only.
 #pragma once
 
 #include <xxhash.h>
@@ -18,31 +18,34 @@
 
 namespace cachetier::engine {
 
-// One cached item in a slab chunk, key and value right after the header:
-//   [hnext cas exptime atime flags vlen klen cls bits][key][value]   (35-byte header)
-// `bits` is touched through atomic_ref: the CLOCK hand clears the reference bit without the
-// shard lock. Everything else changes only under the item's shard lock.
+// One cached item in a segment, key and value right after the header:
+//   [hnext cas exptime atime flags vlen klen freq bits][key][value][version?]  (35-byte header)
+// Items follow each other in their segment at 8-byte alignment. `bits` is touched through
+// atomic_ref (the evictor reads kLinked before it takes the shard lock); everything else
+// changes only under the item's shard lock, and klen, vlen and kVersioned (which give the
+// item's length, so the next item's place) never change once the item is allocated, except
+// for a jumbo item's in-place append.
 struct Item {
-  Item* hnext;  // hash chain; free-list link while the chunk is free
+  Item* hnext;  // hash chain
   uint64_t cas;
   uint32_t exptime;  // 0 never, 1 expired, else unix seconds
   uint32_t atime;
   uint32_t client_flags;
   uint32_t vlen;
   uint8_t klen;
-  uint8_t cls;
+  // Under the shard lock: the low 2 bits count reads since it entered its queue (S3-FIFO,
+  // 0-3); the high 6 bits, bytes past its length (in 8s) that it owns in its segment (an
+  // incr's new item allocated for 20 digits and holding fewer).
+  uint8_t meta;
   uint8_t bits;
 
-  static constexpr uint8_t kLinked = 1;  // in the index (set and cleared under the shard lock)
-  static constexpr uint8_t kRef = 2;     // CLOCK reference bit
+  static constexpr uint8_t kLinked = 1;   // in the index (set and cleared under the shard lock)
+  static constexpr uint8_t kPending = 2;  // allocated, neither linked nor released yet
   static constexpr uint8_t kFetched = 4;
   static constexpr uint8_t kStale = 8;
   static constexpr uint8_t kWinSent = 16;
   static constexpr uint8_t kVersioned = 32;  // 8 bytes of version follow the value
   static constexpr uint8_t kTombstone = 64;  // a versioned delete: reads as a miss
-  // A slab chunk handed out and not yet released (set and cleared under its class lock): with
-  // kLinked clear, an item being stored or unlinked and not yet freed, whose page must stay.
-  static constexpr uint8_t kAllocated = 128;
 
   uint8_t load_bits() const {
     return std::atomic_ref<uint8_t>(const_cast<uint8_t&>(bits)).load(std::memory_order_acquire);
@@ -66,7 +69,7 @@ struct Item {
     std::memcpy(&v, data() + klen + vlen, sizeof(v));
     return v;
   }
-  // The chunk must have been allocated with room for it.
+  // The item must have been allocated with room for it (then kVersioned is set already).
   void set_version(uint64_t v) {
     std::memcpy(data() + klen + vlen, &v, sizeof(v));
     set_bits(kVersioned);
@@ -76,29 +79,27 @@ struct Item {
 
 inline constexpr size_t kHeaderSize = offsetof(Item, bits) + 1;
 static_assert(kHeaderSize == 35);
-inline constexpr size_t kSmallestChunk = 40;
-inline constexpr size_t kLinearLimit = 1024;  // 8-byte class steps up to here, ~6% steps above
-inline constexpr size_t kMaxDigits = 20;      // a 64-bit counter
-inline constexpr uint8_t kLargeClass = 255;   // Item::cls of an item with its own allocation
-// Before a large item: its slot index in the large pool, then its capacity (the bytes from
-// the item on that its allocation holds: an appended list grows into it in place).
-inline constexpr size_t kLargePrefix = 16;
+inline constexpr size_t kMaxDigits = 20;  // a 64-bit counter
+// Before a jumbo item, in its own mapping: its segment's id, then its capacity (the bytes from
+// the item on: an appended list grows into it in place).
+inline constexpr size_t kJumboPrefix = 16;
+inline constexpr uint32_t kNoSegment = std::numeric_limits<uint32_t>::max();
 
-// glibc's chunk size for a malloc of n bytes (large items are charged what they really take).
-inline size_t malloc_cost(size_t n) {
-  if (n >= 128 * 1024) return (n + 8 + 4095) & ~size_t{4095};
-  return std::max<size_t>(32, (n + 8 + 15) & ~size_t{15});
-}
+inline size_t align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
-inline char* large_block(Item* it) { return reinterpret_cast<char*>(it) - kLargePrefix; }
-inline size_t& large_capacity(Item* it) {
-  return *reinterpret_cast<size_t*>(large_block(it) + sizeof(size_t));
-}
-
-// Bytes an item occupies before rounding: header, key, value and its version if any.
+// Bytes an item occupies before alignment: header, key, value and its version if any.
 inline size_t item_size(const Item* it) {
   return kHeaderSize + it->klen + it->vlen +
          ((it->load_bits() & Item::kVersioned) ? sizeof(uint64_t) : 0);
+}
+
+inline unsigned freq_of(const Item* it) { return it->meta & 3u; }
+inline void set_freq(Item* it, unsigned f) {
+  it->meta = static_cast<uint8_t>((it->meta & ~3u) | std::min(f, 3u));
+}
+// Where the next item of its segment starts.
+inline size_t stride_of(const Item* it) {
+  return align8(item_size(it)) + static_cast<size_t>(it->meta >> 2) * 8;
 }
 
 inline uint32_t to_stamp(int64_t exptime) {
@@ -124,12 +125,16 @@ inline ItemView view_of(const Item* it) {
 }
 
 // Items one operation removed from the index. Declared before the shard lock is taken, so its
-// destructor returns them to their classes after the lock is released (lock order).
+// destructor releases them after the lock is released (lock order).
 class LruEngine::Graveyard {
  public:
   explicit Graveyard(LruEngine& engine) : engine_(engine) {}
-  ~Graveyard() {
+  ~Graveyard() { flush(); }
+  // Releases what it holds now: before an allocation, which may wait for these (their
+  // segment cannot be reused while one of its items is held).
+  void flush() {
     for (int i = 0; i < n_; ++i) engine_.release(items_[i]);
+    n_ = 0;
   }
   Graveyard(const Graveyard&) = delete;
   Graveyard& operator=(const Graveyard&) = delete;
@@ -161,33 +166,39 @@ struct alignas(64) Shard {
   size_t reclaim_cursor = 0;
 };
 
-struct Page {
-  char* mem;
-  uint32_t used;  // slots handed out at least once (initialized)
+// A segment: a stretch of memory items are appended to, and the unit the evictor takes.
+// Normal segments are seg_size_ bytes of the arena; a jumbo segment is one item's own mapping.
+// Queue links and state change under seg_mu_; `write` under the owning head's lock (or the
+// evictor's, for its destination) while open, and not at all once sealed.
+struct Segment {
+  // kOpen: a head's; kDest: the evictor's destination (bound for main).
+  enum State : uint8_t { kUnbacked, kFree, kOpen, kDest, kSmall, kMain, kEvicting };
+  char* mem = nullptr;
+  size_t size = 0;   // bytes it can hold (a jumbo: its mapping)
+  size_t write = 0;  // bytes handed out
+  // Allocations in it not yet released (linked items count): it is reused only at zero.
+  std::atomic<uint32_t> refs{0};
+  // Allocations not yet linked or released: the evictor reads a sealed segment's items only
+  // at zero (their headers are written by then).
+  std::atomic<uint32_t> pending{0};
+  // Bytes of its items in the index (the rest of `write` is garbage: overwritten, deleted).
+  std::atomic<int64_t> live{0};
+  uint32_t prev = kNoSegment, next = kNoSegment;
+  State state = kUnbacked;
+  bool jumbo = false;
 };
 
-struct LargePool {
-  std::mutex mu;
-  std::vector<Item*> items;
-  size_t hand = 0;
-  Counter evictions;  // written under mu
+// A FIFO of sealed segments (oldest at head), linked through Segment::prev/next.
+struct SegmentQueue {
+  uint32_t head = kNoSegment, tail = kNoSegment;
+  size_t bytes = 0, count = 0;
 };
 
-struct SlabClass {
+// Where new items are appended: a segment per head, each head its own lock (threads spread
+// over the heads by a per-thread slot).
+struct alignas(64) AppendHead {
   std::mutex mu;
-  uint32_t size = 0;
-  uint32_t per_page = 0;
-  std::vector<Page> pages;
-  std::atomic<size_t> npages{0};
-  Item* free = nullptr;
-  size_t fresh_hint = 0;  // a page that may still have never-used slots
-  size_t hand_page = 0;
-  uint32_t hand_slot = 0;
-  Counter evictions;  // live items evicted from this class's pages; written under mu
-
-  Item* slot(const Page& p, uint32_t i) const {
-    return reinterpret_cast<Item*>(p.mem + size_t{i} * size);
-  }
+  uint32_t seg = kNoSegment;
 };
 
 }  // namespace cachetier::engine

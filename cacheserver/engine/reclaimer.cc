@@ -55,32 +55,90 @@ EngineStats LruEngine::stats() const {
     st.reclaimed += s.reclaimed;
   }
   st.memory_used = static_cast<uint64_t>(data_bytes_.load(std::memory_order_relaxed) +
-                                         index_bytes_.load(std::memory_order_relaxed));
+                                         index_bytes_.load(std::memory_order_relaxed)) +
+                   ghost_bytes_;
   st.limit = limit_;
   return st;
 }
 
 std::vector<ClassStats> LruEngine::class_stats() const {
-  std::vector<ClassStats> out;
-  for (size_t i = 0; i < classes_.size(); ++i) {
-    SlabClass& c = *classes_[i];
-    std::lock_guard lock(c.mu);
-    if (c.pages.empty() && c.evictions.load() == 0) continue;
-    ClassStats cs;
-    cs.id = static_cast<uint32_t>(i + 1);
-    cs.chunk_size = c.size;
-    cs.chunks_per_page = c.per_page;
-    cs.pages = c.pages.size();
-    cs.evictions = c.evictions.load();
-    out.push_back(cs);
+  // Rows as memcached's slab classes: 1 the small queue's segments and the heads', 2 the main
+  // queue's and the evictor's (both seg_size_ bytes), 3 the jumbo items (chunk_size 0, one
+  // mapping each).
+  std::lock_guard lock(seg_mu_);
+  std::vector<ClassStats> out(3);
+  out[0].id = 1;
+  out[0].chunk_size = out[1].chunk_size = seg_size_;
+  out[0].chunks_per_page = out[1].chunks_per_page = 1;
+  out[0].evictions = small_evictions_.load();
+  out[1].id = 2;
+  out[1].evictions = main_evictions_.load();
+  out[2].id = 3;
+  out[2].items = (nsegs_total_ - nseg_) - free_jumbo_.size();
+  for (size_t i = 0; i < nseg_; ++i) {
+    const Segment::State st = segs_[i].state;
+    if (st == Segment::kSmall || st == Segment::kOpen) ++out[0].pages;
+    if (st == Segment::kMain || st == Segment::kDest) ++out[1].pages;
   }
-  std::lock_guard lock(large_->mu);
-  ClassStats lc;
-  lc.id = static_cast<uint32_t>(classes_.size() + 1);
-  lc.items = large_->items.size();
-  lc.evictions = large_->evictions.load();
-  out.push_back(lc);
   return out;
+}
+
+bool LruEngine::check_invariants(std::string* why) const {
+  auto fail = [&](std::string w) {
+    if (why) *why = std::move(w);
+    return false;
+  };
+  // (Quiescent callers only. The shards first: the lock order is shard -> seg_mu_.)
+  size_t indexed = 0;
+  for (size_t i = 0; i < (size_t{1} << shard_bits_); ++i) {
+    std::lock_guard sl(shards_[i].mu);
+    indexed += shards_[i].count;
+  }
+  std::lock_guard lock(seg_mu_);
+  size_t linked = 0, backed = 0;
+  int64_t jumbo_bytes = 0;
+  for (size_t i = 0; i < nsegs_total_; ++i) {
+    const Segment& g = segs_[i];
+    const std::string id = "segment " + std::to_string(i);
+    if (g.state == Segment::kUnbacked) continue;
+    if (g.pending.load() != 0) return fail(id + ": an allocation neither linked nor released");
+    if (g.state == Segment::kEvicting) return fail(id + ": still being evicted");
+    if (g.jumbo)
+      jumbo_bytes += static_cast<int64_t>(g.size);
+    else
+      ++backed;
+    if (g.state == Segment::kFree) {
+      if (g.refs.load() != 0) return fail(id + ": free with items in it");
+      continue;
+    }
+    size_t in = 0;
+    if (g.jumbo) {
+      in = (reinterpret_cast<const Item*>(g.mem + kJumboPrefix)->load_bits() & Item::kLinked) ? 1
+                                                                                              : 0;
+    } else {
+      for (size_t off = 0; off < g.write;) {
+        auto* it = reinterpret_cast<const Item*>(g.mem + off);
+        if (it->load_bits() & Item::kLinked) ++in;
+        off += stride_of(it);
+        if (off > g.write) return fail(id + ": an item runs past the end");
+      }
+    }
+    if (in != g.refs.load()) {
+      return fail(id + ": " + std::to_string(g.refs.load()) + " references, " + std::to_string(in) +
+                  " items in the index");
+    }
+    linked += in;
+  }
+  if (indexed != linked) {
+    return fail(std::to_string(indexed) + " items in the index, " + std::to_string(linked) +
+                " in segments");
+  }
+  const int64_t data = static_cast<int64_t>(backed * seg_size_) + jumbo_bytes;
+  if (data != data_bytes_.load()) {
+    return fail("data bytes " + std::to_string(data_bytes_.load()) + ", segments hold " +
+                std::to_string(data));
+  }
+  return true;
 }
 
 void LruEngine::start_reclaimer(int period_ms) {

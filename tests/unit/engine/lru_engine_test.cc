@@ -523,7 +523,7 @@ class ExactLru {
 };
 }  // namespace
 
-TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") {
+TEST_CASE("Zipf(0.99) hit ratio above exact LRU's", "[engine][lru]") {
   const size_t keys = 100000;
   const size_t value_len = 100;
   ManualClock clock(kStart);
@@ -576,9 +576,10 @@ TEST_CASE("Zipf(0.99) hit ratio within 2 points of exact LRU", "[engine][lru]") 
   INFO("engine hit ratio " << measured << ", exact LRU " << reference << ", items "
                            << st.curr_items);
   CHECK(reference > 0.3);
-  // Within 2 points below exact LRU (doing better than LRU is no defect).
-  CHECK(measured >= reference - 0.02);
-  CHECK(measured <= reference + 0.05);
+  // S3-FIFO beats exact LRU on Zipf (the simulator gives about 3 points here).
+  WARN("engine hit ratio " << measured << ", exact LRU " << reference);
+  CHECK(measured >= reference + 0.01);
+  CHECK(measured <= reference + 0.10);
 }
 
 TEST_CASE("versions: the higher version wins, tombstones stop late older writes",

@@ -1,0 +1,207 @@
+// LruEngine's eviction: S3-FIFO over sealed segments (lru_engine.h). One evictor at a time
+// (evict_mu_): it takes the oldest segment of the small queue while that holds more than its
+// share, else of the main queue, and decides item by item under each item's shard lock. Kept
+// items are copied to the evictor's destination segment at the head of the main queue.
+#include <sys/mman.h>
+
+#include <limits>
+#include <thread>
+
+#include "cacheserver/engine/lru_internal.h"
+
+namespace cachetier::engine {
+
+namespace {
+
+constexpr size_t kReserve = 2;  // as segment_allocator.cc: free segments the evictor may use
+
+void wait_zero(const std::atomic<uint32_t>& n) {
+  for (unsigned spin = 0; n.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin > 64) std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+void LruEngine::ghost_put(uint64_t hash) {
+  ghost_[hash & ghost_mask_].store(static_cast<uint32_t>(hash >> 32) | 1u,
+                                   std::memory_order_relaxed);
+}
+
+bool LruEngine::ghost_take(uint64_t hash) {
+  std::atomic<uint32_t>& slot = ghost_[hash & ghost_mask_];
+  if (slot.load(std::memory_order_relaxed) != (static_cast<uint32_t>(hash >> 32) | 1u)) {
+    return false;
+  }
+  slot.store(0, std::memory_order_relaxed);
+  return true;
+}
+
+Item* LruEngine::copy_to(bool main, size_t bytes) {
+  uint32_t& dest = dest_[main ? 1 : 0];
+  if (dest != kNoSegment) {
+    Segment& g = segs_[dest];
+    if (g.write + bytes <= g.size) {
+      auto* it = reinterpret_cast<Item*>(g.mem + g.write);
+      g.write += bytes;
+      g.refs.fetch_add(1, std::memory_order_acq_rel);
+      return it;
+    }
+    seal(dest, main);
+    dest = kNoSegment;
+  }
+  {
+    std::lock_guard lock(seg_mu_);
+    dest = pop_free_locked(true);
+    if (dest != kNoSegment) segs_[dest].state = Segment::kDest;
+  }
+  if (dest == kNoSegment || bytes > seg_size_) return nullptr;
+  Segment& g = segs_[dest];
+  auto* it = reinterpret_cast<Item*>(g.mem);
+  g.write = bytes;
+  g.refs.fetch_add(1, std::memory_order_acq_rel);
+  return it;
+}
+
+uint32_t LruEngine::compaction_victim_locked() const {
+  // Overwrites, deletes and appends leave garbage that only leaves with its segment. While
+  // sealed segments are more than an eighth garbage, the emptiest is compacted (its items
+  // copied, none evicted): a cache whose live items fit loses none of them to garbage.
+  int64_t sealed = 0, live = 0, least = std::numeric_limits<int64_t>::max();
+  uint32_t victim = kNoSegment;
+  for (size_t i = 0; i < nseg_; ++i) {
+    const Segment& g = segs_[i];
+    if (g.state != Segment::kSmall && g.state != Segment::kMain) continue;
+    const int64_t l = g.live.load(std::memory_order_relaxed);
+    sealed += static_cast<int64_t>(g.size);
+    live += l;
+    if (l < least) {
+      least = l;
+      victim = static_cast<uint32_t>(i);
+    }
+  }
+  if (victim == kNoSegment || (sealed - live) * 8 <= sealed) return kNoSegment;
+  return victim;
+}
+
+bool LruEngine::evict_segment() {
+  std::lock_guard evict(evict_mu_);
+  uint32_t id;
+  bool from_small, compact = false;
+  {
+    std::lock_guard lock(seg_mu_);
+    if (free_.size() > kReserve) return true;  // another thread's eviction left one
+    id = compaction_victim_locked();
+    if (id != kNoSegment) {
+      compact = true;
+      from_small = segs_[id].state == Segment::kSmall;
+    } else {
+      from_small = small_->count > 0 && (small_->bytes > small_cap_ || main_->count == 0);
+      SegmentQueue& q = from_small ? *small_ : *main_;
+      if (q.count == 0) return false;
+      id = q.head;
+    }
+    queue_remove_locked(from_small ? *small_ : *main_, id);
+    segs_[id].state = Segment::kEvicting;
+  }
+  Segment& g = segs_[id];
+  wait_zero(g.pending);  // every header in it is written
+  if (g.jumbo) {
+    if (!evict_jumbo(id, from_small)) return true;  // kept: back in the main queue
+  } else {
+    evict_items(id, from_small, compact);
+  }
+  wait_zero(g.refs);  // items others unlinked are released
+  std::lock_guard lock(seg_mu_);
+  recycle_locked(id);
+  return true;
+}
+
+void LruEngine::evict_items(uint32_t id, bool from_small, bool compact) {
+  Segment& g = segs_[id];
+  const int64_t now = clock_.now();
+  for (size_t off = 0; off < g.write;) {
+    auto* it = reinterpret_cast<Item*>(g.mem + off);
+    if ((it->load_bits() & Item::kLinked) == 0) {  // gone: nobody writes it any more
+      off += stride_of(it);
+      continue;
+    }
+    const uint64_t hash = hash_key(it->key());
+    Shard& s = shard_for(hash);
+    std::lock_guard lock(s.mu);
+    off += stride_of(it);
+    const uint8_t b = it->load_bits();
+    if ((b & Item::kLinked) == 0) continue;
+    if (dead_locked(it, now)) {  // expired or flushed: reclaimed, not evicted
+      if (it->exptime != 0 && static_cast<int64_t>(it->exptime) <= now &&
+          (b & Item::kFetched) == 0) {
+        ++s.expired_unfetched;
+      }
+      ++s.reclaimed;
+      unlink_locked(s, it);
+      g.refs.fetch_sub(1, std::memory_order_acq_rel);
+      continue;
+    }
+    // Compaction keeps every item in its queue with its reads; eviction keeps what was read
+    // (in main, with one read less).
+    const unsigned f = freq_of(it);
+    if (compact || (from_small ? f >= 1 : f > 0)) {
+      const bool to_main = !compact || !from_small;
+      const size_t n = item_size(it);
+      if (Item* copy = copy_to(to_main, align8(n)); copy != nullptr) {
+        std::memcpy(copy, it, n);
+        copy->meta = 0;
+        set_freq(copy, compact ? f : from_small ? 0 : f - 1);
+        relink_locked(s, hash, it, copy);
+        g.refs.fetch_sub(1, std::memory_order_acq_rel);
+        moved_.add();
+        continue;
+      }
+    }
+    ++s.evictions;
+    if ((b & Item::kFetched) == 0) ++s.evicted_unfetched;
+    if (from_small) {
+      small_evictions_.add();
+      ghost_put(hash);
+    } else {
+      main_evictions_.add();
+    }
+    unlink_locked(s, it);
+    g.refs.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+bool LruEngine::evict_jumbo(uint32_t id, bool from_small) {
+  Segment& g = segs_[id];
+  auto* it = reinterpret_cast<Item*>(g.mem + kJumboPrefix);
+  if ((it->load_bits() & Item::kLinked) == 0) return true;
+  const uint64_t hash = hash_key(it->key());
+  Shard& s = shard_for(hash);
+  {
+    std::lock_guard lock(s.mu);
+    const uint8_t b = it->load_bits();
+    if ((b & Item::kLinked) == 0) return true;
+    const int64_t now = clock_.now();
+    if (dead_locked(it, now)) {
+      ++s.reclaimed;
+      unlink_locked(s, it);
+      g.refs.fetch_sub(1, std::memory_order_acq_rel);
+      return true;
+    }
+    const unsigned f = freq_of(it);
+    if (!(from_small ? f >= 1 : f > 0)) {
+      ++s.evictions;
+      if ((b & Item::kFetched) == 0) ++s.evicted_unfetched;
+      (from_small ? small_evictions_ : main_evictions_).add();
+      if (from_small) ghost_put(hash);
+      unlink_locked(s, it);
+      g.refs.fetch_sub(1, std::memory_order_acq_rel);
+      return true;
+    }
+    set_freq(it, from_small ? 0 : f - 1);  // kept where it is: its mapping moves to main
+  }
+  seal(id, true);
+  return false;
+}
+
+}  // namespace cachetier::engine
