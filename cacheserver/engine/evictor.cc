@@ -63,10 +63,12 @@ Item* LruEngine::copy_to(bool main, size_t bytes) {
   return it;
 }
 
-uint32_t LruEngine::compaction_victim_locked() const {
-  // Overwrites, deletes and appends leave garbage that only leaves with its segment. While
-  // sealed segments are more than an eighth garbage, the emptiest is compacted (its items
-  // copied, none evicted): a cache whose live items fit loses none of them to garbage.
+uint32_t LruEngine::compaction_victim_locked(bool cheap) const {
+  // Overwrites, deletes and appends leave garbage that only leaves with its segment. The
+  // sealed segment with the fewest live bytes is compacted (its items copied, none evicted)
+  // when sealed segments are more than an eighth garbage (a cache whose live items fit loses
+  // none to garbage), or, `cheap`, when it is at most a quarter live (a head reuses it
+  // before it backs more memory: the footprint stays near what is live).
   int64_t sealed = 0, live = 0, least = std::numeric_limits<int64_t>::max();
   uint32_t victim = kNoSegment;
   for (size_t i = 0; i < nseg_; ++i) {
@@ -80,21 +82,24 @@ uint32_t LruEngine::compaction_victim_locked() const {
       victim = static_cast<uint32_t>(i);
     }
   }
-  if (victim == kNoSegment || (sealed - live) * 8 <= sealed) return kNoSegment;
-  return victim;
+  if (victim == kNoSegment) return kNoSegment;
+  if (cheap) return least * 4 <= static_cast<int64_t>(seg_size_) ? victim : kNoSegment;
+  return (sealed - live) * 8 > sealed ? victim : kNoSegment;
 }
 
-bool LruEngine::evict_segment() {
+bool LruEngine::evict_segment(bool cheap) {
   std::lock_guard evict(evict_mu_);
   uint32_t id;
   bool from_small, compact = false;
   {
     std::lock_guard lock(seg_mu_);
     if (free_.size() > kReserve) return true;  // another thread's eviction left one
-    id = compaction_victim_locked();
+    id = compaction_victim_locked(cheap);
     if (id != kNoSegment) {
       compact = true;
       from_small = segs_[id].state == Segment::kSmall;
+    } else if (cheap) {
+      return true;  // none any more: the caller looks again
     } else {
       from_small = small_->count > 0 && (small_->bytes > small_cap_ || main_->count == 0);
       SegmentQueue& q = from_small ? *small_ : *main_;

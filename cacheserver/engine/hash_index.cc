@@ -24,15 +24,18 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
   Item*& head = s.buckets[hash & s.mask];
   it->hnext = head;
   head = it;
-  it->set_bits(Item::kLinked);
-  if ((it->load_bits() & Item::kPending) != 0) {  // a new item: its segment may be sealed now
-    it->clear_bits(Item::kPending);
-    segment_of(it).pending.fetch_sub(1, std::memory_order_acq_rel);
+  // Bits change only under the shard lock (the evictor only reads them): one store.
+  const uint8_t b = it->load_bits();
+  it->store_bits(static_cast<uint8_t>((b | Item::kLinked) & ~Item::kPending));
+  Segment& g = segment_of(it);
+  const size_t n = item_size(it);
+  g.live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+  if ((b & Item::kPending) != 0) {  // a new item: its segment may be sealed by now
+    g.pending.fetch_sub(1, std::memory_order_acq_rel);
   }
   ++s.count;
   if (it->exptime != 0) ++s.ttl_items;
-  s.item_bytes += item_size(it);
-  segment_of(it).live.fetch_add(static_cast<int64_t>(item_size(it)), std::memory_order_relaxed);
+  s.item_bytes += n;
 }
 
 void LruEngine::unlink_locked(Shard& s, Item* it) {

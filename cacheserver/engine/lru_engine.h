@@ -45,7 +45,7 @@ struct LruEngineConfig {
   size_t memory_limit = 64 << 20;  // bytes
   unsigned shard_bits = 6;
   size_t initial_buckets_per_shard = 1024;
-  size_t segment_size = 0;         // 0: the budget / 64, a power of two in 64 KiB-1 MiB
+  size_t segment_size = 0;  // a power of two (rounded down); 0: the budget / 64, in 64 KiB-1 MiB
   size_t max_item_size = 1 << 20;  // largest value
 };
 
@@ -129,10 +129,12 @@ class LruEngine final : public Engine {
   void recycle_locked(uint32_t id);
   // ---- eviction (evictor.cc) ----
   // Evicts one segment (or finds that another thread did); false if nothing can go.
-  bool evict_segment();
-  // Under seg_mu_: the sealed segment with the fewest live bytes when sealed segments are
-  // more than an eighth garbage (then its items are all kept: compaction), else none.
-  uint32_t compaction_victim_locked() const;
+  // `cheap`: only a compaction of a mostly-garbage segment (compaction_victim_locked).
+  bool evict_segment(bool cheap = false);
+  // Under seg_mu_: the sealed segment with the fewest live bytes, to compact (its items all
+  // kept) when sealed segments are more than an eighth garbage or, `cheap`, when it is at most
+  // a quarter live; else none.
+  uint32_t compaction_victim_locked(bool cheap) const;
   void evict_items(uint32_t id, bool from_small, bool compact);
   bool evict_jumbo(uint32_t id, bool from_small);
   // Room at the evictor's destination in main (or in small, for compaction), evict_mu_ held.
@@ -148,7 +150,8 @@ class LruEngine final : public Engine {
   const size_t max_item_size_;
   const size_t index_reserve_;
   size_t seg_size_ = 0, jumbo_threshold_ = 0, nseg_ = 0, ghost_bytes_ = 0;
-  size_t small_cap_ = 0;  // bytes the small queue may hold before it is evicted from
+  unsigned seg_shift_ = 0;  // seg_size_ is a power of two
+  size_t small_cap_ = 0;    // bytes the small queue may hold before it is evicted from
   std::unique_ptr<Shard[]> shards_;
   char* arena_ = nullptr;            // nseg_ normal segments, reserved and backed as used
   std::unique_ptr<Segment[]> segs_;  // normal ids [0, nseg_), jumbo ids after

@@ -34,10 +34,11 @@ void LruEngine::init_segments(size_t segment_size) {
   ghost_bytes_ = ghost_slots * sizeof(uint32_t);
   const size_t budget = limit_ - index_reserve_ - ghost_bytes_;
   if (segment_size != 0) {
-    seg_size_ = std::max<size_t>(4096, (segment_size + 4095) & ~size_t{4095});
+    seg_size_ = std::max<size_t>(4096, pow2_floor(segment_size));
   } else {
     seg_size_ = std::clamp<size_t>(pow2_floor(budget / 64), 64 << 10, 1 << 20);
   }
+  while ((size_t{1} << seg_shift_) < seg_size_) ++seg_shift_;
   nseg_ = std::max<size_t>(1, budget / seg_size_);
   jumbo_threshold_ = seg_size_ / 4;
   nsegs_total_ = nseg_ + budget / jumbo_threshold_ + 1;
@@ -82,7 +83,7 @@ bool LruEngine::is_jumbo(const Item* it) const {
 
 Segment& LruEngine::segment_of(const Item* it) const {
   auto* p = reinterpret_cast<const char*>(it);
-  if (!is_jumbo(it)) return segs_[static_cast<size_t>(p - arena_) / seg_size_];
+  if (!is_jumbo(it)) return segs_[static_cast<size_t>(p - arena_) >> seg_shift_];
   uint32_t id;
   std::memcpy(&id, p - kJumboPrefix, sizeof id);
   return segs_[id];
@@ -207,10 +208,19 @@ void LruEngine::free_if_empty(uint32_t id) {
 uint32_t LruEngine::take_segment() {
   const size_t tries = 4 * nsegs_total_ + 16;
   for (size_t i = 0; i < tries; ++i) {
+    bool cheap = false;
     {
       std::lock_guard lock(seg_mu_);
-      uint32_t id = pop_free_locked(false);
-      if (id != kNoSegment) return id;
+      // A free segment; else a mostly-garbage one compacted; else more memory, or eviction.
+      if (free_.size() <= kReserve && compaction_victim_locked(true) != kNoSegment) {
+        cheap = true;
+      } else if (uint32_t id = pop_free_locked(false); id != kNoSegment) {
+        return id;
+      }
+    }
+    if (cheap) {
+      evict_segment(true);
+      continue;
     }
     if (!evict_segment()) {
       std::lock_guard lock(seg_mu_);
