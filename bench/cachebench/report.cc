@@ -248,8 +248,9 @@ int parse_options(int argc, char** argv, Options& o) {
   if (!o.trace_file.empty()) {
     // A replay ends with its trace; --test-time, if given, bounds it.
     if (o.tls || !servers.empty() || !o.scenario_file.empty() || o.run_count > 1) {
-      return bad("--trace replays over one plain connection: not with --tls, --servers, "
-                 "--scenario or --run-count");
+      return bad(
+          "--trace replays over one plain connection: not with --tls, --servers, "
+          "--scenario or --run-count");
     }
   } else if (o.test_time == 0 && o.requests == 0) {
     o.test_time = 10;

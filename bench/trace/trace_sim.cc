@@ -49,6 +49,16 @@ bool parse_bytes(const std::string& s, uint64_t& out) {
   return out > 0;
 }
 
+// Keys (so phase names) may hold '"' and '\\' (never control characters: trace_file.h).
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,7 +119,8 @@ int main(int argc, char** argv) {
               t.requests.size(), t.keys(), static_cast<unsigned long long>(cfg.budget),
               cfg.per_object);
   std::printf("%-8s %-16s %12s %12s %10s\n", "policy", "phase", "gets", "hits", "hit ratio");
-  std::string j = "{\"trace\": \"" + file + "\", \"budget\": " + std::to_string(cfg.budget) +
+  std::string j = "{\"trace\": " + json_string(file) +
+                  ", \"budget\": " + std::to_string(cfg.budget) +
                   ", \"per_object\": " + std::to_string(cfg.per_object) + ", \"results\": [";
   for (size_t k = 0; k < list.size(); ++k) {
     SimResult r = simulate(t, list[k], cfg);
@@ -123,9 +134,8 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(p.gets),
                     static_cast<unsigned long long>(p.hits), p.hit_ratio());
       }
-      j += std::string(i ? ", " : "") + "{\"phase\": \"" + p.name +
-           "\", \"gets\": " + std::to_string(p.gets) + ", \"hits\": " + std::to_string(p.hits) +
-           "}";
+      j += std::string(i ? ", " : "") + "{\"phase\": " + json_string(p.name) +
+           ", \"gets\": " + std::to_string(p.gets) + ", \"hits\": " + std::to_string(p.hits) + "}";
     }
     j += "]}";
     std::printf("%-8s %-16s %12llu %12llu %10.4f\n", policy_name(list[k]), "ALL",

@@ -13,8 +13,6 @@ namespace cachetier::engine {
 
 namespace {
 
-constexpr size_t kReserve = 2;  // as segment_allocator.cc: free segments the evictor may use
-
 void wait_zero(const std::atomic<uint32_t>& n) {
   for (unsigned spin = 0; n.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin > 64) std::this_thread::yield();
@@ -159,7 +157,6 @@ void LruEngine::evict_items(uint32_t id, bool from_small, bool compact) {
         set_freq(copy, compact ? f : from_small ? 0 : f - 1);
         relink_locked(s, hash, it, copy);
         g.refs.fetch_sub(1, std::memory_order_acq_rel);
-        moved_.add();
         continue;
       }
     }

@@ -1,6 +1,6 @@
 // LruEngine: construction and the operations (lookup, store, remove, arith, flush). Memory is
-// in slab_allocator.cc, the index in hash_index.cc, reclaiming in reclaimer.cc; their shared
-// internals in lru_internal.h. See lru_engine.h for the structure and the lock order.
+// in segment_allocator.cc and evictor.cc, the index in hash_index.cc, reclaiming in reclaimer.cc;
+// their shared internals in lru_internal.h. See lru_engine.h for the structure and the lock order.
 #include "cacheserver/engine/lru_engine.h"
 
 #include <xxhash.h>

@@ -168,7 +168,7 @@ class LruEngine final : public Engine {
   std::atomic<int64_t> data_bytes_{0};  // backed segments + jumbo mappings
   std::atomic<int64_t> index_bytes_{0};
   std::atomic<int64_t> flush_at_{0};
-  Counter small_evictions_, main_evictions_, moved_;
+  Counter small_evictions_, main_evictions_;
 
   std::mutex reclaimer_mu_;
   std::condition_variable reclaimer_cv_;

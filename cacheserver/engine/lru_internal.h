@@ -84,6 +84,8 @@ inline constexpr size_t kMaxDigits = 20;  // a 64-bit counter
 // the item on: an appended list grows into it in place).
 inline constexpr size_t kJumboPrefix = 16;
 inline constexpr uint32_t kNoSegment = std::numeric_limits<uint32_t>::max();
+// Free segments (or budget to back them) only the evictor may take, for the items it keeps.
+inline constexpr size_t kReserve = 2;
 
 inline size_t align8(size_t n) { return (n + 7) & ~size_t{7}; }
 

@@ -9,8 +9,6 @@ namespace cachetier::engine {
 
 namespace {
 
-constexpr size_t kReserve = 2;  // free segments only the evictor may take (for its copies)
-
 size_t pow2_floor(size_t n) {
   size_t p = 1;
   while (p * 2 <= n) p *= 2;
