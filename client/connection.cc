@@ -414,7 +414,9 @@ void Connection::on_read(ssize_t n) {
     in_.commit(static_cast<size_t>(n));
   }
   // One clock read per read, for the liveness stamp and every reply's latency in it.
-  if (opts_.heard_ms != nullptr || opts_.latency != nullptr) read_at_ = Clock::now();
+  if (opts_.heard_ms != nullptr || opts_.latency != nullptr || opts_.queue_timeout_ms != 0) {
+    read_at_ = Clock::now();
+  }
   if (opts_.heard_ms != nullptr) {
     opts_.heard_ms->store(
         std::chrono::duration_cast<std::chrono::milliseconds>(read_at_.time_since_epoch()).count(),
@@ -485,6 +487,19 @@ void Connection::on_timer() {
   auto now = Clock::now();
   // The front entry is waiting (drop_answered keeps it so) and is the oldest deadline.
   while (!pending_.empty() && pending_.front().deadline <= now) {
+    if (opts_.queue_timeout_ms > opts_.timeout_ms && state_ == State::kConnected) {
+      // Still receiving: the front request waits behind replies, not for a silent server.
+      const auto sent = pending_.front().deadline - std::chrono::milliseconds(opts_.timeout_ms);
+      const auto until = std::min(read_at_ + std::chrono::milliseconds(opts_.timeout_ms),
+                                  sent + std::chrono::milliseconds(opts_.queue_timeout_ms));
+      if (until > now) {
+        const auto wait = std::chrono::ceil<std::chrono::milliseconds>(until - now);
+        uv_timer_start(
+            &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->on_timer(); },
+            static_cast<uint64_t>(std::max<int64_t>(wait.count(), 1)), 0);
+        return;
+      }
+    }
     ReplyCallback done = std::move(pending_.front().done);
     pending_.front().waiting = false;
     --waiting_;

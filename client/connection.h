@@ -47,7 +47,13 @@ struct ConnectionOptions {
   Protocol protocol = Protocol::kNative;  // kMemcache: text + meta, for stock memcached
   std::string host = "127.0.0.1";
   int port = 11211;  // host: an IPv4 or IPv6 address, or a name (getaddrinfo, off the loop)
-  uint32_t timeout_ms = 250;       // per-request deadline, from send() to the reply
+  uint32_t timeout_ms = 250;  // per-request deadline, from send() to the reply
+  // 0: a request fails timeout_ms after send(). Else a request whose deadline passes while
+  // replies are still arriving (the last read less than timeout_ms ago: it waits behind
+  // other requests' replies, a huge multi-get's, on a connection shared by many clients) is
+  // given until timeout_ms after the last read, and at most queue_timeout_ms after send().
+  // A connection that goes silent still fails its requests timeout_ms after the last byte.
+  uint32_t queue_timeout_ms = 0;
   size_t max_in_flight = 16384;    // requests sent or waiting; more are refused
   uint32_t reconnect_min_ms = 20;  // first retry after a failure; doubles up to max
   uint32_t reconnect_max_ms = 2000;

@@ -41,6 +41,10 @@ client::ConnectionOptions Backends::options_for(const Topology& topo,
   o.port = n->port();
   o.protocol = topo.config.backend_protocol;
   o.timeout_ms = topo.config.timeout_ms;
+  // One connection per node carries every client's requests: a request queued behind a huge
+  // multi-get's replies, while they are still arriving, is not a node's failure (up to 4x
+  // timeout_ms from its send; a node that goes silent still times out after timeout_ms).
+  o.queue_timeout_ms = kQueueTimeoutFactor * topo.config.timeout_ms;
   o.max_frame = kBackendMaxFrame;
   o.defer_flush = true;  // flush() below, once per loop phase
   o.tls = tls_ ? tls_() : nullptr;
@@ -74,6 +78,7 @@ Status Backends::send_probe(const Node& n, const client::Call& call, client::Rep
         o.on_reconnect = nullptr;  // the data connection says when the node restarted
         o.latency = nullptr;       // probes are not requests: their delay is health.cc's
         o.on_resolve_failure = nullptr;
+        o.queue_timeout_ms = 0;  // a probe waits behind nothing
         it = probe_conns_.emplace(n.addr(), client::Connection::create(loop_, o)).first;
       }
     }
@@ -113,7 +118,7 @@ void Backends::adopt(const Topology& topo) {
       }
     }
   }
-  const uint64_t linger_ms = uint64_t{topo.config.timeout_ms} * 4 + 100;
+  const uint64_t linger_ms = uint64_t{topo.config.timeout_ms} * kQueueTimeoutFactor + 100;
   for (auto it = conns_.begin(); it != conns_.end();) {
     if (wanted.count(it->first)) {
       ++it;

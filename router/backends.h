@@ -75,6 +75,10 @@ class Backends final : public BackendSet {
   std::vector<client::Connection*> by_id_;  // by Node::id(), for requests
 };
 
+// How long, in timeout_ms, a request may wait behind other requests' replies that are still
+// arriving (client::ConnectionOptions::queue_timeout_ms). The closing linger covers it.
+inline constexpr uint32_t kQueueTimeoutFactor = 4;
+
 // The frame limit of a backend connection: the largest reply a node sends (its output limit,
 // 64 MiB by default) with room for the frame around it.
 inline constexpr size_t kBackendMaxFrame = (64u << 20) + (64u << 10);

@@ -360,6 +360,26 @@ class ScriptedPeer {
   ByteBuffer in_;
 };
 
+// Sends a get for each key at once; the futures of their replies, in key order.
+std::vector<std::future<Reply>> get_all(Fixture& f, std::vector<std::string> keys) {
+  auto replies = std::make_shared<std::vector<std::promise<Reply>>>(keys.size());
+  f.loop.post([&f, keys, replies] {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      Status s = f.conn->send(make(Op::kGet, keys[i]), [replies, i](Reply&& r) {
+        (*replies)[i].set_value(std::move(r));  // a second call would throw: exactly once
+      });
+      if (!s.is_ok()) {  // (checked on the test's thread: Catch is not thread-safe)
+        Reply r;
+        r.transport = s;
+        (*replies)[i].set_value(std::move(r));
+      }
+    }
+  });
+  std::vector<std::future<Reply>> futures;
+  for (auto& p : *replies) futures.push_back(p.get_future());
+  return futures;
+}
+
 }  // namespace
 
 TEST_CASE("connection: replies are matched by id in any order, late replies are dropped",
@@ -368,24 +388,7 @@ TEST_CASE("connection: replies are matched by id in any order, late replies are 
   ConnectionOptions opts;
   opts.timeout_ms = 1000;
   Fixture f(peer.port(), opts);
-  auto send_gets = [&](std::vector<std::string> keys) {
-    auto replies = std::make_shared<std::vector<std::promise<Reply>>>(keys.size());
-    f.loop.post([&f, keys, replies] {
-      for (size_t i = 0; i < keys.size(); ++i) {
-        Status s = f.conn->send(make(Op::kGet, keys[i]), [replies, i](Reply&& r) {
-          (*replies)[i].set_value(std::move(r));  // a second call would throw: exactly once
-        });
-        if (!s.is_ok()) {  // (checked on the test's thread: Catch is not thread-safe)
-          Reply r;
-          r.transport = s;
-          (*replies)[i].set_value(std::move(r));
-        }
-      }
-    });
-    std::vector<std::future<Reply>> futures;
-    for (auto& p : *replies) futures.push_back(p.get_future());
-    return futures;
-  };
+  auto send_gets = [&](std::vector<std::string> keys) { return get_all(f, std::move(keys)); };
 
   // Three requests answered last-first-middle: each reply reaches its own request.
   auto a = send_gets({"a", "b", "c"});
@@ -437,4 +440,57 @@ TEST_CASE("connection: replies are matched by id in any order, late replies are 
   std::promise<size_t> in_flight;
   f.loop.post([&] { in_flight.set_value(f.conn->in_flight()); });
   CHECK(in_flight.get_future().get() == 0);
+}
+
+TEST_CASE("connection: queue_timeout_ms lets a request wait behind replies still arriving",
+          "[client][integration]") {
+  ScriptedPeer peer;
+  ConnectionOptions opts;
+  opts.timeout_ms = 200;
+  opts.queue_timeout_ms = 1500;
+  Fixture f(peer.port(), opts);
+  // "a" is not answered for 600 ms (3x its deadline), while the replies of 6 later requests
+  // arrive every 100 ms: it waits, then gets its own reply.
+  std::vector<std::string> keys = {"a"};
+  for (int i = 0; i < 6; ++i) keys.push_back("fill" + std::to_string(i));
+  auto a = get_all(f, keys);
+  auto reqs = peer.read_requests(keys.size());
+  for (size_t i = 1; i < keys.size(); ++i) {
+    std::this_thread::sleep_for(Ms(100));
+    peer.answer(reqs[i].first, "filler");
+  }
+  peer.answer(reqs[0].first, "value-a");
+  Reply r = a[0].get();
+  REQUIRE(r.transport.is_ok());
+  CHECK(r.value == "value-a");
+  for (size_t i = 1; i < keys.size(); ++i) CHECK(a[i].get().value == "filler");
+
+  // A peer that goes silent: the request still fails after its own deadline, not the cap.
+  auto t0 = std::chrono::steady_clock::now();
+  auto b = get_all(f, {"b"});
+  reqs = peer.read_requests(1);
+  REQUIRE(b[0].wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  auto took = std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(b[0].get().timed_out());
+  INFO("a silent peer timed the request out after " << took << " ms (deadline 200, cap 1500)");
+  CHECK(took < 1000);
+  peer.answer(reqs[0].first, "late-b");
+
+  // Replies that keep arriving do not hold a request past queue_timeout_ms.
+  keys = {"c"};
+  for (int i = 0; i < 30; ++i) keys.push_back("more" + std::to_string(i));
+  t0 = std::chrono::steady_clock::now();
+  auto c = get_all(f, keys);
+  reqs = peer.read_requests(keys.size());
+  size_t answered = 1;
+  while (c[0].wait_for(Ms(100)) != std::future_status::ready && answered < keys.size()) {
+    peer.answer(reqs[answered++].first, "filler");
+  }
+  REQUIRE(c[0].wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  took = std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(c[0].get().timed_out());
+  INFO("timed out after " << took << " ms with replies arriving (cap 1500)");
+  CHECK(took >= 1400);
+  peer.answer(reqs[0].first, "late-c");
+  for (size_t i = answered; i < keys.size(); ++i) peer.answer(reqs[i].first, "rest");
 }
