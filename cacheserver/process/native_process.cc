@@ -280,7 +280,19 @@ Action handle_native(const native::Request& req, Context& ctx, ByteBuffer& out) 
       w.begin_reply(req.id, Status::kOk, 1);
       w.field(native::kValues);
       w.array(static_cast<uint32_t>(req.keys.size()));
-      for (std::string_view key : req.keys) {
+      bool checked = false;
+      for (size_t i = 0; i < req.keys.size(); ++i) {
+        const std::string_view key = req.keys[i];
+        if (!checked && out.size() - start > kReplyPrecheck) {
+          checked = true;
+          if (reply_cannot_fit(
+                  ctx.engine, i, req.keys.size(), [&](size_t k) { return req.keys[k]; },
+                  out.size() - start, ctx.output_limit)) {
+            out.truncate(start);
+            native_error(req.id, Status::kTooLarge, "reply over the output limit", out);
+            return Action::kContinue;
+          }
+        }
         auto r = ctx.engine.lookup(key, {}, [&](const engine::ItemView& v) {
           w.array(3);
           w.bin(v.value);

@@ -53,7 +53,19 @@ Action retrieval(const Request& req, Context& ctx, ByteBuffer& out) {
     opts.exptime = engine::resolve_exptime(req.exptime, ctx.engine.clock().now());
   }
   const size_t start = out.size();
-  for (std::string_view key : req.keys) {
+  bool checked = false;
+  for (size_t i = 0; i < req.keys.size(); ++i) {
+    const std::string_view key = req.keys[i];
+    if (!checked && out.size() - start > process::kReplyPrecheck) {
+      checked = true;
+      if (reply_cannot_fit(
+              ctx.engine, i, req.keys.size(), [&](size_t k) { return req.keys[k]; },
+              out.size() - start, ctx.output_limit)) {
+        out.truncate(start);
+        out.append("SERVER_ERROR out of memory writing get response\r\n");
+        return Action::kContinue;
+      }
+    }
     auto r = ctx.engine.lookup(key, opts, [&](const engine::ItemView& v) {
       memcache::write_value(out, key, v.client_flags, v.value, with_cas ? &v.cas : nullptr);
     });

@@ -111,11 +111,10 @@ struct Context {
   std::atomic<int>* verbosity = nullptr;
   // A reply larger than this is replaced by an error (the connection goes on).
   size_t output_limit = 64u << 20;
-  size_t max_frame = 0;       // native frames accepted (reported by hello)
-  bool flush_enabled = true;  // false (-F): flush_all is refused
-  size_t max_item_size = 1u << 20;
-  OffsetClock* debug_clock = nullptr;  // cacheserver --debug-clock (RESP DEBUG ADVANCE-CLOCK)  //
-                                       // RESP: a string that would grow past it is refused first
+  size_t max_frame = 0;                // native frames accepted (reported by hello)
+  bool flush_enabled = true;           // false (-F): flush_all is refused
+  size_t max_item_size = 1u << 20;     // RESP: a string that would grow past it is refused first
+  OffsetClock* debug_clock = nullptr;  // cacheserver --debug-clock (RESP DEBUG ADVANCE-CLOCK)
 };
 
 enum class Action {
@@ -124,6 +123,26 @@ enum class Action {
 };
 
 Action handle(const memcache::Request& req, Context& ctx, ByteBuffer& out);
+
+// A multi-key reply larger than this is checked ahead (reply_cannot_fit) before it grows more.
+inline constexpr size_t kReplyPrecheck = 1u << 20;
+
+// True when the values of keys [from, to) alone (key_at(i) gives key i) would take a reply
+// already `so_far` bytes long past `limit`: it is refused before it is built. Building 64 MB
+// only to throw it away kept a node busy for 150 ms, long enough for a router to time it out.
+// A peek (no bump, nothing counted); the values' sizes are a lower bound of any encoding, so
+// a reply that would fit is never refused (the caller still checks as it writes).
+template <class KeyAt>
+bool reply_cannot_fit(engine::Engine& e, size_t from, size_t to, KeyAt key_at, size_t so_far,
+                      size_t limit) {
+  engine::LookupOptions peek;
+  peek.bump = false;
+  size_t total = so_far;
+  for (size_t i = from; i < to && total <= limit; ++i) {
+    e.lookup(key_at(i), peek, [&](const engine::ItemView& v) { total += v.value.size(); });
+  }
+  return total > limit;
+}
 
 // Shared by both protocols' handlers.
 // Counts a CAS store's outcome under memcached's names.

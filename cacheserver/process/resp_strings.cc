@@ -300,7 +300,18 @@ void cmd_mget(Call& c) {
   ByteBuffer& out = c.w.out;
   const size_t start = out.size();
   c.w.array(c.argc() - 1);
+  bool checked = false;
   for (size_t i = 1; i < c.argc(); ++i) {
+    if (!checked && out.size() - start > kReplyPrecheck) {
+      checked = true;
+      if (reply_cannot_fit(
+              c.ctx.engine, i, c.argc(), [&](size_t k) { return c.arg(k); }, out.size() - start,
+              c.ctx.output_limit)) {
+        out.truncate(start);
+        c.error("ERR the reply is larger than this node's output limit");
+        return;
+      }
+    }
     bool hit = false;
     c.ctx.engine.lookup(c.arg(i), {}, [&](const engine::ItemView& v) {
       c.w.bulk(v.value);

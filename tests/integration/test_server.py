@@ -130,6 +130,18 @@ def test_client_that_never_reads_is_bounded():
         greedy.send(b"get" + b" v" * 200 + b"\r\n")  # 200 x 100 kB = 20 MB > 8 MB
         check(greedy.line() == b"SERVER_ERROR out of memory writing get response", "error sent")
         check(greedy.get(b"v") == b"x" * 100000, "the same connection goes on")
+        # Just under the limit (the check ahead, past 1 MB, must not refuse what fits):
+        # 80 x 100 kB = 8.0 MB < 8 MiB.
+        greedy.send(b"get" + b" v" * 80 + b"\r\n")
+        n = 0
+        while True:
+            line = greedy.line()
+            if line == b"END":
+                break
+            check(line.startswith(b"VALUE v "), "a value, not %r" % line[:60])
+            check(greedy.exact(100002)[:-2] == b"x" * 100000, "the value")
+            n += 1
+        check(n == 80, "all 80 values of a reply just under the limit (%d)" % n)
         check(c.get(b"v") is not None, "server fine afterwards")
         print("  never-reading client sent %d kB; RSS growth %.1f MB" % (sent // 1024, growth_mb))
 
