@@ -96,6 +96,29 @@ TEST_CASE("segments: garbage is compacted, live items that fit are never evicted
   f.invariants();
 }
 
+TEST_CASE("segments: compaction never takes an item in a mapping of its own",
+          "[engine][segments]") {
+  // Every 64 KiB segment 40% live (about 26 KiB), and one 17 KiB item in a mapping of its own
+  // (over a quarter segment), never read: the fewest live bytes, but nothing in it is
+  // garbage. Compacting it would mean evicting it.
+  Fixture f(1 << 20);
+  REQUIRE(f.set("jumbo", 17 << 10));
+  const int n = 5000;  // about 720 KB of 144-byte items
+  for (int i = 0; i < n; ++i) REQUIRE(f.set(key("k", i), 100));
+  for (int i = 0; i < n; ++i) {
+    if (i % 5 < 3) f.engine.remove({key("k", i)});
+  }
+  // New items: memory runs out, and the garbage (60% of the segments) is compacted.
+  for (int i = 0; i < 2000; ++i) REQUIRE(f.set(key("new", i), 100));
+  CHECK(f.peek("jumbo"));
+  int missing = 0;
+  for (int i = 0; i < n; ++i) missing += (i % 5 >= 3 && !f.peek(key("k", i))) ? 1 : 0;
+  for (int i = 0; i < 2000; ++i) missing += f.peek(key("new", i)) ? 0 : 1;
+  CHECK(missing == 0);
+  CHECK(f.engine.stats().evictions == 0);
+  f.invariants();
+}
+
 TEST_CASE("segments: expired items reclaimed in the background free their segments",
           "[engine][segments][ttl]") {
   Fixture f(8 << 20);
