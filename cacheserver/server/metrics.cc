@@ -94,10 +94,11 @@ void Server::collect_metrics(metrics::MetricsSink& m) {
     const std::string id = std::to_string(c.id);
     const std::string size = c.chunk_size == 0 ? "large" : std::to_string(c.chunk_size);
     m.counter("cachetier_class_evictions_total",
-              "Live items evicted by CLOCK, per size class (chunk_size large: the large pool).",
+              "Live items evicted, per stats-slabs class (1 the small queue's segments, 2 the "
+              "main queue's; chunk_size large: items in mappings of their own).",
               static_cast<double>(c.evictions), {{"class", id}, {"chunk_size", size}});
     if (c.chunk_size != 0) {
-      m.gauge("cachetier_class_pages", "Pages held per size class.", static_cast<double>(c.pages),
+      m.gauge("cachetier_class_pages", "Segments held per stats-slabs class.", static_cast<double>(c.pages),
               {{"class", id}, {"chunk_size", size}});
     }
   }
