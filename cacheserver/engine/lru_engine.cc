@@ -172,6 +172,10 @@ StoreResult LruEngine::store(const StoreRequest& req) {
   Shard& s = shard_for(hash);
   const bool concat = req.mode == StoreMode::kAppend || req.mode == StoreMode::kPrepend;
   if (req.key.empty() || req.key.size() > 255) return {EngineStatus::kNotStored, 0, 0};
+  if (req.mode == StoreMode::kSet && !req.compare_cas) {
+    StoreResult r;
+    if (overwrite_in_place(s, hash, req, r)) return r;
+  }
   size_t old_len = 0;
   if (concat) {  // the new item's size depends on the old one
     std::lock_guard lock(s.mu);
@@ -299,6 +303,37 @@ StoreResult LruEngine::store(const StoreRequest& req) {
     return r;
   }
   return {EngineStatus::kNoMemory, 0, 0};  // the key kept changing size under us
+}
+
+bool LruEngine::overwrite_in_place(Shard& s, uint64_t hash, const StoreRequest& req,
+                                   StoreResult& r) {
+  std::lock_guard lock(s.mu);
+  Item* old = find_locked(s, hash, req.key);
+  if (old == nullptr || old->vlen != req.value.size()) return false;
+  const int64_t now = clock_.now();
+  const uint8_t b = old->load_bits();
+  // Expired, flushed, deleted, or a version to drop or to refuse: the general path.
+  if ((b & Item::kTombstone) != 0 || dead_locked(old, now)) return false;
+  const bool versioned = (b & Item::kVersioned) != 0;
+  if (versioned != (req.version != 0) || old->version() > req.version) return false;
+  // The item's length, so its place in its segment, does not change; readers and the evictor
+  // see it only under this lock.
+  std::memcpy(old->value_ptr(), req.value.data(), req.value.size());
+  if (versioned) old->set_version(req.version);
+  const bool had = old->exptime != 0;
+  old->exptime = to_stamp(req.exptime);
+  s.ttl_items += (old->exptime != 0) - static_cast<int>(had);
+  old->client_flags = req.client_flags;
+  old->atime = static_cast<uint32_t>(now);
+  // As a new item: not fetched, no lease state; it keeps its reads (S3-FIFO), as an overwrite
+  // that allocates does.
+  old->clear_bits(Item::kFetched | Item::kStale | Item::kWinSent);
+  old->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+  ++s.total_items;
+  r.status = EngineStatus::kOk;
+  r.cas = old->cas;
+  r.size = old->vlen;
+  return true;
 }
 
 bool LruEngine::append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,

@@ -143,6 +143,9 @@ class LruEngine final : public Engine {
   bool ghost_take(uint64_t hash);
   bool append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
                               StoreResult& r);
+  // A plain set of a value as long as the live item's (and as versioned): written over it
+  // under the shard lock. No allocation, and no garbage left behind.
+  bool overwrite_in_place(Shard& s, uint64_t hash, const StoreRequest& req, StoreResult& r);
 
   const Clock& clock_;
   const size_t limit_;
