@@ -94,8 +94,15 @@ class Sim {
         move_threshold_(c.move_threshold),
         per_object_(c.per_object),
         fill_(c.fill),
-        ghost_cap_(static_cast<uint64_t>(double(c.budget - small_cap_) * c.ghost_ratio)) {
-    if (p == Policy::kS3Fifo) ghost_mark_.assign(t.keys(), 0);
+        ghost_cap_(static_cast<uint64_t>(double(c.budget - small_cap_) * c.ghost_ratio)),
+        adaptive_(c.adaptive),
+        step_(static_cast<uint64_t>(double(c.budget) * c.adapt_step)),
+        small_min_(static_cast<uint64_t>(double(c.budget) * c.small_min)),
+        small_max_(static_cast<uint64_t>(double(c.budget) * c.small_max)) {
+    if (p == Policy::kS3Fifo) {
+      ghost_mark_.assign(t.keys(), 0);
+      ghost_main_.assign(t.keys(), 0);
+    }
     if (p == Policy::kOpt) {
       next_.assign(t.requests.size(), kNever);
       std::vector<uint64_t> last(t.keys(), kNever);
@@ -268,6 +275,13 @@ class Sim {
         if (ghost_mark_[q.id] != 0) {
           ghost_mark_[q.id] = 0;
           where = kMain;
+          if (adaptive_) {
+            if (ghost_main_[q.id] != 0) {  // main was too small
+              small_cap_ = small_cap_ > small_min_ + step_ ? small_cap_ - step_ : small_min_;
+            } else {  // small was
+              small_cap_ = std::min(small_max_, small_cap_ + step_);
+            }
+          }
         }
       }
       push_head(q.id, where);
@@ -325,15 +339,7 @@ class Sim {
         }
         const uint32_t cost = n.cost;
         evict_id(id);
-        ghost_mark_[id] = ++ghost_gen_;
-        ghost_.push_back({id, ghost_gen_, cost});
-        ghost_bytes_ += cost;
-        while (ghost_bytes_ > ghost_cap_ && !ghost_.empty()) {
-          const Ghost& g = ghost_.front();
-          if (ghost_mark_[g.id] == g.gen) ghost_mark_[g.id] = 0;
-          ghost_bytes_ -= g.cost;
-          ghost_.pop_front();
-        }
+        remember(id, cost, false);
         return;
       }
       uint32_t id = main_.tail;
@@ -344,7 +350,26 @@ class Sim {
         push_head(id, kMain);
         continue;
       }
-      return evict_id(id);
+      const uint32_t cost = n.cost;
+      evict_id(id);
+      if (adaptive_) remember(id, cost, true);
+      return;
+    }
+  }
+
+  // Each queue's ghost is a FIFO of its own, of ghost_cap_ bytes.
+  void remember(uint32_t id, uint32_t cost, bool from_main) {
+    std::deque<Ghost>& q = from_main ? main_ghost_ : ghost_;
+    uint64_t& bytes = from_main ? main_ghost_bytes_ : ghost_bytes_;
+    ghost_mark_[id] = ++ghost_gen_;
+    ghost_main_[id] = from_main ? 1 : 0;
+    q.push_back({id, ghost_gen_, cost});
+    bytes += cost;
+    while (bytes > ghost_cap_ && !q.empty()) {
+      const Ghost& g = q.front();
+      if (ghost_mark_[g.id] == g.gen) ghost_mark_[g.id] = 0;
+      bytes -= g.cost;
+      q.pop_front();
     }
   }
 
@@ -359,11 +384,12 @@ class Sim {
   List main_, small_;
   uint64_t used_ = 0, evictions_ = 0;
   uint32_t hand_ = kNil;
-  const uint64_t small_cap_;
+  uint64_t small_cap_;
   const unsigned move_threshold_;
   std::vector<uint32_t> ghost_mark_;
-  std::deque<Ghost> ghost_;
-  uint64_t ghost_bytes_ = 0;
+  std::vector<uint8_t> ghost_main_;  // the mark is of a key evicted from main (adaptive)
+  std::deque<Ghost> ghost_, main_ghost_;
+  uint64_t ghost_bytes_ = 0, main_ghost_bytes_ = 0;
   uint32_t ghost_gen_ = 0;
   std::vector<uint64_t> next_;
   std::vector<uint64_t> opt_key_;
@@ -371,6 +397,8 @@ class Sim {
   const uint32_t per_object_;
   const bool fill_;
   const uint64_t ghost_cap_;
+  const bool adaptive_;
+  const uint64_t step_, small_min_, small_max_;
 };
 
 }  // namespace

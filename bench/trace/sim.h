@@ -15,7 +15,8 @@
 //           place and evicts the first unvisited one
 //   s3fifo  S3-FIFO (SOSP'23): a small FIFO (small_ratio of the bytes), a main FIFO with 2-bit
 //           frequencies and reinsertion, and a ghost FIFO of keys evicted from the small queue
-//           (keys in it are admitted straight to main)
+//           (keys in it are admitted straight to main); SimConfig::adaptive adds a ghost of
+//           keys evicted from main and moves the small queue's share with ghost hits
 //   opt     Belady: evicts the object whose next read is farthest away (never read again
 //           first), and may decline to keep what it just filled. With equal sizes this is the
 //           optimum; with mixed sizes it is the classic size-blind bound, a reference
@@ -61,6 +62,11 @@ struct SimConfig {
   unsigned move_threshold = 1;  // s3fifo: hits in the small queue that earn the main queue
   bool fill = true;             // a get that misses stores the object (cachebench's default)
   double ghost_ratio = 1.0;     // s3fifo: the ghost's bytes as a share of the main queue's
+  // s3fifo: the small queue's share adapts (as cacheserver's engine does): a key back from
+  // the small queue's ghost grows it by adapt_step of the budget, one back from the main
+  // queue's ghost shrinks it, within [small_min, small_max].
+  bool adaptive = false;
+  double adapt_step = 0.005, small_min = 0.05, small_max = 0.5;
 };
 
 struct PhaseResult {

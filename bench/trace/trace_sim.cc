@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
   bool no_fill = false;
   app.add_flag("--no-fill", no_fill,
                "a get that misses does not store (cachebench's --trace-no-fill)");
+  app.add_flag("--adaptive", cfg.adaptive, "s3fifo: the small queue's share adapts to ghost hits");
+  app.add_option("--adapt-step", cfg.adapt_step, "s3fifo --adaptive: the share one ghost hit moves")
+      ->check(CLI::Range(0.0001, 0.1));
   app.add_option("--ghost-ratio", cfg.ghost_ratio,
                  "s3fifo: the ghost's bytes as a share of the main queue's (0: no ghost)")
       ->check(CLI::Range(0.0, 4.0))

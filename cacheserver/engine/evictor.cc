@@ -21,18 +21,31 @@ void wait_zero(const std::atomic<uint32_t>& n) {
 
 }  // namespace
 
-void LruEngine::ghost_put(uint64_t hash) {
-  ghost_[hash & ghost_mask_].store(static_cast<uint32_t>(hash >> 32) | 1u,
-                                   std::memory_order_relaxed);
+void LruEngine::ghost_put(uint64_t hash, bool from_main) {
+  const size_t half = (ghost_mask_ >> 1) + 1;
+  ghost_[(hash & (half - 1)) + (from_main ? half : 0)].store(static_cast<uint32_t>(hash >> 32) | 1u,
+                                                             std::memory_order_relaxed);
 }
 
-bool LruEngine::ghost_take(uint64_t hash) {
-  std::atomic<uint32_t>& slot = ghost_[hash & ghost_mask_];
-  if (slot.load(std::memory_order_relaxed) != (static_cast<uint32_t>(hash >> 32) | 1u)) {
-    return false;
+LruEngine::Ghost LruEngine::ghost_take(uint64_t hash) {
+  const size_t half = (ghost_mask_ >> 1) + 1;
+  const uint32_t fp = static_cast<uint32_t>(hash >> 32) | 1u;
+  for (const bool main : {false, true}) {
+    std::atomic<uint32_t>& slot = ghost_[(hash & (half - 1)) + (main ? half : 0)];
+    if (slot.load(std::memory_order_relaxed) == fp) {
+      slot.store(0, std::memory_order_relaxed);
+      return main ? Ghost::kMain : Ghost::kSmall;
+    }
   }
-  slot.store(0, std::memory_order_relaxed);
-  return true;
+  return Ghost::kNone;
+}
+
+void LruEngine::adapt_small(bool grow) {
+  // Racy by design (relaxed, last writer wins): a share that moves by a step either way.
+  const size_t cap = small_cap_.load(std::memory_order_relaxed);
+  const size_t next = grow ? std::min(small_max_, cap + small_step_)
+                           : (cap > small_min_ + small_step_ ? cap - small_step_ : small_min_);
+  small_cap_.store(next, std::memory_order_relaxed);
 }
 
 Item* LruEngine::copy_to(bool main, size_t bytes) {
@@ -99,7 +112,9 @@ bool LruEngine::evict_segment(bool cheap) {
     } else if (cheap) {
       return true;  // none any more: the caller looks again
     } else {
-      from_small = small_->count > 0 && (small_->bytes > small_cap_ || main_->count == 0);
+      from_small =
+          small_->count > 0 &&
+          (small_->bytes > small_cap_.load(std::memory_order_relaxed) || main_->count == 0);
       SegmentQueue& q = from_small ? *small_ : *main_;
       if (q.count == 0) return false;
       id = q.head;
@@ -162,12 +177,8 @@ void LruEngine::evict_items(uint32_t id, bool from_small, bool compact) {
     }
     ++s.evictions;
     if ((b & Item::kFetched) == 0) ++s.evicted_unfetched;
-    if (from_small) {
-      small_evictions_.add();
-      ghost_put(hash);
-    } else {
-      main_evictions_.add();
-    }
+    (from_small ? small_evictions_ : main_evictions_).add();
+    ghost_put(hash, !from_small);
     unlink_locked(s, it);
     g.refs.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -195,7 +206,7 @@ bool LruEngine::evict_jumbo(uint32_t id, bool from_small) {
       ++s.evictions;
       if ((b & Item::kFetched) == 0) ++s.evicted_unfetched;
       (from_small ? small_evictions_ : main_evictions_).add();
-      if (from_small) ghost_put(hash);
+      ghost_put(hash, !from_small);
       unlink_locked(s, it);
       g.refs.fetch_sub(1, std::memory_order_acq_rel);
       return true;

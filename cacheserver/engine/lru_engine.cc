@@ -278,12 +278,14 @@ StoreResult LruEngine::store(const StoreRequest& req) {
           keep = Item::kStale | (old->load_bits() & Item::kWinSent);
           it->exptime = old->exptime;
         }
-        // S3-FIFO: an overwrite keeps the key's reads; a key evicted from the small queue
-        // not long ago (in the ghost table) comes back as read once, bound for main.
+        // S3-FIFO: an overwrite keeps the key's reads; a key evicted unread not long ago (in
+        // the ghost table) comes back as read once, bound for main, and moves the small
+        // queue's share (adapt_small).
         if (old != nullptr) {
           set_freq(it, freq_of(old));
-        } else if (ghost_take(hash)) {
+        } else if (const Ghost g = ghost_take(hash); g != Ghost::kNone) {
           set_freq(it, 1);
+          adapt_small(g == Ghost::kSmall);
         }
         if (Item* prev = old != nullptr ? old : tomb; prev != nullptr) {
           unlink_locked(s, prev);

@@ -8,12 +8,14 @@
 //             (64 KiB-1 MiB, from the budget), or for an item over a quarter segment a mapping
 //             of its own (a jumbo segment). A writer appends at one of a few heads (its thread's
 //             slot); a full head's segment is sealed into the small queue.
-//   eviction: S3-FIFO over segments, oldest first. The small queue (10% of the bytes) holds
+//   eviction: S3-FIFO over segments, oldest first. The small queue (10% of the bytes to start
+//             with, then 5-50% as keys come back from the ghost table: adapt_small) holds
 //             what is new; the main queue what was read. Evicting a segment visits its items:
 //               from small: read since it came in -> copied to the main queue's head, else
 //                           evicted (and its key's fingerprint kept in the ghost table);
-//               from main:  read -> copied to the head again with one read less, else evicted.
-//             A write whose key is in the ghost table (evicted from small not long ago) comes
+//               from main:  read -> copied to the head again with one read less, else evicted
+//                           (and kept in the ghost table's other half).
+//             A write whose key is in the ghost table (evicted not long ago) comes
 //             in as read once, so it goes on to main. A hit only bumps the item's count under
 //             its shard lock; no list is touched. The whole segment is then free for any size:
 //             memory follows the evictions. A segment whose items are all gone (deleted,
@@ -139,8 +141,15 @@ class LruEngine final : public Engine {
   bool evict_jumbo(uint32_t id, bool from_small);
   // Room at the evictor's destination in main (or in small, for compaction), evict_mu_ held.
   Item* copy_to(bool main, size_t bytes);
-  void ghost_put(uint64_t hash);
-  bool ghost_take(uint64_t hash);
+  // The ghost table: two halves, keys evicted unread from the small queue and from the main
+  // queue. ghost_take clears the key's fingerprint and says where it was evicted from.
+  enum class Ghost { kNone, kSmall, kMain };
+  void ghost_put(uint64_t hash, bool from_main);
+  Ghost ghost_take(uint64_t hash);
+  // A key back from a ghost: the small queue's share grows (small was too short to see its
+  // second read) or shrinks (main was too small to keep it), by 1/1000 of the budget, within
+  // 5%-50% (ARC's rule, for S3-FIFO's queues; a hot set that drifts wants a longer small).
+  void adapt_small(bool grow);
   bool append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
                               StoreResult& r);
   // A plain set of a value as long as the live item's (and as versioned): written over it
@@ -154,7 +163,9 @@ class LruEngine final : public Engine {
   const size_t index_reserve_;
   size_t seg_size_ = 0, jumbo_threshold_ = 0, nseg_ = 0, ghost_bytes_ = 0;
   unsigned seg_shift_ = 0;  // seg_size_ is a power of two
-  size_t small_cap_ = 0;    // bytes the small queue may hold before it is evicted from
+  // Bytes the small queue may hold before it is evicted from (adapt_small; relaxed).
+  std::atomic<size_t> small_cap_{0};
+  size_t small_min_ = 0, small_max_ = 0, small_step_ = 0;
   std::unique_ptr<Shard[]> shards_;
   char* arena_ = nullptr;            // nseg_ normal segments, reserved and backed as used
   std::unique_ptr<Segment[]> segs_;  // normal ids [0, nseg_), jumbo ids after

@@ -40,7 +40,10 @@ void LruEngine::init_segments(size_t segment_size) {
   nseg_ = std::max<size_t>(1, budget / seg_size_);
   jumbo_threshold_ = seg_size_ / 4;
   nsegs_total_ = nseg_ + budget / jumbo_threshold_ + 1;
-  small_cap_ = budget / 10;
+  small_cap_.store(budget / 10, std::memory_order_relaxed);
+  small_min_ = budget / 20;
+  small_max_ = budget / 2;
+  small_step_ = std::max<size_t>(1, budget / 1000);
   nheads_ = static_cast<unsigned>(std::clamp<size_t>(nseg_ / 32, 1, 4));
   void* m = mmap(nullptr, nseg_ * seg_size_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

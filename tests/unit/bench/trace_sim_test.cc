@@ -1,13 +1,15 @@
 // Traces and the offline simulator (bench/trace): the csv and oracleGeneral readers, each
-// policy on hand-worked sequences, Belady as a ceiling, the budget, TTLs and S3-FIFO's scan
-// resistance.
+// policy on hand-worked sequences, Belady as a ceiling, the budget, TTLs, S3-FIFO's scan
+// resistance and its adaptive small queue on a drifting hot set.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "bench/trace/sim.h"
 #include "bench/trace/trace_file.h"
@@ -241,4 +243,29 @@ TEST_CASE("sim: S3-FIFO keeps the hot set through a scan, LRU does not", "[bench
   CHECK(w.phases[1].name == "read");
   CHECK(w.phases[1].hits == 1);
   CHECK(s3.phases[2].hit_ratio() == 1.0);
+}
+
+TEST_CASE("sim: an adaptive small queue follows a drifting hot set", "[bench][trace]") {
+  // Zipf 0.99 over 20,000 keys whose ranks move by 200 every 600 requests (the churn trace,
+  // small): a warming key's second read comes later than a 10% small queue can wait for.
+  const int n = 20000, total = 120000;
+  std::vector<double> w(n);
+  for (int r = 0; r < n; ++r) w[r] = 1.0 / std::pow(r + 1.0, 0.99);
+  std::discrete_distribution<int> zipf(w.begin(), w.end());
+  std::mt19937 rng(15);
+  std::string s = "0,phase,warmup,0,0\n";
+  for (int i = 0; i < total; ++i) {
+    if (i == total / 3) s += "0,phase,measure,0,0\n";
+    const int key = (zipf(rng) + (i / 600) * 200) % n;
+    s += "0,get,k" + std::to_string(key) + ",90,0\n";
+  }
+  const Trace t = load(s);
+  SimConfig c;
+  c.budget = 2000 * 96;
+  const double lru = simulate(t, Policy::kLru, c).phases[1].hit_ratio();
+  const double fixed = simulate(t, Policy::kS3Fifo, c).phases[1].hit_ratio();
+  c.adaptive = true;
+  const double adaptive = simulate(t, Policy::kS3Fifo, c).phases[1].hit_ratio();
+  INFO("LRU " << lru << ", S3-FIFO " << fixed << ", adaptive " << adaptive);
+  CHECK(adaptive > fixed + 0.01);
 }
