@@ -21,20 +21,31 @@ void wait_zero(const std::atomic<uint32_t>& n) {
 
 }  // namespace
 
+// Each half is 2-way: a key's fingerprint goes in one of a pair of slots (an empty one, else
+// one chosen by the hash), so that two keys mapped to a slot do not keep pushing each other out.
 void LruEngine::ghost_put(uint64_t hash, bool from_main) {
   const size_t half = (ghost_mask_ >> 1) + 1;
-  ghost_[(hash & (half - 1)) + (from_main ? half : 0)].store(static_cast<uint32_t>(hash >> 32) | 1u,
-                                                             std::memory_order_relaxed);
+  const size_t i = (hash & (half - 1)) + (from_main ? half : 0);
+  const uint32_t fp = static_cast<uint32_t>(hash >> 32) | 1u;
+  std::atomic<uint32_t>& a = ghost_[i];
+  std::atomic<uint32_t>& b = ghost_[i ^ 1];
+  const uint32_t va = a.load(std::memory_order_relaxed);
+  const uint32_t vb = b.load(std::memory_order_relaxed);
+  if (va == fp || vb == fp) return;
+  std::atomic<uint32_t>& slot = va == 0 ? a : vb == 0 ? b : ((hash >> 31) & 1) ? a : b;
+  slot.store(fp, std::memory_order_relaxed);
 }
 
 LruEngine::Ghost LruEngine::ghost_take(uint64_t hash) {
   const size_t half = (ghost_mask_ >> 1) + 1;
   const uint32_t fp = static_cast<uint32_t>(hash >> 32) | 1u;
   for (const bool main : {false, true}) {
-    std::atomic<uint32_t>& slot = ghost_[(hash & (half - 1)) + (main ? half : 0)];
-    if (slot.load(std::memory_order_relaxed) == fp) {
-      slot.store(0, std::memory_order_relaxed);
-      return main ? Ghost::kMain : Ghost::kSmall;
+    const size_t i = (hash & (half - 1)) + (main ? half : 0);
+    for (const size_t j : {i, i ^ 1}) {
+      if (ghost_[j].load(std::memory_order_relaxed) == fp) {
+        ghost_[j].store(0, std::memory_order_relaxed);
+        return main ? Ghost::kMain : Ghost::kSmall;
+      }
     }
   }
   return Ghost::kNone;
