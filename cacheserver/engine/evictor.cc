@@ -24,7 +24,7 @@ void wait_zero(const std::atomic<uint32_t>& n) {
 // Each half is 2-way: a key's fingerprint goes in one of a pair of slots (an empty one, else
 // one chosen by the hash), so that two keys mapped to a slot do not keep pushing each other out.
 void LruEngine::ghost_put(uint64_t hash, bool from_main) {
-  const size_t half = (ghost_mask_ >> 1) + 1;
+  const size_t half = ghost_half_;
   const size_t i = (hash & (half - 1)) + (from_main ? half : 0);
   const uint32_t fp = static_cast<uint32_t>(hash >> 32) | 1u;
   std::atomic<uint32_t>& a = ghost_[i];
@@ -37,7 +37,7 @@ void LruEngine::ghost_put(uint64_t hash, bool from_main) {
 }
 
 LruEngine::Ghost LruEngine::ghost_take(uint64_t hash) {
-  const size_t half = (ghost_mask_ >> 1) + 1;
+  const size_t half = ghost_half_;
   const uint32_t fp = static_cast<uint32_t>(hash >> 32) | 1u;
   for (const bool main : {false, true}) {
     const size_t i = (hash & (half - 1)) + (main ? half : 0);

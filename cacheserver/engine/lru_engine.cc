@@ -326,16 +326,20 @@ bool LruEngine::overwrite_in_place(Shard& s, uint64_t hash, const StoreRequest& 
   old->exptime = to_stamp(req.exptime);
   s.ttl_items += (old->exptime != 0) - static_cast<int>(had);
   old->client_flags = req.client_flags;
-  old->atime = static_cast<uint32_t>(now);
-  // As a new item: not fetched, no lease state; it keeps its reads (S3-FIFO), as an overwrite
-  // that allocates does.
-  old->clear_bits(Item::kFetched | Item::kStale | Item::kWinSent);
-  old->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
+  renew_in_place_locked(s, old, req, now, r);
+  return true;
+}
+
+void LruEngine::renew_in_place_locked(Shard& s, Item* it, const StoreRequest& req, int64_t now,
+                                      StoreResult& r) {
+  // It keeps its reads (S3-FIFO), as an overwrite that allocates does.
+  it->clear_bits(Item::kFetched | Item::kStale | Item::kWinSent);
+  it->atime = static_cast<uint32_t>(now);
+  it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
   ++s.total_items;
   r.status = EngineStatus::kOk;
-  r.cas = old->cas;
-  r.size = old->vlen;
-  return true;
+  r.cas = it->cas;
+  r.size = it->vlen;
 }
 
 bool LruEngine::append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
@@ -353,14 +357,7 @@ bool LruEngine::append_in_place_locked(Shard& s, Item* old, const StoreRequest& 
   if (versioned) old->set_version(version);
   s.item_bytes += n;
   segment_of(old).live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
-  // As a new item: unreferenced, not fetched, no lease state.
-  old->clear_bits(Item::kFetched | Item::kStale | Item::kWinSent);
-  old->atime = static_cast<uint32_t>(now);
-  old->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
-  ++s.total_items;
-  r.status = EngineStatus::kOk;
-  r.cas = old->cas;
-  r.size = old->vlen;
+  renew_in_place_locked(s, old, req, now, r);
   return true;
 }
 

@@ -152,6 +152,10 @@ class LruEngine final : public Engine {
   void adapt_small(bool grow);
   bool append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
                               StoreResult& r);
+  // What a write in place ends with: the item as a new one (not fetched, no lease state, a
+  // new CAS, its reads kept) and the store's result.
+  void renew_in_place_locked(Shard& s, Item* it, const StoreRequest& req, int64_t now,
+                             StoreResult& r);
   // A plain set of a value as long as the live item's (and as versioned): written over it
   // under the shard lock. No allocation, and no garbage left behind.
   bool overwrite_in_place(Shard& s, uint64_t hash, const StoreRequest& req, StoreResult& r);
@@ -178,7 +182,7 @@ class LruEngine final : public Engine {
   std::mutex evict_mu_;
   uint32_t dest_[2] = {UINT32_MAX, UINT32_MAX};  // the evictor's, in small and main (evict_mu_)
   std::unique_ptr<std::atomic<uint32_t>[]> ghost_;
-  size_t ghost_mask_ = 0;
+  size_t ghost_half_ = 0;               // slots per half (a power of two): small's, then main's
   std::atomic<int64_t> data_bytes_{0};  // backed segments + jumbo mappings
   std::atomic<int64_t> index_bytes_{0};
   std::atomic<int64_t> flush_at_{0};

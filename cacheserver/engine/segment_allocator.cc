@@ -28,7 +28,7 @@ void LruEngine::init_segments(size_t segment_size) {
   const size_t rough = limit_ - index_reserve_;
   const size_t ghost_slots = std::max<size_t>(1024, pow2_floor(rough / 256) * 2);
   ghost_ = std::make_unique<std::atomic<uint32_t>[]>(ghost_slots);
-  ghost_mask_ = ghost_slots - 1;
+  ghost_half_ = ghost_slots / 2;
   ghost_bytes_ = ghost_slots * sizeof(uint32_t);
   const size_t budget = limit_ - index_reserve_ - ghost_bytes_;
   if (segment_size != 0) {

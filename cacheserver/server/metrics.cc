@@ -98,8 +98,8 @@ void Server::collect_metrics(metrics::MetricsSink& m) {
               "main queue's; chunk_size large: items in mappings of their own).",
               static_cast<double>(c.evictions), {{"class", id}, {"chunk_size", size}});
     if (c.chunk_size != 0) {
-      m.gauge("cachetier_class_pages", "Segments held per stats-slabs class.", static_cast<double>(c.pages),
-              {{"class", id}, {"chunk_size", size}});
+      m.gauge("cachetier_class_pages", "Segments held per stats-slabs class.",
+              static_cast<double>(c.pages), {{"class", id}, {"chunk_size", size}});
     }
   }
   m.gauge("cachetier_threads", "Worker threads.", static_cast<double>(config_.threads));

@@ -655,7 +655,7 @@ TEST_CASE("a set of a value as long as the old one is written in place", "[engin
   for (int i = 0; i < 1000; ++i)
     REQUIRE(f.set("k" + std::to_string(i), "a" + std::string(99, 'x')).status == EngineStatus::kOk);
   const EngineStats before = f.engine.stats();
-  std::vector<uint64_t> last_cas(1000, 0);  // (per shard counters: unique, per key rising)
+  std::vector<uint64_t> last_cas(1000, 0);     // (per shard counters: unique, per key rising)
   for (int round = 0; round < 200; ++round) {  // 200,000 overwrites: 30 MB through 8 MB
     for (int i = 0; i < 1000; ++i) {
       const std::string v = std::to_string(round % 10) + std::string(99, 'y');
