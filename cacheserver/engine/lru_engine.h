@@ -9,7 +9,7 @@
 //             of its own (a jumbo segment). A writer appends at one of a few heads (its thread's
 //             slot); a full head's segment is sealed into the small queue.
 //   eviction: S3-FIFO over segments, oldest first. The small queue (10% of the bytes to start
-//             with, then 5-50% as keys come back from the ghost table: adapt_small) holds
+//             with, then 5-90% as keys come back from the ghost table: adapt_small) holds
 //             what is new; the main queue what was read. Evicting a segment visits its items:
 //               from small: read since it came in -> copied to the main queue's head, else
 //                           evicted (and its key's fingerprint kept in the ghost table);
@@ -148,7 +148,7 @@ class LruEngine final : public Engine {
   Ghost ghost_take(uint64_t hash);
   // A key back from a ghost: the small queue's share grows (small was too short to see its
   // second read) or shrinks (main was too small to keep it), by 1/1000 of the budget, within
-  // 5%-50% (ARC's rule, for S3-FIFO's queues; a hot set that drifts wants a longer small).
+  // 5%-90% (ARC's rule, for S3-FIFO's queues; a hot set that drifts wants a longer small).
   void adapt_small(bool grow);
   bool append_in_place_locked(Shard& s, Item* old, const StoreRequest& req, int64_t now,
                               StoreResult& r);

@@ -24,9 +24,10 @@ unsigned thread_slot() {
 }  // namespace
 
 void LruEngine::init_segments(size_t segment_size) {
-  // The ghost table: a fingerprint per slot, about a slot per 256 bytes of items.
+  // The ghost table: a fingerprint per slot, a slot per 512-1024 bytes of items (a power of
+  // two). Larger tables measured worse: an older ghost hit says less, and costs budget.
   const size_t rough = limit_ - index_reserve_;
-  const size_t ghost_slots = std::max<size_t>(1024, pow2_floor(rough / 256) * 2);
+  const size_t ghost_slots = std::max<size_t>(1024, pow2_floor(rough / 1024) * 2);
   ghost_ = std::make_unique<std::atomic<uint32_t>[]>(ghost_slots);
   ghost_half_ = ghost_slots / 2;
   ghost_bytes_ = ghost_slots * sizeof(uint32_t);
@@ -42,7 +43,7 @@ void LruEngine::init_segments(size_t segment_size) {
   nsegs_total_ = nseg_ + budget / jumbo_threshold_ + 1;
   small_cap_.store(budget / 10, std::memory_order_relaxed);
   small_min_ = budget / 20;
-  small_max_ = budget / 2;
+  small_max_ = budget / 10 * 9;
   small_step_ = std::max<size_t>(1, budget / 1000);
   nheads_ = static_cast<unsigned>(std::clamp<size_t>(nseg_ / 32, 1, 4));
   void* m = mmap(nullptr, nseg_ * seg_size_, PROT_READ | PROT_WRITE,
