@@ -66,7 +66,7 @@ struct SimConfig {
   // the small queue's ghost grows it by adapt_step of the budget, one back from the main
   // queue's ghost shrinks it, within [small_min, small_max].
   bool adaptive = false;
-  double adapt_step = 0.005, small_min = 0.05, small_max = 0.5;
+  double adapt_step = 0.001, small_min = 0.05, small_max = 0.9;
 };
 
 struct PhaseResult {

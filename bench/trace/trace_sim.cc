@@ -86,6 +86,12 @@ int main(int argc, char** argv) {
   app.add_flag("--adaptive", cfg.adaptive, "s3fifo: the small queue's share adapts to ghost hits");
   app.add_option("--adapt-step", cfg.adapt_step, "s3fifo --adaptive: the share one ghost hit moves")
       ->check(CLI::Range(0.0001, 0.1));
+  app.add_option("--small-min", cfg.small_min, "s3fifo --adaptive: the least share of the small queue")
+      ->check(CLI::Range(0.01, 0.9))
+      ->capture_default_str();
+  app.add_option("--small-max", cfg.small_max, "s3fifo --adaptive: the largest share of the small queue")
+      ->check(CLI::Range(0.01, 0.99))
+      ->capture_default_str();
   app.add_option("--ghost-ratio", cfg.ghost_ratio,
                  "s3fifo: the ghost's bytes as a share of the main queue's (0: no ghost)")
       ->check(CLI::Range(0.0, 4.0))
