@@ -1,7 +1,8 @@
 // Micro-benchmarks of LruEngine: get hits and sets at 1 and 2 threads on 100-byte values over
 // 100k keys (the comparison profile of bench/compare). BM_EngineSet overwrites with a value
 // of the same length (written in place); BM_EngineSetResize writes 90-110 bytes, so nearly
-// every set allocates and leaves garbage; BM_EngineSetEvict writes new keys into a full
+// every set allocates and leaves garbage, in a 256 MB engine (the 15 MB of items spread over
+// all of it) and in a 32 MB one (about the L3 size); BM_EngineSetEvict writes new keys into a full
 // 32 MB engine, so every set allocates and the sets pay for the evictions.
 #include <benchmark/benchmark.h>
 
@@ -39,6 +40,10 @@ void setup_sized(const benchmark::State& state, size_t limit) {
 }
 void setup(const benchmark::State& state) { setup_sized(state, 256u << 20); }
 void setup_small(const benchmark::State& state) { setup_sized(state, 32u << 20); }
+// The budget in MB from the benchmark's argument.
+void setup_arg(const benchmark::State& state) {
+  setup_sized(state, static_cast<size_t>(state.range(0)) << 20);
+}
 void teardown(const benchmark::State& state) {
   if (state.thread_index() == 0) g_engine.reset();
 }
@@ -97,7 +102,9 @@ void BM_EngineSetEvict(benchmark::State& state) {
 BENCHMARK(BM_EngineGetHit)->Setup(setup)->Teardown(teardown)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_EngineSet)->Setup(setup)->Teardown(teardown)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_EngineSetResize)
-    ->Setup(setup)
+    ->Setup(setup_arg)
+    ->Arg(256)
+    ->Arg(32)
     ->Teardown(teardown)
     ->Threads(1)
     ->Threads(2)
