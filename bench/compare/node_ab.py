@@ -8,7 +8,9 @@ load, alternating runs, with each server's CPU per request. For "within 3% of be
 Each server: `-t THREADS -m 1024 -c 4096`, prefilled with 100,000 keys of 100 bytes
 (`--ratio 1:0 --key-pattern P:P`), then `-t 1 -c 50 --ratio 1:10 -d 100 --key-maximum 99999
 --pipeline P` for P in 1 and 16 (and `--ratio 1:1` at pipeline 16: sets are the engine's
-harder half). Loopback only; both servers are started here and stopped by pid.
+harder half). Printed: the means, their ratio, and the median of each round's after/before
+(the two run back to back, so that ratio cancels the shared machine's drift). Loopback only;
+both servers are started here and stopped by pid.
 """
 import argparse
 import os
@@ -58,16 +60,21 @@ def main():
                     ops.setdefault(key, []).append(st["Totals"]["Ops/sec"])
                     cpu.setdefault(key, []).append(used / (st["Totals"]["Ops/sec"] *
                                                            args.seconds) * 1e6)
-        print("| ratio | pipeline | before ops/s | after ops/s | after / before | before CPU us/op "
-              "| after CPU us/op |")
-        print("|---|---|---|---|---|---|---|")
+        print("| ratio | pipeline | before ops/s | after ops/s | after / before | median of "
+              "paired rounds | before CPU us/op | after CPU us/op |")
+        print("|---|---|---|---|---|---|---|---|")
         for ratio, pipeline in LOADS:
             def mean(name, d):
                 xs = d[(name, ratio, pipeline)]
                 return sum(xs) / len(xs)
             b, a = mean("before", ops), mean("after", ops)
-            print("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f |" % (
-                ratio, pipeline, b, a, a / b, mean("before", cpu), mean("after", cpu)))
+            # Each round runs the two back to back: their ratio cancels the machine's drift.
+            pairs = sorted(x / y for x, y in zip(ops[("after", ratio, pipeline)],
+                                                 ops[("before", ratio, pipeline)]))
+            mid = len(pairs) // 2
+            med = pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+            print("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
+                ratio, pipeline, b, a, a / b, med, mean("before", cpu), mean("after", cpu)))
         print("raw ops/s:", {"%s %s p%d" % k: [round(x) for x in v] for k, v in ops.items()})
     finally:
         for p in procs.values():
