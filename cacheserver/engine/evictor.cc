@@ -167,7 +167,7 @@ void LruEngine::evict_items(uint32_t id, bool from_small, bool compact) {
         ++s.expired_unfetched;
       }
       ++s.reclaimed;
-      unlink_locked(s, it);
+      unlink_locked(s, hash, it);
       g.refs.fetch_sub(1, std::memory_order_acq_rel);
       continue;
     }
@@ -190,7 +190,7 @@ void LruEngine::evict_items(uint32_t id, bool from_small, bool compact) {
     if ((b & Item::kFetched) == 0) ++s.evicted_unfetched;
     (from_small ? small_evictions_ : main_evictions_).add();
     ghost_put(hash, !from_small);
-    unlink_locked(s, it);
+    unlink_locked(s, hash, it);
     g.refs.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -208,7 +208,7 @@ bool LruEngine::evict_jumbo(uint32_t id, bool from_small) {
     const int64_t now = clock_.now();
     if (dead_locked(it, now)) {
       ++s.reclaimed;
-      unlink_locked(s, it);
+      unlink_locked(s, hash, it);
       g.refs.fetch_sub(1, std::memory_order_acq_rel);
       return true;
     }
@@ -218,7 +218,7 @@ bool LruEngine::evict_jumbo(uint32_t id, bool from_small) {
       if ((b & Item::kFetched) == 0) ++s.evicted_unfetched;
       (from_small ? small_evictions_ : main_evictions_).add();
       ghost_put(hash, !from_small);
-      unlink_locked(s, it);
+      unlink_locked(s, hash, it);
       g.refs.fetch_sub(1, std::memory_order_acq_rel);
       return true;
     }

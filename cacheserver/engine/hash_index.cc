@@ -38,8 +38,8 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
   s.item_bytes += n;
 }
 
-void LruEngine::unlink_locked(Shard& s, Item* it) {
-  uint64_t hash = hash_key(it->key());
+void LruEngine::unlink_locked(Shard& s, uint64_t hash, Item* it) {
+  assert(hash == hash_key(it->key()));
   for (Item** p = &s.buckets[hash & s.mask]; *p != nullptr; p = &(*p)->hnext) {
     if (*p == it) {
       *p = it->hnext;
@@ -102,13 +102,13 @@ void LruEngine::maybe_grow_locked(Shard& s) {
   s.reclaim_cursor = 0;
 }
 
-bool LruEngine::drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired,
+bool LruEngine::drop_if_dead_locked(Shard& s, uint64_t hash, Item*& it, int64_t now, bool* expired,
                                     Item** to_free) {
   if (it == nullptr || !dead_locked(it, now)) return false;
   bool by_ttl = it->exptime != 0 && static_cast<int64_t>(it->exptime) <= now;
   if (expired) *expired = by_ttl;
   if (by_ttl && (it->load_bits() & Item::kFetched) == 0) ++s.expired_unfetched;
-  unlink_locked(s, it);
+  unlink_locked(s, hash, it);
   *to_free = it;
   it = nullptr;
   return true;

@@ -85,7 +85,7 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
     std::unique_lock lock(s.mu);
     Item* it = find_locked(s, hash, key);
     Item* gone = nullptr;
-    if (drop_if_dead_locked(s, it, now, &r.expired, &gone)) dead.add(gone);
+    if (drop_if_dead_locked(s, hash, it, now, &r.expired, &gone)) dead.add(gone);
     Item* tomb = nullptr;  // a deleted key: a miss, and replaced by a vivified placeholder
     if (it != nullptr && it->tombstone()) {
       tomb = it;
@@ -107,7 +107,7 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       spare = nullptr;
       if (tomb != nullptr) {
         if (tomb->version() != 0) it->set_version(tomb->version());
-        unlink_locked(s, tomb);
+        unlink_locked(s, hash, tomb);
         dead.add(tomb);
       }
       it->exptime = to_stamp(opts.vivify_exptime);
@@ -204,7 +204,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
       std::lock_guard lock(s.mu);
       Item* old = find_locked(s, hash, req.key);
       Item* gone = nullptr;
-      if (drop_if_dead_locked(s, old, now, nullptr, &gone)) dead.add(gone);
+      if (drop_if_dead_locked(s, hash, old, now, nullptr, &gone)) dead.add(gone);
       // A tombstone is no item for add/replace/cas, but its version still counts.
       Item* tomb = nullptr;
       if (old != nullptr && old->tombstone()) {
@@ -288,7 +288,7 @@ StoreResult LruEngine::store(const StoreRequest& req) {
           adapt_small(g == Ghost::kSmall);
         }
         if (Item* prev = old != nullptr ? old : tomb; prev != nullptr) {
-          unlink_locked(s, prev);
+          unlink_locked(s, hash, prev);
           dead.add(prev);
         }
         it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
@@ -377,7 +377,7 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
     std::lock_guard lock(s.mu);
     Item* it = find_locked(s, hash, req.key);
     Item* gone = nullptr;
-    if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
+    if (drop_if_dead_locked(s, hash, it, now, nullptr, &gone)) dead.add(gone);
     const bool live = it != nullptr && !it->tombstone();
     if (req.compare_cas && (!live || it->cas != *req.compare_cas)) {
       r.status = live ? EngineStatus::kExists : EngineStatus::kNotFound;
@@ -388,7 +388,7 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
       } else {
         r.status = it != nullptr && !it->tombstone() ? EngineStatus::kOk : EngineStatus::kNotFound;
         if (it != nullptr) {
-          unlink_locked(s, it);
+          unlink_locked(s, hash, it);
           dead.add(it);
         }
         fresh->exptime = to_stamp(req.tombstone_exptime);
@@ -416,14 +416,14 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
     } else if (fresh != nullptr) {
       fresh->client_flags = it->client_flags;
       fresh->exptime = it->exptime;
-      unlink_locked(s, it);
+      unlink_locked(s, hash, it);
       dead.add(it);
       fresh->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
       link_locked(s, hash, fresh);
       r.cas = fresh->cas;
       fresh = nullptr;
     } else {
-      unlink_locked(s, it);
+      unlink_locked(s, hash, it);
       dead.add(it);
     }
   }
@@ -446,10 +446,10 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
     std::lock_guard lock(s.mu);
     Item* it = find_locked(s, hash, req.key);
     Item* gone = nullptr;
-    if (drop_if_dead_locked(s, it, now, nullptr, &gone)) dead.add(gone);
+    if (drop_if_dead_locked(s, hash, it, now, nullptr, &gone)) dead.add(gone);
     if (it != nullptr && it->tombstone()) {  // deleted: missing, and replaced if vivifying
       if (req.vivify) {
-        unlink_locked(s, it);
+        unlink_locked(s, hash, it);
         dead.add(it);
       }
       it = nullptr;
@@ -505,7 +505,7 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
         fresh->client_flags = it->client_flags;
         fresh->exptime = it->exptime;
         r.prior_exptime = it->exptime;
-        unlink_locked(s, it);
+        unlink_locked(s, hash, it);
         dead.add(it);
         if (req.update_exptime) fresh->exptime = to_stamp(req.exptime);
       } else {

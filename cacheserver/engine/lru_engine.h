@@ -92,14 +92,15 @@ class LruEngine final : public Engine {
   Item* find_locked(Shard& s, uint64_t hash, std::string_view key);
   bool dead_locked(const Item* it, int64_t now) const;
   void link_locked(Shard& s, uint64_t hash, Item* it);
-  void unlink_locked(Shard& s, Item* it);
+  void unlink_locked(Shard& s, uint64_t hash, Item* it);  // hash: of its key
   // Puts `to` (a copy of `from`) in `from`'s place in the hash chain.
   void relink_locked(Shard& s, uint64_t hash, Item* from, Item* to);
   uint64_t next_cas_locked(Shard& s);
   void maybe_grow_locked(Shard& s);
   // Removes `it` from the index if it is dead; returns true if it was removed. The caller
   // frees it after releasing the shard lock.
-  bool drop_if_dead_locked(Shard& s, Item*& it, int64_t now, bool* expired, Item** to_free);
+  bool drop_if_dead_locked(Shard& s, uint64_t hash, Item*& it, int64_t now, bool* expired,
+                           Item** to_free);
 
   // ---- memory (segment_allocator.cc) ----
   void init_segments(size_t segment_size);

@@ -25,7 +25,7 @@ size_t LruEngine::reclaim_expired(size_t budget) {
           if (dead_locked(it, now)) {
             if ((it->load_bits() & Item::kFetched) == 0) ++s.expired_unfetched;
             ++s.reclaimed;
-            unlink_locked(s, it);
+            unlink_locked(s, hash_key(it->key()), it);
             dead.push_back(it);
           }
           it = next;
