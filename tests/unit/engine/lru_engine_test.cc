@@ -332,7 +332,7 @@ TEST_CASE("lease state as memcached keeps it", "[engine][meta]") {
   CHECK(f.view("new").fetched_before);
 }
 
-TEST_CASE("memory limit is a real bound and eviction is LRU", "[engine][memory]") {
+TEST_CASE("memory limit is a real bound and a read key outlives cold ones", "[engine][memory]") {
   const size_t limit = 4 << 20;
   Fixture f(limit, 16);
   std::string value(1000, 'v');
@@ -355,8 +355,8 @@ TEST_CASE("memory limit is a real bound and eviction is LRU", "[engine][memory]"
 }
 
 TEST_CASE("a full cache still stores values of a new size", "[engine][memory]") {
-  // Regression guard for slab calcification: every page is taken by small items, then the
-  // workload switches to large ones; pages move to the class that needs them.
+  // Regression guard for calcification (the slab engine's failure): all memory is taken by
+  // small items, then the workload switches to large ones, and the memory follows it.
   const size_t limit = 4 << 20;
   Fixture f(limit, 16);
   for (int i = 0; i < 40000; ++i) f.set("small" + std::to_string(i), std::string(100, 's'));
