@@ -14,6 +14,7 @@ both servers are started here and stopped by pid.
 """
 import argparse
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -69,10 +70,8 @@ def main():
                 return sum(xs) / len(xs)
             b, a = mean("before", ops), mean("after", ops)
             # Each round runs the two back to back: their ratio cancels the machine's drift.
-            pairs = sorted(x / y for x, y in zip(ops[("after", ratio, pipeline)],
-                                                 ops[("before", ratio, pipeline)]))
-            mid = len(pairs) // 2
-            med = pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2
+            med = statistics.median(x / y for x, y in zip(ops[("after", ratio, pipeline)],
+                                                          ops[("before", ratio, pipeline)]))
             print("| %s | %d | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
                 ratio, pipeline, b, a, a / b, med, mean("before", cpu), mean("after", cpu)))
         print("raw ops/s:", {"%s %s p%d" % k: [round(x) for x in v] for k, v in ops.items()})
