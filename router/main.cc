@@ -77,22 +77,9 @@ int main(int argc, char** argv) {
   }
 
   cachetier::router::Router router(cfg, config_path);
-  cachetier::Status st = router.start();
-  if (!st.is_ok()) {
-    std::fprintf(stderr, "cacherouter: %s\n", st.message().c_str());
-    return 1;
-  }
-  std::string notes;
-  if (cfg.tls) notes += " (TLS)";
-  if (router.metrics_port() > 0) {
-    notes +=
-        ", metrics " + cachetier::metrics::join_host_port(cfg.metrics_host, router.metrics_port());
-  }
-  std::printf("cacherouter %s listening on %s:%d%s\n", CACHETIER_VERSION, cfg.listen_host.c_str(),
-              router.port(), notes.c_str());
-  std::fflush(stdout);
-
-  // The main thread waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config.
+  // The main thread waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config. The
+  // handlers go in before the banner is printed: whoever starts the router may signal it as soon
+  // as it reads the banner, and a SIGTERM before uv_run is kept in libuv's pipe, not lost.
   uv_loop_t loop;
   uv_loop_init(&loop);
   uv_signal_t term, intr, hup;
@@ -115,6 +102,21 @@ int main(int argc, char** argv) {
         }
       },
       SIGHUP);
+  cachetier::Status st = router.start();
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "cacherouter: %s\n", st.message().c_str());
+    return 1;
+  }
+  std::string notes;
+  if (cfg.tls) notes += " (TLS)";
+  if (router.metrics_port() > 0) {
+    notes +=
+        ", metrics " + cachetier::metrics::join_host_port(cfg.metrics_host, router.metrics_port());
+  }
+  std::printf("cacherouter %s listening on %s:%d%s\n", CACHETIER_VERSION, cfg.listen_host.c_str(),
+              router.port(), notes.c_str());
+  std::fflush(stdout);
+
   uv_run(&loop, UV_RUN_DEFAULT);
   router.stop();
   for (uv_signal_t* s : {&term, &intr, &hup}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
