@@ -50,11 +50,11 @@ build-fuzz: deps
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
 
-# Each fuzz target runs FUZZ_SECONDS (default 30) under ctest.
+# Each fuzz target runs FUZZ_SECONDS (default 30) under ctest, two at a time.
 FUZZ_SECONDS ?= 30
 test-fuzz: build-fuzz
 	cmake --preset fuzz -DCACHETIER_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
-	ctest --preset fuzz
+	ctest --preset fuzz -j 2
 
 test-tsan: build-tsan
 	CACHETIER_SANITIZED=tsan ctest --preset tsan -j 2
