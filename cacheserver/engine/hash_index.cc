@@ -29,7 +29,7 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
   it->store_bits(static_cast<uint8_t>((b | Item::kLinked) & ~Item::kPending));
   Segment& g = segment_of(it);
   const size_t n = item_size(it);
-  g.live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+  g.live.fetch_add(static_cast<int64_t>(stride_of(it)), std::memory_order_relaxed);
   if ((b & Item::kPending) != 0) {  // a new item: its segment may be sealed by now
     g.pending.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -50,7 +50,7 @@ void LruEngine::unlink_locked(Shard& s, uint64_t hash, Item* it) {
   --s.count;
   if (it->exptime != 0) --s.ttl_items;
   s.item_bytes -= item_size(it);
-  segment_of(it).live.fetch_sub(static_cast<int64_t>(item_size(it)), std::memory_order_relaxed);
+  segment_of(it).live.fetch_sub(static_cast<int64_t>(stride_of(it)), std::memory_order_relaxed);
 }
 
 void LruEngine::relink_locked(Shard& s, uint64_t hash, Item* from, Item* to) {
@@ -63,9 +63,9 @@ void LruEngine::relink_locked(Shard& s, uint64_t hash, Item* from, Item* to) {
   to->hnext = from->hnext;
   to->store_bits(from->load_bits());  // linked, with its marks
   from->clear_bits(Item::kLinked);
-  const auto n = static_cast<int64_t>(item_size(to));
-  segment_of(from).live.fetch_sub(n, std::memory_order_relaxed);
-  segment_of(to).live.fetch_add(n, std::memory_order_relaxed);
+  // (The copy may be shorter: it leaves an incr's pad behind.)
+  segment_of(from).live.fetch_sub(static_cast<int64_t>(stride_of(from)), std::memory_order_relaxed);
+  segment_of(to).live.fetch_add(static_cast<int64_t>(stride_of(to)), std::memory_order_relaxed);
 }
 
 uint64_t LruEngine::next_cas_locked(Shard& s) {

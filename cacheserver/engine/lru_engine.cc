@@ -352,11 +352,13 @@ bool LruEngine::append_in_place_locked(Shard& s, Item* old, const StoreRequest& 
   const size_t n = req.value.size();
   if (old->vlen + n > max_item_size_ || item_size(old) + n > jumbo_capacity(old)) return false;
   const uint64_t version = req.version != 0 ? req.version : old->version();
+  const size_t stride = stride_of(old);
   std::memcpy(old->value_ptr() + old->vlen, req.value.data(), n);  // over the old version
   old->vlen += static_cast<uint32_t>(n);
   if (versioned) old->set_version(version);
   s.item_bytes += n;
-  segment_of(old).live.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+  segment_of(old).live.fetch_add(static_cast<int64_t>(stride_of(old) - stride),
+                                 std::memory_order_relaxed);
   renew_in_place_locked(s, old, req, now, r);
   return true;
 }
@@ -540,7 +542,7 @@ void LruEngine::flush(int64_t at) {
       for (size_t b = 0; b <= s.mask; ++b) {
         for (Item* it = s.buckets[b]; it != nullptr; it = it->hnext) {
           it->clear_bits(Item::kLinked);
-          segment_of(it).live.fetch_sub(static_cast<int64_t>(item_size(it)),
+          segment_of(it).live.fetch_sub(static_cast<int64_t>(stride_of(it)),
                                         std::memory_order_relaxed);
           dead.push_back(it);
         }
