@@ -1,9 +1,21 @@
-// LruEngine's index: 2^shard_bits shards by the top bits of xxh3(key), each a mutex and a
-// chained hash table that grows within the memory budget. Every function here is called with
-// the shard's lock held (the _locked suffix).
+// LruEngine's index: 2^shard_bits shards by the top bits of xxh3(key), each a mutex and an
+// open-addressing table of 8-byte slots (linear probing from the hash's low bits; each slot an
+// item's address tagged with 16 more bits of its hash: lru_internal.h). A probe reads items
+// only where the tag matches, and moving an item (compaction) or removing one finds its slot
+// by address, reading no item at all. The table grows within the memory budget; where the
+// budget leaves no room, a new key takes the slot of an item on its probe path (evicted).
+// Every function here is called with the shard's lock held (the _locked suffix).
 #include "cacheserver/engine/lru_internal.h"
 
 namespace cachetier::engine {
+
+namespace {
+
+// Used slots and tombstones together stay at most 7/8 of the table: linear probing's probes
+// grow as 1/(1-load)^2, about 32 slots (4 cache lines) for a miss at 7/8.
+size_t fill_limit(size_t cap) { return cap - cap / 8; }
+
+}  // namespace
 
 Shard& LruEngine::shard_for(uint64_t hash) const { return shards_[hash >> (64 - shard_bits_)]; }
 
@@ -14,16 +26,41 @@ bool LruEngine::dead_locked(const Item* it, int64_t now) const {
 }
 
 Item* LruEngine::find_locked(Shard& s, uint64_t hash, std::string_view key) {
-  for (Item* it = s.buckets[hash & s.mask]; it != nullptr; it = it->hnext) {
-    if (it->klen == key.size() && std::memcmp(it->data(), key.data(), key.size()) == 0) return it;
+  const uint64_t tag = slot_tag(hash);
+  for (size_t i = hash & s.mask;; i = (i + 1) & s.mask) {
+    const uint64_t v = s.slots[i];
+    if (v == kSlotEmpty) return nullptr;
+    if ((v & ~kSlotPtrMask) == tag && v != kSlotTomb) {
+      Item* it = slot_item(v);
+      if (it->klen == key.size() && std::memcmp(it->data(), key.data(), key.size()) == 0) {
+        return it;
+      }
+    }
   }
-  return nullptr;
 }
 
-void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
-  Item*& head = s.buckets[hash & s.mask];
-  it->hnext = head;
-  head = it;
+size_t LruEngine::slot_of_locked(const Shard& s, uint64_t hash, const Item* it) const {
+  const auto want = reinterpret_cast<uintptr_t>(it);
+  for (size_t i = hash & s.mask;; i = (i + 1) & s.mask) {
+    const uint64_t v = s.slots[i];
+    CT_RELEASE_ASSERT(v != kSlotEmpty);  // a linked item is on its key's probe path
+    if ((v & kSlotPtrMask) == want) return i;
+  }
+}
+
+size_t LruEngine::free_slot_locked(const Shard& s, uint64_t hash) const {
+  for (size_t i = hash & s.mask;; i = (i + 1) & s.mask) {
+    if (!slot_used(s.slots[i])) return i;  // the first tombstone, else the empty slot
+  }
+}
+
+void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it, Graveyard& dead) {
+  size_t i = free_slot_locked(s, hash);
+  if (s.slots[i] == kSlotEmpty && s.count + s.tombs + 1 > fill_limit(s.mask + 1)) {
+    i = make_room_locked(s, hash, dead);
+  }
+  if (s.slots[i] == kSlotTomb) --s.tombs;
+  s.slots[i] = make_slot(hash, it);
   // Bits change only under the shard lock (the evictor only reads them): one store.
   const uint8_t b = it->load_bits();
   it->store_bits(static_cast<uint8_t>((b | Item::kLinked) & ~Item::kPending));
@@ -40,11 +77,17 @@ void LruEngine::link_locked(Shard& s, uint64_t hash, Item* it) {
 
 void LruEngine::unlink_locked(Shard& s, uint64_t hash, Item* it) {
   assert(hash == hash_key(it->key()));
-  for (Item** p = &s.buckets[hash & s.mask]; *p != nullptr; p = &(*p)->hnext) {
-    if (*p == it) {
-      *p = it->hnext;
-      break;
+  const size_t i = slot_of_locked(s, hash, it);
+  if (s.slots[(i + 1) & s.mask] == kSlotEmpty) {
+    // The end of its run: no probe passes here, nor over the tombstones just before it.
+    s.slots[i] = kSlotEmpty;
+    for (size_t j = (i - 1) & s.mask; s.slots[j] == kSlotTomb; j = (j - 1) & s.mask) {
+      s.slots[j] = kSlotEmpty;
+      --s.tombs;
     }
+  } else {
+    s.slots[i] = kSlotTomb;
+    ++s.tombs;
   }
   it->clear_bits(Item::kLinked);
   --s.count;
@@ -54,13 +97,7 @@ void LruEngine::unlink_locked(Shard& s, uint64_t hash, Item* it) {
 }
 
 void LruEngine::relink_locked(Shard& s, uint64_t hash, Item* from, Item* to) {
-  for (Item** p = &s.buckets[hash & s.mask]; *p != nullptr; p = &(*p)->hnext) {
-    if (*p == from) {
-      *p = to;
-      break;
-    }
-  }
-  to->hnext = from->hnext;
+  s.slots[slot_of_locked(s, hash, from)] = make_slot(hash, to);
   to->store_bits(from->load_bits());  // linked, with its marks
   from->clear_bits(Item::kLinked);
   // (The copy may be shorter: it leaves an incr's pad behind.)
@@ -73,33 +110,72 @@ uint64_t LruEngine::next_cas_locked(Shard& s) {
   return (++s.cas_counter << shard_bits_) | static_cast<uint64_t>(&s - shards_.get());
 }
 
-void LruEngine::maybe_grow_locked(Shard& s) {
-  size_t buckets = s.mask + 1;
-  if (s.count <= 2 * buckets) return;
-  size_t grown = buckets * 2;
-  auto extra = static_cast<int64_t>((grown - buckets) * sizeof(Item*));
-  // The index may use its reserve and whatever pages have not taken; otherwise chains grow.
-  if (data_bytes_.load(std::memory_order_relaxed) + index_bytes_.load(std::memory_order_relaxed) +
-          extra >
-      static_cast<int64_t>(limit_)) {
-    return;
+bool LruEngine::rehash_locked(Shard& s, size_t cap) {
+  const size_t old_cap = s.mask + 1;
+  auto* fresh = static_cast<uint64_t*>(std::calloc(cap, sizeof(uint64_t)));
+  if (fresh == nullptr) return false;
+  for (size_t i = 0; i < old_cap; ++i) {
+    const uint64_t v = s.slots[i];
+    if (!slot_used(v)) continue;
+    const uint64_t h = hash_key(slot_item(v)->key());
+    size_t j = h & (cap - 1);
+    while (fresh[j] != kSlotEmpty) j = (j + 1) & (cap - 1);
+    fresh[j] = v;
   }
-  auto* fresh = static_cast<Item**>(std::calloc(grown, sizeof(Item*)));
-  if (fresh == nullptr) return;
-  for (size_t b = 0; b < buckets; ++b) {
-    for (Item* it = s.buckets[b]; it != nullptr;) {
-      Item* next = it->hnext;
-      Item*& head = fresh[hash_key(it->key()) & (grown - 1)];
-      it->hnext = head;
-      head = it;
-      it = next;
+  std::free(s.slots);
+  index_bytes_.fetch_add(static_cast<int64_t>((cap - old_cap) * sizeof(uint64_t)),
+                         std::memory_order_relaxed);
+  s.slots = fresh;
+  s.mask = cap - 1;
+  s.tombs = 0;
+  s.reclaim_cursor = 0;
+  return true;
+}
+
+size_t LruEngine::make_room_locked(Shard& s, uint64_t hash, Graveyard& dead) {
+  const size_t cap = s.mask + 1;
+  // Mostly tombstones: the same size again, without them.
+  if (s.tombs >= cap / 8 && rehash_locked(s, cap)) return free_slot_locked(s, hash);
+  // Double, if the budget has room: the index may use its reserve and what segments have not
+  // taken (data + index + ghost table <= limit).
+  // Otherwise it claims the memory (index_wants_): segments give it back as they are evicted
+  // or freed, and a later insert grows the table.
+  const auto extra = static_cast<int64_t>(cap * sizeof(uint64_t));
+  const int64_t index = index_bytes_.load(std::memory_order_relaxed);
+  if (data_bytes_.load(std::memory_order_relaxed) + index + static_cast<int64_t>(ghost_bytes_) +
+          extra <=
+      static_cast<int64_t>(limit_)) {
+    if (rehash_locked(s, cap * 2)) {
+      index_wants_.store(0, std::memory_order_relaxed);
+      return free_slot_locked(s, hash);
+    }
+  } else if (index + extra <= static_cast<int64_t>(limit_ / 4) &&
+             index_wants_.load(std::memory_order_relaxed) < extra) {
+    index_wants_.store(extra, std::memory_order_relaxed);
+  }
+  if (s.tombs >= cap / 32 && rehash_locked(s, cap)) return free_slot_locked(s, hash);
+  // No room: the key takes the slot of an item on its probe path (up to the empty slot it
+  // would fill, so the path holds no tombstone), the first of the next few not read since it
+  // came in, else the first; or, if the key's home slot is empty, the item just before it,
+  // whose slot then empties (no tombstone ever precedes an empty slot: unlink_locked).
+  Item* victim = nullptr;
+  if (s.slots[hash & s.mask] == kSlotEmpty) {
+    size_t j = (hash - 1) & s.mask;
+    while (s.slots[j] == kSlotEmpty) j = (j - 1) & s.mask;
+    victim = slot_item(s.slots[j]);
+  } else {
+    int seen = 0;
+    for (size_t i = hash & s.mask; s.slots[i] != kSlotEmpty && seen < 8; i = (i + 1) & s.mask) {
+      Item* it = slot_item(s.slots[i]);
+      if (victim == nullptr || (freq_of(victim) != 0 && freq_of(it) == 0)) victim = it;
+      ++seen;
     }
   }
-  std::free(s.buckets);
-  index_bytes_.fetch_add(extra, std::memory_order_relaxed);
-  s.buckets = fresh;
-  s.mask = grown - 1;
-  s.reclaim_cursor = 0;
+  ++s.evictions;
+  if ((victim->load_bits() & Item::kFetched) == 0) ++s.evicted_unfetched;
+  unlink_locked(s, hash_key(victim->key()), victim);
+  dead.add(victim);
+  return free_slot_locked(s, hash);
 }
 
 bool LruEngine::drop_if_dead_locked(Shard& s, uint64_t hash, Item*& it, int64_t now, bool* expired,

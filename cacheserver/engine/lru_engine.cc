@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
@@ -51,24 +52,25 @@ LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
       max_item_size_(config.max_item_size),
       index_reserve_(config.memory_limit / 16),
       shards_(new Shard[size_t{1} << config.shard_bits]) {
+  CT_RELEASE_ASSERT(shard_bits_ >= 1 && shard_bits_ <= 16);  // shard_for shifts by 64 - bits
   init_segments(config.segment_size);
   size_t n = size_t{1} << shard_bits_;
   // The initial index must fit its reserve.
-  size_t buckets = std::max<size_t>(16, config.initial_buckets_per_shard);
-  while (buckets > 16 && buckets * sizeof(Item*) * n > index_reserve_) buckets /= 2;
+  size_t slots = std::bit_floor(std::max<size_t>(16, config.initial_buckets_per_shard));
+  while (slots > 16 && slots * sizeof(uint64_t) * n > index_reserve_) slots /= 2;
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
-    s.buckets = static_cast<Item**>(std::calloc(buckets, sizeof(Item*)));
-    if (s.buckets == nullptr) fatal_out_of_memory("hash buckets", buckets * sizeof(Item*));
-    s.mask = buckets - 1;
-    index_bytes_ += static_cast<int64_t>(buckets * sizeof(Item*));
+    s.slots = static_cast<uint64_t*>(std::calloc(slots, sizeof(uint64_t)));
+    if (s.slots == nullptr) fatal_out_of_memory("index slots", slots * sizeof(uint64_t));
+    s.mask = slots - 1;
+    index_bytes_ += static_cast<int64_t>(slots * sizeof(uint64_t));
   }
 }
 
 LruEngine::~LruEngine() {
   stop_reclaimer();
   size_t n = size_t{1} << shard_bits_;
-  for (size_t i = 0; i < n; ++i) std::free(shards_[i].buckets);
+  for (size_t i = 0; i < n; ++i) std::free(shards_[i].slots);
   free_segments();
 }
 
@@ -112,10 +114,9 @@ LookupResult LruEngine::lookup(std::string_view key, const LookupOptions& opts, 
       }
       it->exptime = to_stamp(opts.vivify_exptime);
       it->cas = opts.new_cas != 0 ? opts.new_cas : next_cas_locked(s);
-      link_locked(s, hash, it);
+      link_locked(s, hash, it, dead);
       it->set_bits(Item::kWinSent);
       ++s.total_items;
-      maybe_grow_locked(s);
       r.hit = true;
       ItemView v = view_of(it);
       v.won = true;
@@ -293,10 +294,9 @@ StoreResult LruEngine::store(const StoreRequest& req) {
         }
         it->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
         if (req.version != 0) it->set_version(req.version);
-        link_locked(s, hash, it);
+        link_locked(s, hash, it, dead);
         if (keep != 0) it->set_bits(keep);
         ++s.total_items;
-        maybe_grow_locked(s);
         r.cas = it->cas;
         r.size = it->vlen;
         r.stale = mark_stale;
@@ -397,8 +397,7 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
         fresh->cas = next_cas_locked(s);
         fresh->set_version(req.version);
         fresh->set_bits(Item::kTombstone);
-        link_locked(s, hash, fresh);
-        maybe_grow_locked(s);
+        link_locked(s, hash, fresh, dead);
         r.cas = fresh->cas;
         fresh = nullptr;
       }
@@ -421,7 +420,7 @@ StoreResult LruEngine::remove(const DeleteRequest& req) {
       unlink_locked(s, hash, it);
       dead.add(it);
       fresh->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
-      link_locked(s, hash, fresh);
+      link_locked(s, hash, fresh, dead);
       r.cas = fresh->cas;
       fresh = nullptr;
     } else {
@@ -515,9 +514,8 @@ ArithResult LruEngine::arith(const ArithRequest& req) {
         r.created = true;
       }
       fresh->cas = req.new_cas != 0 ? req.new_cas : next_cas_locked(s);
-      link_locked(s, hash, fresh);
+      link_locked(s, hash, fresh, dead);
       ++s.total_items;
-      maybe_grow_locked(s);
       r.value = value;
       r.cas = fresh->cas;
       r.exptime = fresh->exptime;
@@ -539,15 +537,17 @@ void LruEngine::flush(int64_t at) {
     Shard& s = shards_[i];
     {
       std::lock_guard lock(s.mu);
-      for (size_t b = 0; b <= s.mask; ++b) {
-        for (Item* it = s.buckets[b]; it != nullptr; it = it->hnext) {
+      for (size_t i = 0; i <= s.mask; ++i) {
+        if (slot_used(s.slots[i])) {
+          Item* it = slot_item(s.slots[i]);
           it->clear_bits(Item::kLinked);
           segment_of(it).live.fetch_sub(static_cast<int64_t>(stride_of(it)),
                                         std::memory_order_relaxed);
           dead.push_back(it);
         }
-        s.buckets[b] = nullptr;
+        s.slots[i] = kSlotEmpty;
       }
+      s.tombs = 0;
       s.count = s.ttl_items = 0;
       s.item_bytes = 0;
     }

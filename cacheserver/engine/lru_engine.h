@@ -3,7 +3,8 @@
 // different shards never share a lock. (The name stays from its first, LRU-like, design.)
 //
 //   index:    2^shard_bits shards, chosen by the top bits of xxh3(key); each has a mutex and a
-//             chained hash table (items link through `hnext`).
+//             open-addressing table of 8-byte slots, each an item's address tagged with 16
+//             more bits of its hash (hash_index.cc).
 //   memory:   items are appended, 8-byte aligned, to segments: seg_size bytes of one arena
 //             (64 KiB-1 MiB, from the budget), or for an item over a quarter segment a mapping
 //             of its own (a jumbo segment). A writer appends at one of a few heads (its thread's
@@ -91,12 +92,21 @@ class LruEngine final : public Engine {
   Shard& shard_for(uint64_t hash) const;
   Item* find_locked(Shard& s, uint64_t hash, std::string_view key);
   bool dead_locked(const Item* it, int64_t now) const;
-  void link_locked(Shard& s, uint64_t hash, Item* it);
+  // Into the index. Where the table is full and the budget leaves no room to grow it, an item
+  // on the key's probe path is evicted into `dead`.
+  void link_locked(Shard& s, uint64_t hash, Item* it, Graveyard& dead);
   void unlink_locked(Shard& s, uint64_t hash, Item* it);  // hash: of its key
-  // Puts `to` (a copy of `from`) in `from`'s place in the hash chain.
+  // Puts `to` (a copy of `from`) in `from`'s slot.
   void relink_locked(Shard& s, uint64_t hash, Item* from, Item* to);
   uint64_t next_cas_locked(Shard& s);
-  void maybe_grow_locked(Shard& s);
+  size_t slot_of_locked(const Shard& s, uint64_t hash, const Item* it) const;
+  // The first slot on the key's probe path that holds no item: a tombstone, else the empty one.
+  size_t free_slot_locked(const Shard& s, uint64_t hash) const;
+  // A slot for the key when the table is at its fill limit (rehashed, grown or an item
+  // evicted).
+  size_t make_room_locked(Shard& s, uint64_t hash, Graveyard& dead);
+  // The table rebuilt with `cap` slots (a power of two), without tombstones.
+  bool rehash_locked(Shard& s, size_t cap);
   // Removes `it` from the index if it is dead; returns true if it was removed. The caller
   // frees it after releasing the shard lock.
   bool drop_if_dead_locked(Shard& s, uint64_t hash, Item*& it, int64_t now, bool* expired,
@@ -122,6 +132,13 @@ class LruEngine final : public Engine {
   // Under seg_mu_: a free backed segment, or a new one if the budget allows.
   uint32_t pop_free_locked(bool may_use_reserve);
   bool charge(size_t bytes);  // data bytes, within the budget
+  // What the budget keeps for the index: its reserve, or its tables and the growth it waits
+  // for (index_wants_), whichever is more.
+  int64_t index_claim() const;
+  // Segments + index claim + ghost table over the limit: the index wants to grow, and a
+  // segment freed (or free) goes back to the kernel instead of to the free list.
+  bool over_budget() const;
+  void unback_locked(uint32_t id);  // under seg_mu_: a free (or emptied) segment's memory
   // Into the small (or main) queue; freed at once if nothing in it is held any more.
   void seal(uint32_t id, bool main);
   void queue_push_locked(SegmentQueue& q, uint32_t id);
@@ -186,6 +203,10 @@ class LruEngine final : public Engine {
   size_t ghost_half_ = 0;               // slots per half (a power of two): small's, then main's
   std::atomic<int64_t> data_bytes_{0};  // backed segments + jumbo mappings
   std::atomic<int64_t> index_bytes_{0};
+  // Bytes a full shard's table needs to double and the budget did not have: segments shed
+  // that much (over_budget), then the next insert there grows it (up to a quarter of the
+  // limit), so memory moves to the index when items are small.
+  std::atomic<int64_t> index_wants_{0};
   std::atomic<int64_t> flush_at_{0};
   Counter small_evictions_, main_evictions_;
 

@@ -20,14 +20,13 @@
 namespace cachetier::engine {
 
 // One cached item in a segment, key and value right after the header:
-//   [hnext cas exptime atime flags vlen klen freq bits][key][value][version?]  (35-byte header)
+//   [cas exptime atime flags vlen klen meta bits][key][value][version?]  (27-byte header)
 // Items follow each other in their segment at 8-byte alignment. `bits` is touched through
 // atomic_ref (the evictor reads kLinked before it takes the shard lock); everything else
 // changes only under the item's shard lock, and klen, vlen and kVersioned (which give the
 // item's length, so the next item's place) never change once the item is allocated, except
 // for a jumbo item's in-place append.
 struct Item {
-  Item* hnext;  // hash chain
   uint64_t cas;
   uint32_t exptime;  // 0 never, 1 expired, else unix seconds
   uint32_t atime;
@@ -79,7 +78,7 @@ struct Item {
 };
 
 inline constexpr size_t kHeaderSize = offsetof(Item, bits) + 1;
-static_assert(kHeaderSize == 35);
+static_assert(kHeaderSize == 27);
 inline constexpr size_t kMaxDigits = 20;  // a 64-bit counter
 // Before a jumbo item, in its own mapping: its segment's id, then its capacity (the bytes from
 // the item on: an appended list grows into it in place).
@@ -153,11 +152,26 @@ class LruEngine::Graveyard {
   int n_ = 0;
 };
 
+// An index slot: 0 empty, 1 a tombstone (a deleted entry that later probes must pass over),
+// else the item's address (below 2^48) with 16 bits of its key's hash above it, so that a
+// probe compares keys only where the tag matches and a move or a removal finds its slot
+// without reading any item.
+inline constexpr uint64_t kSlotEmpty = 0, kSlotTomb = 1;
+inline constexpr uint64_t kSlotPtrMask = (uint64_t{1} << 48) - 1;
+inline uint64_t slot_tag(uint64_t hash) { return (hash >> 32) << 48; }
+inline uint64_t make_slot(uint64_t hash, const Item* it) {
+  return slot_tag(hash) | reinterpret_cast<uintptr_t>(it);
+}
+inline Item* slot_item(uint64_t v) { return reinterpret_cast<Item*>(v & kSlotPtrMask); }
+inline bool slot_used(uint64_t v) { return v > kSlotTomb; }
+
 struct alignas(64) Shard {
   std::mutex mu;
-  Item** buckets = nullptr;
+  // Open addressing with linear probing from hash & mask; used + tombstones stay at most 7/8.
+  uint64_t* slots = nullptr;
   size_t mask = 0;
   size_t count = 0;
+  size_t tombs = 0;
   size_t ttl_items = 0;  // linked items with an expiry: the reclaimer skips shards without
   uint64_t cas_counter = 0;
   uint64_t item_bytes = 0;

@@ -1,5 +1,5 @@
 // LruEngine's background reclaimer: expired items are freed without being touched, a bounded
-// number of buckets per pass, shards without expiring items skipped. Also the engine's stats.
+// number of index slots per pass, shards without expiring items skipped. Also the engine's stats.
 #include "cacheserver/engine/lru_internal.h"
 
 namespace cachetier::engine {
@@ -18,17 +18,15 @@ size_t LruEngine::reclaim_expired(size_t budget) {
       std::lock_guard lock(s.mu);
       if (s.ttl_items == 0 && !flush_due) continue;  // nothing here can expire
       for (size_t k = 0; k < per_shard && k <= s.mask; ++k) {
-        size_t b = s.reclaim_cursor;
+        const size_t c = s.reclaim_cursor;
         s.reclaim_cursor = (s.reclaim_cursor + 1) & s.mask;
-        for (Item* it = s.buckets[b]; it != nullptr;) {
-          Item* next = it->hnext;
-          if (dead_locked(it, now)) {
-            if ((it->load_bits() & Item::kFetched) == 0) ++s.expired_unfetched;
-            ++s.reclaimed;
-            unlink_locked(s, hash_key(it->key()), it);
-            dead.push_back(it);
-          }
-          it = next;
+        if (!slot_used(s.slots[c])) continue;
+        Item* it = slot_item(s.slots[c]);
+        if (dead_locked(it, now)) {  // (its slot empties or turns tombstone: nothing moves)
+          if ((it->load_bits() & Item::kFetched) == 0) ++s.expired_unfetched;
+          ++s.reclaimed;
+          unlink_locked(s, hash_key(it->key()), it);
+          dead.push_back(it);
         }
       }
     }
@@ -48,7 +46,7 @@ EngineStats LruEngine::stats() const {
     st.curr_items += s.count;
     st.total_items += s.total_items;
     st.bytes += s.item_bytes;
-    st.hash_bytes += (s.mask + 1) * sizeof(Item*);
+    st.hash_bytes += (s.mask + 1) * sizeof(uint64_t);
     st.evictions += s.evictions;
     st.evicted_unfetched += s.evicted_unfetched;
     st.expired_unfetched += s.expired_unfetched;
@@ -91,8 +89,36 @@ bool LruEngine::check_invariants(std::string* why) const {
   // (Quiescent callers only. The shards first: the lock order is shard -> seg_mu_.)
   size_t indexed = 0;
   for (size_t i = 0; i < (size_t{1} << shard_bits_); ++i) {
+    const Shard& s = shards_[i];
     std::lock_guard sl(shards_[i].mu);
-    indexed += shards_[i].count;
+    const std::string sid = "shard " + std::to_string(i);
+    size_t used = 0, tombs = 0;
+    for (size_t k = 0; k <= s.mask; ++k) {
+      const uint64_t v = s.slots[k];
+      if (v == kSlotTomb) {
+        ++tombs;
+        if (s.slots[(k + 1) & s.mask] == kSlotEmpty)
+          return fail(sid + ": a tombstone before an empty slot");
+      }
+      if (!slot_used(v)) continue;
+      ++used;
+      const Item* it = slot_item(v);
+      if ((it->load_bits() & Item::kLinked) == 0)
+        return fail(sid + ": an unlinked item in the index");
+      const uint64_t h = hash_key(it->key());
+      if (shard_for(h).slots != s.slots) return fail(sid + ": an item of another shard");
+      if ((v & ~kSlotPtrMask) != slot_tag(h)) return fail(sid + ": a slot's tag is not its key's");
+      for (size_t j = h & s.mask; j != k; j = (j + 1) & s.mask) {  // findable: no gap before it
+        if (s.slots[j] == kSlotEmpty) return fail(sid + ": an item past an empty slot");
+      }
+    }
+    if (used != s.count || tombs != s.tombs) {
+      return fail(sid + ": " + std::to_string(used) + " items and " + std::to_string(tombs) +
+                  " tombstones in its slots, counted " + std::to_string(s.count) + " and " +
+                  std::to_string(s.tombs));
+    }
+    if (used + tombs > (s.mask + 1) - (s.mask + 1) / 8) return fail(sid + ": fuller than 7/8");
+    indexed += s.count;
   }
   std::lock_guard lock(seg_mu_);
   size_t linked = 0, backed = 0;

