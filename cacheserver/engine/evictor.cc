@@ -27,13 +27,12 @@ void LruEngine::ghost_put(uint64_t hash, bool from_main) {
   const size_t half = ghost_half_;
   const size_t i = (hash & (half - 1)) + (from_main ? half : 0);
   const uint32_t fp = static_cast<uint32_t>(hash >> 32) | 1u;
-  std::atomic<uint32_t>& a = ghost_[i];
-  std::atomic<uint32_t>& b = ghost_[i ^ 1];
+  std::atomic_ref<uint32_t> a(ghost_[i]);
+  std::atomic_ref<uint32_t> b(ghost_[i ^ 1]);
   const uint32_t va = a.load(std::memory_order_relaxed);
   const uint32_t vb = b.load(std::memory_order_relaxed);
   if (va == fp || vb == fp) return;
-  std::atomic<uint32_t>& slot = va == 0 ? a : vb == 0 ? b : ((hash >> 31) & 1) ? a : b;
-  slot.store(fp, std::memory_order_relaxed);
+  (va == 0 ? a : vb == 0 ? b : ((hash >> 31) & 1) ? a : b).store(fp, std::memory_order_relaxed);
 }
 
 LruEngine::Ghost LruEngine::ghost_take(uint64_t hash) {
@@ -42,8 +41,9 @@ LruEngine::Ghost LruEngine::ghost_take(uint64_t hash) {
   for (const bool main : {false, true}) {
     const size_t i = (hash & (half - 1)) + (main ? half : 0);
     for (const size_t j : {i, i ^ 1}) {
-      if (ghost_[j].load(std::memory_order_relaxed) == fp) {
-        ghost_[j].store(0, std::memory_order_relaxed);
+      std::atomic_ref<uint32_t> slot(ghost_[j]);
+      if (slot.load(std::memory_order_relaxed) == fp) {
+        slot.store(0, std::memory_order_relaxed);
         return main ? Ghost::kMain : Ghost::kSmall;
       }
     }

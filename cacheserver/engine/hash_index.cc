@@ -112,7 +112,7 @@ uint64_t LruEngine::next_cas_locked(Shard& s) {
 
 bool LruEngine::rehash_locked(Shard& s, size_t cap) {
   const size_t old_cap = s.mask + 1;
-  auto* fresh = static_cast<uint64_t*>(std::calloc(cap, sizeof(uint64_t)));
+  auto* fresh = static_cast<uint64_t*>(alloc_zeroed(cap * sizeof(uint64_t)));
   if (fresh == nullptr) return false;
   for (size_t i = 0; i < old_cap; ++i) {
     const uint64_t v = s.slots[i];
@@ -122,7 +122,7 @@ bool LruEngine::rehash_locked(Shard& s, size_t cap) {
     while (fresh[j] != kSlotEmpty) j = (j + 1) & (cap - 1);
     fresh[j] = v;
   }
-  std::free(s.slots);
+  free_zeroed(s.slots, old_cap * sizeof(uint64_t));
   index_bytes_.fetch_add(static_cast<int64_t>((cap - old_cap) * sizeof(uint64_t)),
                          std::memory_order_relaxed);
   s.slots = fresh;
@@ -134,12 +134,13 @@ bool LruEngine::rehash_locked(Shard& s, size_t cap) {
 
 size_t LruEngine::make_room_locked(Shard& s, uint64_t hash, Graveyard& dead) {
   const size_t cap = s.mask + 1;
-  // Mostly tombstones: the same size again, without them.
-  if (s.tombs >= cap / 8 && rehash_locked(s, cap)) return free_slot_locked(s, hash);
+  // At most half of it items (so 3/8 tombstones): the same size again, without them. Growing
+  // there would take memory from the items for slots that stay empty.
+  if (s.count <= cap / 2 && rehash_locked(s, cap)) return free_slot_locked(s, hash);
   // Double, if the budget has room: the index may use its reserve and what segments have not
-  // taken (data + index + ghost table <= limit).
-  // Otherwise it claims the memory (index_wants_): segments give it back as they are evicted
-  // or freed, and a later insert grows the table.
+  // taken (data + index + ghost table <= limit). Otherwise, if items fill 3/4 of it, it claims
+  // the memory (index_wants_): segments give it back as they are evicted or freed, and a
+  // later insert grows the table.
   const auto extra = static_cast<int64_t>(cap * sizeof(uint64_t));
   const int64_t index = index_bytes_.load(std::memory_order_relaxed);
   if (data_bytes_.load(std::memory_order_relaxed) + index + static_cast<int64_t>(ghost_bytes_) +
@@ -149,7 +150,7 @@ size_t LruEngine::make_room_locked(Shard& s, uint64_t hash, Graveyard& dead) {
       index_wants_.store(0, std::memory_order_relaxed);
       return free_slot_locked(s, hash);
     }
-  } else if (index + extra <= static_cast<int64_t>(limit_ / 4) &&
+  } else if (s.count > cap / 4 * 3 && index + extra <= static_cast<int64_t>(limit_ / 4) &&
              index_wants_.load(std::memory_order_relaxed) < extra) {
     index_wants_.store(extra, std::memory_order_relaxed);
   }

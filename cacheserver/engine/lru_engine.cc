@@ -60,7 +60,7 @@ LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
   while (slots > 16 && slots * sizeof(uint64_t) * n > index_reserve_) slots /= 2;
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
-    s.slots = static_cast<uint64_t*>(std::calloc(slots, sizeof(uint64_t)));
+    s.slots = static_cast<uint64_t*>(alloc_zeroed(slots * sizeof(uint64_t)));
     if (s.slots == nullptr) fatal_out_of_memory("index slots", slots * sizeof(uint64_t));
     s.mask = slots - 1;
     index_bytes_ += static_cast<int64_t>(slots * sizeof(uint64_t));
@@ -70,7 +70,7 @@ LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
 LruEngine::~LruEngine() {
   stop_reclaimer();
   size_t n = size_t{1} << shard_bits_;
-  for (size_t i = 0; i < n; ++i) std::free(shards_[i].slots);
+  for (size_t i = 0; i < n; ++i) free_zeroed(shards_[i].slots, (shards_[i].mask + 1) * 8);
   free_segments();
 }
 

@@ -199,8 +199,8 @@ class LruEngine final : public Engine {
   unsigned nheads_ = 1;
   std::mutex evict_mu_;
   uint32_t dest_[2] = {UINT32_MAX, UINT32_MAX};  // the evictor's, in small and main (evict_mu_)
-  std::unique_ptr<std::atomic<uint32_t>[]> ghost_;
-  size_t ghost_half_ = 0;               // slots per half (a power of two): small's, then main's
+  uint32_t* ghost_ = nullptr;  // fingerprints, read and written through atomic_ref (relaxed)
+  size_t ghost_half_ = 0;      // slots per half (a power of two): small's, then main's
   std::atomic<int64_t> data_bytes_{0};  // backed segments + jumbo mappings
   std::atomic<int64_t> index_bytes_{0};
   // Bytes a full shard's table needs to double and the budget did not have: segments shed

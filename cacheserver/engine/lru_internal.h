@@ -89,6 +89,12 @@ inline constexpr size_t kReserve = 2;
 
 inline size_t align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
+// Zeroed memory for the index's tables and the ghost table: a page or more is a mapping of its
+// own, whose pages take memory only once written and go back to the kernel when it is freed
+// (a freed heap chunk stays resident); less comes from calloc. nullptr if it fails.
+void* alloc_zeroed(size_t bytes);
+void free_zeroed(void* p, size_t bytes);
+
 // Bytes an item occupies before alignment: header, key, value and its version if any.
 inline size_t item_size(const Item* it) {
   return kHeaderSize + it->klen + it->vlen +

@@ -23,14 +23,30 @@ unsigned thread_slot() {
 
 }  // namespace
 
+void* alloc_zeroed(size_t bytes) {
+  if (bytes < 4096) return std::calloc(bytes, 1);
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? nullptr : m;
+}
+
+void free_zeroed(void* p, size_t bytes) {
+  if (p == nullptr) return;
+  if (bytes < 4096) {
+    std::free(p);
+  } else {
+    munmap(p, bytes);
+  }
+}
+
 void LruEngine::init_segments(size_t segment_size) {
   // The ghost table: a fingerprint per slot, a slot per 512-1024 bytes of items (a power of
   // two). Larger tables measured worse: an older ghost hit says less, and costs budget.
   const size_t rough = limit_ - index_reserve_;
   const size_t ghost_slots = std::max<size_t>(1024, pow2_floor(rough / 1024) * 2);
-  ghost_ = std::make_unique<std::atomic<uint32_t>[]>(ghost_slots);
-  ghost_half_ = ghost_slots / 2;
   ghost_bytes_ = ghost_slots * sizeof(uint32_t);
+  ghost_ = static_cast<uint32_t*>(alloc_zeroed(ghost_bytes_));
+  if (ghost_ == nullptr) fatal_out_of_memory("ghost table", ghost_bytes_);
+  ghost_half_ = ghost_slots / 2;
   const size_t budget = limit_ - index_reserve_ - ghost_bytes_;
   if (segment_size != 0) {
     seg_size_ = std::max<size_t>(4096, pow2_floor(segment_size));
@@ -70,6 +86,7 @@ void LruEngine::free_segments() {
     if (segs_[i].mem != nullptr) munmap(segs_[i].mem, segs_[i].size);
   }
   munmap(arena_, nseg_ * seg_size_);
+  free_zeroed(ghost_, ghost_bytes_);
 }
 
 size_t LruEngine::item_cost(size_t key_len, size_t value_len) const {
