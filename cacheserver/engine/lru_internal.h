@@ -206,7 +206,7 @@ struct Segment {
   std::atomic<uint32_t> pending{0};
   // Bytes its items in the index take, padding included (the rest of `write` is garbage:
   // overwritten, deleted). Padding is not garbage: a compaction copies it along, so counting
-  // it as garbage made a cache of items that pad most (41 bytes in 48) compact forever.
+  // it as garbage made a cache of items that pad most (7 bytes in 8) compact forever.
   std::atomic<int64_t> live{0};
   uint32_t prev = kNoSegment, next = kNoSegment;
   State state = kUnbacked;

@@ -488,7 +488,7 @@ TEST_CASE("an item larger than the whole budget is refused", "[engine][memory]")
 }
 
 TEST_CASE("per-item overhead", "[engine][memory]") {
-  // Documented in docs/architecture.md: a 35-byte header, rounded up to the 8-byte class.
+  // Documented in docs/architecture.md: a 27-byte header, rounded up to 8 bytes.
   Fixture f;
   CHECK(f.engine.item_cost(10, 100) == 144);
   CHECK(f.engine.item_cost(1, 0) == 32);

@@ -196,7 +196,7 @@ TEST_CASE("segments: a key evicted unread comes back through the ghost table",
 }
 
 TEST_CASE("segments: a full cache of items that pad most still evicts", "[engine][segments]") {
-  // Every padding to the next 8 bytes, 0-7 (41 bytes in 48 with the 35-byte header is the
+  // Every padding to the next 8 bytes, 0-7 (33 bytes in 40 with the 27-byte header is the
   // most). Padding is not garbage a compaction can free: counted as garbage, it made a full
   // engine compact forever and answer every set with out of memory.
   static const char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
