@@ -2,8 +2,9 @@
 // open-addressing table of 8-byte slots (linear probing from the hash's low bits; each slot an
 // item's address tagged with 16 more bits of its hash: lru_internal.h). A probe reads items
 // only where the tag matches, and moving an item (compaction) or removing one finds its slot
-// by address, reading no item at all. The table grows within the memory budget; where the
-// budget leaves no room, a new key takes the slot of an item on its probe path (evicted).
+// by address, reading no item at all. The table grows within the memory budget (or claims
+// memory from the segments), and shrinks when its items fall to 1/16 of it; while the budget
+// leaves no room, a new key takes the slot of an item on its probe path (evicted).
 // Every function here is called with the shard's lock held (the _locked suffix).
 #include "cacheserver/engine/lru_internal.h"
 
@@ -94,6 +95,17 @@ void LruEngine::unlink_locked(Shard& s, uint64_t hash, Item* it) {
   if (it->exptime != 0) --s.ttl_items;
   s.item_bytes -= item_size(it);
   segment_of(it).live.fetch_sub(static_cast<int64_t>(stride_of(it)), std::memory_order_relaxed);
+  // Items down to 1/16 of a table grown past its first size: it shrinks (a failed allocation
+  // leaves it as it is).
+  if (s.count < (s.mask + 1) / 16 && s.mask + 1 > min_slots_) rehash_locked(s, shrunk_size(s));
+}
+
+size_t LruEngine::shrunk_size(const Shard& s) const {
+  // Halved while items would fill less than 1/8 of it, down to its first size: they fill
+  // 1/8-1/4 after (or less, at the first size), and the memory goes back to the segments.
+  size_t to = s.mask + 1;
+  while (to > min_slots_ && s.count < to / 8) to /= 2;
+  return to;
 }
 
 void LruEngine::relink_locked(Shard& s, uint64_t hash, Item* from, Item* to) {
@@ -123,7 +135,8 @@ bool LruEngine::rehash_locked(Shard& s, size_t cap) {
     fresh[j] = v;
   }
   free_zeroed(s.slots, old_cap * sizeof(uint64_t));
-  index_bytes_.fetch_add(static_cast<int64_t>((cap - old_cap) * sizeof(uint64_t)),
+  index_bytes_.fetch_add((static_cast<int64_t>(cap) - static_cast<int64_t>(old_cap)) *
+                             static_cast<int64_t>(sizeof(uint64_t)),
                          std::memory_order_relaxed);
   s.slots = fresh;
   s.mask = cap - 1;
@@ -134,9 +147,9 @@ bool LruEngine::rehash_locked(Shard& s, size_t cap) {
 
 size_t LruEngine::make_room_locked(Shard& s, uint64_t hash, Graveyard& dead) {
   const size_t cap = s.mask + 1;
-  // At most half of it items (so 3/8 tombstones): the same size again, without them. Growing
+  // At most half of it items (so 3/8 tombstones): rebuilt without them (shrunk_size). Growing
   // there would take memory from the items for slots that stay empty.
-  if (s.count <= cap / 2 && rehash_locked(s, cap)) return free_slot_locked(s, hash);
+  if (s.count <= cap / 2 && rehash_locked(s, shrunk_size(s))) return free_slot_locked(s, hash);
   // Double, if the budget has room: the index may use its reserve and what segments have not
   // taken (data + index + ghost table <= limit). Otherwise, if items fill 3/4 of it, it claims
   // the memory (index_wants_): segments give it back as they are evicted or freed, and a
@@ -159,10 +172,11 @@ size_t LruEngine::make_room_locked(Shard& s, uint64_t hash, Graveyard& dead) {
   // would fill, so the path holds no tombstone), the first of the next few not read since it
   // came in, else the first; or, if the key's home slot is empty, the item just before it,
   // whose slot then empties (no tombstone ever precedes an empty slot: unlink_locked).
+  CT_RELEASE_ASSERT(s.count > 0);  // (rehashing cleared a table of tombstones, unless it failed)
   Item* victim = nullptr;
   if (s.slots[hash & s.mask] == kSlotEmpty) {
     size_t j = (hash - 1) & s.mask;
-    while (s.slots[j] == kSlotEmpty) j = (j - 1) & s.mask;
+    while (!slot_used(s.slots[j])) j = (j - 1) & s.mask;
     victim = slot_item(s.slots[j]);
   } else {
     int seen = 0;

@@ -58,6 +58,7 @@ LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
   // The initial index must fit its reserve.
   size_t slots = std::bit_floor(std::max<size_t>(16, config.initial_buckets_per_shard));
   while (slots > 16 && slots * sizeof(uint64_t) * n > index_reserve_) slots /= 2;
+  min_slots_ = slots;
   for (size_t i = 0; i < n; ++i) {
     Shard& s = shards_[i];
     s.slots = static_cast<uint64_t*>(alloc_zeroed(slots * sizeof(uint64_t)));

@@ -107,6 +107,8 @@ class LruEngine final : public Engine {
   size_t make_room_locked(Shard& s, uint64_t hash, Graveyard& dead);
   // The table rebuilt with `cap` slots (a power of two), without tombstones.
   bool rehash_locked(Shard& s, size_t cap);
+  // Its size rebuilt for its items: smaller where they fill less than 1/8 of it.
+  size_t shrunk_size(const Shard& s) const;
   // Removes `it` from the index if it is dead; returns true if it was removed. The caller
   // frees it after releasing the shard lock.
   bool drop_if_dead_locked(Shard& s, uint64_t hash, Item*& it, int64_t now, bool* expired,
@@ -184,6 +186,7 @@ class LruEngine final : public Engine {
   const size_t max_item_size_;
   const size_t index_reserve_;
   size_t seg_size_ = 0, jumbo_threshold_ = 0, nseg_ = 0, ghost_bytes_ = 0;
+  size_t min_slots_ = 16;   // a table's first size: it never shrinks below
   unsigned seg_shift_ = 0;  // seg_size_ is a power of two
   // Bytes the small queue may hold before it is evicted from (adapt_small; relaxed).
   std::atomic<size_t> small_cap_{0};

@@ -1,6 +1,7 @@
 // LruEngine's open-addressing index with a manual clock: every key findable through deletes,
-// re-adds, expiry and growth (tombstones and the empty slots they turn back into), and a table
-// that the budget does not let grow evicting on a key's probe path while the bound holds.
+// re-adds, expiry and growth (tombstones and the empty slots they turn back into), a table
+// that the budget does not let grow evicting on a key's probe path while the bound holds, and
+// tables that shrink when the keys grow large.
 #include <catch2/catch.hpp>
 #include <map>
 #include <random>
@@ -132,4 +133,21 @@ TEST_CASE("index: with no memory left to grow it, the table evicts and the bound
   int recent = 0;
   for (int i = kWrites - 1000; i < kWrites; ++i) recent += get(e, "key" + std::to_string(i)) == "v";
   CHECK(recent >= 990);
+
+  // Then the keys grow large: a few hundred fit, the tables shrink and their memory goes back
+  // to the segments.
+  const std::string big(2000, 'b');
+  for (int i = 0; i < 100000; ++i) {
+    REQUIRE(set(e, "big" + std::to_string(i), big));
+    if (i % 5000 == 0) {
+      REQUIRE(e.stats().memory_used <= limit);
+      invariants(e);
+    }
+  }
+  const EngineStats after = e.stats();
+  INFO("items " << after.curr_items << ", index bytes " << after.hash_bytes);
+  CHECK(after.hash_bytes <= 2 * 8192 * 8);  // from 65,536 slots back to the first 8,192 a shard
+  CHECK(after.curr_items > 500);
+  CHECK(get(e, "big99999") == big);
+  invariants(e);
 }
