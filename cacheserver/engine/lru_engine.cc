@@ -538,15 +538,15 @@ void LruEngine::flush(int64_t at) {
     Shard& s = shards_[i];
     {
       std::lock_guard lock(s.mu);
-      for (size_t i = 0; i <= s.mask; ++i) {
-        if (slot_used(s.slots[i])) {
-          Item* it = slot_item(s.slots[i]);
+      for (size_t k = 0; k <= s.mask; ++k) {
+        if (slot_used(s.slots[k])) {
+          Item* it = slot_item(s.slots[k]);
           it->clear_bits(Item::kLinked);
           segment_of(it).live.fetch_sub(static_cast<int64_t>(stride_of(it)),
                                         std::memory_order_relaxed);
           dead.push_back(it);
         }
-        s.slots[i] = kSlotEmpty;
+        s.slots[k] = kSlotEmpty;
       }
       s.tombs = 0;
       s.count = s.ttl_items = 0;
