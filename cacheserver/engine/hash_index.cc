@@ -10,14 +10,6 @@
 
 namespace cachetier::engine {
 
-namespace {
-
-// Used slots and tombstones together stay at most 7/8 of the table: linear probing's probes
-// grow as 1/(1-load)^2, about 32 slots (4 cache lines) for a miss at 7/8.
-size_t fill_limit(size_t cap) { return cap - cap / 8; }
-
-}  // namespace
-
 Shard& LruEngine::shard_for(uint64_t hash) const { return shards_[hash >> (64 - shard_bits_)]; }
 
 bool LruEngine::dead_locked(const Item* it, int64_t now) const {
@@ -156,9 +148,7 @@ size_t LruEngine::make_room_locked(Shard& s, uint64_t hash, Graveyard& dead) {
   // later insert grows the table.
   const auto extra = static_cast<int64_t>(cap * sizeof(uint64_t));
   const int64_t index = index_bytes_.load(std::memory_order_relaxed);
-  if (data_bytes_.load(std::memory_order_relaxed) + index + static_cast<int64_t>(ghost_bytes_) +
-          extra <=
-      static_cast<int64_t>(limit_)) {
+  if (room_beside(index) >= extra) {
     if (rehash_locked(s, cap * 2)) {
       index_wants_.store(0, std::memory_order_relaxed);
       return free_slot_locked(s, hash);

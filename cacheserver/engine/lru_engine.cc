@@ -71,7 +71,8 @@ LruEngine::LruEngine(const LruEngineConfig& config, const Clock& clock)
 LruEngine::~LruEngine() {
   stop_reclaimer();
   size_t n = size_t{1} << shard_bits_;
-  for (size_t i = 0; i < n; ++i) free_zeroed(shards_[i].slots, (shards_[i].mask + 1) * 8);
+  for (size_t i = 0; i < n; ++i)
+    free_zeroed(shards_[i].slots, (shards_[i].mask + 1) * sizeof(uint64_t));
   free_segments();
 }
 

@@ -137,6 +137,8 @@ class LruEngine final : public Engine {
   // What the budget keeps for the index: its reserve, or its tables and the growth it waits
   // for (index_wants_), whichever is more.
   int64_t index_claim() const;
+  // The budget left beside the segments, the ghost table and `index` bytes of index.
+  int64_t room_beside(int64_t index) const;
   // Segments + index claim + ghost table over the limit: the index wants to grow, and a
   // segment freed (or free) goes back to the kernel instead of to the free list.
   bool over_budget() const;

@@ -170,6 +170,9 @@ inline uint64_t make_slot(uint64_t hash, const Item* it) {
 }
 inline Item* slot_item(uint64_t v) { return reinterpret_cast<Item*>(v & kSlotPtrMask); }
 inline bool slot_used(uint64_t v) { return v > kSlotTomb; }
+// Used slots and tombstones together stay at most 7/8 of a table: linear probing's probes
+// grow as 1/(1-load)^2, about 32 slots (4 cache lines) for a miss at 7/8.
+inline size_t fill_limit(size_t cap) { return cap - cap / 8; }
 
 struct alignas(64) Shard {
   std::mutex mu;

@@ -117,7 +117,7 @@ bool LruEngine::check_invariants(std::string* why) const {
                   " tombstones in its slots, counted " + std::to_string(s.count) + " and " +
                   std::to_string(s.tombs));
     }
-    if (used + tombs > (s.mask + 1) - (s.mask + 1) / 8) return fail(sid + ": fuller than 7/8");
+    if (used + tombs > fill_limit(s.mask + 1)) return fail(sid + ": fuller than 7/8");
     indexed += s.count;
   }
   std::lock_guard lock(seg_mu_);

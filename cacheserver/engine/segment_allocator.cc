@@ -120,11 +120,12 @@ int64_t LruEngine::index_claim() const {
       static_cast<int64_t>(index_reserve_));
 }
 
-bool LruEngine::over_budget() const {
-  return data_bytes_.load(std::memory_order_relaxed) + index_claim() +
-             static_cast<int64_t>(ghost_bytes_) >
-         static_cast<int64_t>(limit_);
+int64_t LruEngine::room_beside(int64_t index) const {
+  return static_cast<int64_t>(limit_) - data_bytes_.load(std::memory_order_relaxed) - index -
+         static_cast<int64_t>(ghost_bytes_);
 }
+
+bool LruEngine::over_budget() const { return room_beside(index_claim()) < 0; }
 
 void LruEngine::unback_locked(uint32_t id) {
   madvise(segs_[id].mem, seg_size_, MADV_DONTNEED);
@@ -205,8 +206,7 @@ uint32_t LruEngine::pop_free_locked(bool may_use_reserve) {
     unback_locked(free_.back());
     free_.pop_back();
   }
-  const int64_t room = static_cast<int64_t>(limit_) - data_bytes_.load(std::memory_order_relaxed) -
-                       index_claim() - static_cast<int64_t>(ghost_bytes_);
+  const int64_t room = room_beside(index_claim());
   const size_t backable =
       std::min(unbacked_.size(), room > 0 ? static_cast<size_t>(room) / seg_size_ : size_t{0});
   const size_t keep = may_use_reserve ? 0 : kReserve;
