@@ -23,11 +23,12 @@ ByteBuffer* Fill::target() const {
   return &s_->out;
 }
 
-void Fill::finish(size_t held) const {
+void Fill::finish(size_t held, size_t bytes) const {
   Slot* s = s_;
   s->stats->client_latency[s->frontend].record(metrics::now_ns() - s->started_ns);
   if (Downstream* d = s->owner) {
     d->held_ += held;
+    d->note_reply(bytes);
     s->done = true;
     d->drain();  // (may close the connection: it stays allocated until its close callback)
   }
@@ -37,7 +38,7 @@ void Fill::finish(size_t held) const {
 void Fill::operator()(std::string_view bytes) const {
   ByteBuffer* b = target();
   if (b != nullptr) b->append(bytes);
-  finish(b == &s_->out ? bytes.size() : 0);
+  finish(b == &s_->out ? bytes.size() : 0, b != nullptr ? bytes.size() : 0);
 }
 
 Downstream::Downstream(Worker& w)
@@ -45,6 +46,7 @@ Downstream::Downstream(Worker& w)
       max_in_flight_(w.cfg().client_max_in_flight),
       output_soft_(w.cfg().client_output_soft),
       output_hard_(w.cfg().client_output_hard),
+      window_(std::min(max_in_flight_, kFirstWindow)),
       stream_(*this, w.read_buffer(), Worker::kReadBuffer),
       text_(mc::DecoderLimits{64 * 1024, w.cfg().max_value, /*admin=*/true}),
       native_(w.cfg().max_value * 2 + (64 << 10)) {
@@ -131,8 +133,16 @@ Fill Downstream::push() {
   return Fill(slot);
 }
 
+void Downstream::note_reply(size_t bytes) {
+  // Up at once to a larger reply, down by an eighth a reply: one small reply between large
+  // ones does not open the window.
+  reply_est_ = std::max(bytes, reply_est_ - reply_est_ / 8);
+  const size_t fits = reply_est_ == 0 ? max_in_flight_ : output_soft_ / reply_est_;
+  window_ = std::clamp<size_t>(fits, 1, max_in_flight_);
+}
+
 bool Downstream::hold_input() {
-  if (queued_ < max_in_flight_ && buffered() < output_soft_) return false;
+  if (queued_ < window_ && buffered() < output_soft_) return false;
   if (!held_back_) {
     held_back_ = true;
     stats().clients_paused.add();
@@ -143,7 +153,7 @@ bool Downstream::hold_input() {
 
 void Downstream::maybe_resume() {
   if (!held_back_ || stream_.closing()) return;
-  if (queued_ >= max_in_flight_ || buffered() >= output_soft_ / 2) return;
+  if (queued_ >= window_ || buffered() >= output_soft_ / 2) return;
   held_back_ = false;
   stream_.resume();
   stream_.process_input();  // requests already read

@@ -8,10 +8,14 @@
 //                                              straight to the output; slot 3's bytes wait
 //                                              in the slot until then
 //
-// Isolation (one client never hurts another): a client is not read while it has
-// client_max_in_flight requests unanswered, or client_output_soft bytes of replies it has not
-// read (in the slots and the socket's output); it is closed when they pass
-// client_output_hard. Backend connections and node health never depend on one client: its
+// Isolation (one client never hurts another): a client is not read while it has its window of
+// requests unanswered, or client_output_soft bytes of replies it has not read (in the slots
+// and the socket's output); it is closed when they pass client_output_hard. The window is
+// what client_output_soft holds of the replies this client has had (the largest recent one,
+// decaying by 1/8 a reply), between 1 and client_max_in_flight, and starts at kFirstWindow:
+// a client that asks for megabytes per request has one or two in flight, not 64, so the
+// replies queued ahead of other clients' requests on the shared backend connections stay a
+// few megabytes. Backend connections and node health never depend on one client: its
 // requests in flight when it closes are answered by the nodes and dropped here.
 #pragma once
 
@@ -81,7 +85,7 @@ class Fill {
 
  private:
   ByteBuffer* target() const;  // where the reply goes now, or null (closed)
-  void finish(size_t held) const;
+  void finish(size_t held, size_t bytes) const;  // bytes: the reply's size
   Slot* s_;
 };
 
@@ -129,11 +133,15 @@ class Downstream final : public net::Stream::Handler {
   bool wait_for_any_cas();  // the same for a request on every key (flush_all)
   bool hold_input();        // true when this client must not be read now (and pauses it)
   void maybe_resume();
+  void note_reply(size_t bytes);  // a reply's size: the window follows it
   size_t buffered() const { return stream_.unsent() + held_; }
 
   Worker& w_;
   // The client limits of the config this connection started with (a reload keeps them).
   const size_t max_in_flight_, output_soft_, output_hard_;
+  static constexpr size_t kFirstWindow = 4;  // requests in flight before any reply was seen
+  size_t window_;                            // requests in flight at most (1..max_in_flight_)
+  size_t reply_est_ = 0;                     // recent reply size that the window is made for
   net::Stream stream_;
   net::Protocol proto_ = net::Protocol::kMemcacheText;
   bool sniffed_ = false;
@@ -162,7 +170,8 @@ void Fill::write(F&& produce) const {
   ByteBuffer* b = target();
   size_t before = b != nullptr ? b->size() : 0;
   if (b != nullptr) produce(*b);
-  finish(b == &s_->out ? b->size() - before : 0);
+  const size_t bytes = b != nullptr ? b->size() - before : 0;
+  finish(b == &s_->out ? bytes : 0, bytes);
 }
 
 }  // namespace cachetier::router
