@@ -1,11 +1,10 @@
 // memcached-style credentials. See auth.h.
 #include "common/net/auth.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include <fstream>
 #include <sstream>
+
+#include "common/net/openssl_api.h"  // last: it makes OpenSSL's names macros
 
 namespace cachetier::net {
 
@@ -20,6 +19,8 @@ std::array<uint8_t, 32> sha256(std::string_view s) {
 
 Result<std::vector<AuthFile::Entry>> AuthFile::parse(std::string_view text,
                                                      const std::string& name) {
+  // Passwords are kept as SHA-256 digests: OpenSSL, opened now (entries exist only after).
+  if (Status st = openssl::load(); !st.is_ok()) return st;
   std::vector<Entry> out;
   size_t line_no = 0;
   while (!text.empty()) {

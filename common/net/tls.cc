@@ -2,14 +2,13 @@
 #include "common/net/tls.h"
 
 #include <arpa/inet.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <ctime>
+
+#include "common/net/openssl_api.h"  // last: it makes OpenSSL's names macros
 
 namespace cachetier::net {
 
@@ -109,6 +108,8 @@ Status apply_ssl_option(std::string_view key, std::string_view value, TlsOptions
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 Result<std::shared_ptr<TlsContext>> TlsContext::make(const TlsOptions& o, bool server) {
+  // Every session and BIO comes from a context: OpenSSL is opened here, on first use.
+  if (Status st = openssl::load(); !st.is_ok()) return st;
   SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   if (ctx == nullptr) return bad("TLS: " + openssl_reason());
   std::shared_ptr<TlsContext> c(new TlsContext(ctx, o, server));

@@ -289,12 +289,36 @@ def test_bad_tls_flags():
     fails(["-o", "no_such_option=1"], 2, "no_such_option")
     fails(["-l", "notls:127.0.0.1"], 2, "notls")
 
+def mapped(server):
+    with open("/proc/%d/maps" % server.proc.pid) as f:
+        return {os.path.basename(line.split()[-1]) for line in f if "/" in line}
+
+
+def test_openssl_is_opened_only_for_tls_or_auth():
+    """Without -Z or -Y a node maps neither libssl nor libcrypto (1.7 MB of its RSS); with
+    either it opens them and works (common/net/openssl_api.h)."""
+    with Server("-t", "1") as s:
+        libs = mapped(s)
+        check(not any(n.startswith(("libssl", "libcrypto")) for n in libs),
+              "a plaintext node maps %s" % sorted(n for n in libs if "ssl" in n or "crypto" in n))
+    with Server(*tls_args()) as s:
+        libs = mapped(s)
+        check("libssl.so.3" in libs and "libcrypto.so.3" in libs, "a TLS node opened OpenSSL")
+        check(stats(s)["ssl_handshake_errors"] == "0", "and serves over TLS")
+    with open(CERTS.path("auth.txt"), "w") as f:
+        f.write("user:secret\n")
+    with Server("-t", "1", "-Y", CERTS.path("auth.txt")) as s:
+        check("libcrypto.so.3" in mapped(s), "a node with an auth file opened OpenSSL")
+        c = s.connect()
+        c.send(b"set a 0 0 11\r\nuser secret\r\n")
+        check(c.line() == b"STORED", "and authenticates")
+
 
 if __name__ == "__main__":
     try:
         run([test_pymemcache_over_tls, test_versions_and_sni, test_verify_modes_and_mutual_tls,
              test_client_side_refusals, test_plaintext_client_and_notls_listener,
              test_handshake_timeout_and_flood, test_refresh_certs_and_sighup,
-             test_bad_tls_flags])
+             test_bad_tls_flags, test_openssl_is_opened_only_for_tls_or_auth])
     finally:
         CERTS.close()
