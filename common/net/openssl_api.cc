@@ -23,7 +23,8 @@ Status open_all() {
                       (e != nullptr ? e : "not found"));
   }
   // libssl's dependency, already loaded with it: its own handle finds libcrypto's functions
-  // whichever way the dynamic linker orders the search.
+  // whichever way the dynamic linker orders the search. Neither handle is ever closed
+  // (OpenSSL's exit-time cleanup runs from them).
   void* crypto = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
   std::string missing;
   auto find = [&](const char* name) -> void* {
